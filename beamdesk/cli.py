@@ -1,0 +1,212 @@
+"""The ``beamdesk`` command: serve, demo, index, db, users, tokens, and the analysis tools."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from beamdesk.settings import Settings, settings_from_env
+
+app = typer.Typer(
+    help="BeamDesk: the remote office of a synchrotron facility.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Personal API tokens for scripts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+console = Console()
+err = Console(stderr=True)
+
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="Data root (default: $BEAMDESK_DATA or ./var/data).")
+]
+
+
+def _settings(data: Path | None = None) -> Settings:
+    return settings_from_env(data)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _sessionmaker(settings: Settings):  # type: ignore[no-untyped-def]
+    from beamdesk.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+@db_app.command("upgrade")
+def db_upgrade(data: DataOption = None) -> None:
+    """Create or migrate the database schema to the newest version."""
+    from beamdesk.migrate import upgrade
+
+    settings = _settings(data)
+    upgrade(settings.database_url)
+    console.print(f"database at newest schema: {_safe_url(settings.database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    data: DataOption = None,
+) -> None:
+    """Serve the portal, API, viewer and workbench."""
+    import os
+
+    import uvicorn
+
+    from beamdesk.migrate import upgrade
+
+    settings = _settings(data)
+    if data is not None:
+        os.environ["BEAMDESK_DATA"] = str(settings.data_root)
+    upgrade(settings.database_url)
+    settings.data_root.mkdir(parents=True, exist_ok=True)
+    console.print(f"BeamDesk on http://{host}:{port}  (data: {settings.data_root})")
+    uvicorn.run(
+        "beamdesk.web.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(data: DataOption = None) -> None:
+    """Create a realistic demo facility: beamlines, people, proposals, NeXus data."""
+    from beamdesk.migrate import upgrade
+    from beamdesk.portal.demo import create_demo
+
+    settings = _settings(data)
+    upgrade(settings.database_url)
+    create_demo(settings, _sessionmaker(settings), console=console)
+
+
+@app.command()
+def index(
+    data: DataOption = None,
+    proposal: Annotated[str | None, typer.Option(help="Only this proposal number.")] = None,
+) -> None:
+    """Walk the data root and record every file in the catalogue (idempotent)."""
+    from beamdesk.db import session_scope
+    from beamdesk.portal.catalogue import index_data_root
+
+    settings = _settings(data)
+    with session_scope(_sessionmaker(settings)) as db:
+        report = index_data_root(db, settings.data_root, only=proposal, console=console)
+    console.print(report.summary())
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="user, pi, reviewer, scientist or user_office.")],
+    email: Annotated[str, typer.Option(help="E-mail address.")] = "",
+    full_name: Annotated[str, typer.Option("--name", help="Full name.")] = "",
+    beamline: Annotated[
+        list[str] | None, typer.Option(help="Beamline of a scientist (repeatable).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a local account (prints a generated password unless --password-stdin)."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from beamdesk.db import session_scope
+    from beamdesk.portal.auth import create_user
+    from beamdesk.portal.models import Beamline, GlobalRole
+
+    aliases = {"pi": "user", "principal_investigator": "user", "participant": "user",
+               "beamline_scientist": "scientist", "useroffice": "user_office"}
+    try:
+        global_role = GlobalRole(aliases.get(role, role))
+    except ValueError:
+        _fail(f"unknown role {role!r}; use user, pi, reviewer, scientist or user_office")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else secrets.token_urlsafe(12)
+    settings = _settings()
+    try:
+        with session_scope(_sessionmaker(settings)) as db:
+            user = create_user(db, username, global_role, password=password, email=email,
+                               full_name=full_name)
+            for name in beamline or []:
+                bl = db.scalar(select(Beamline).where(Beamline.name == name))
+                if bl is None:
+                    _fail(f"no beamline {name!r}")
+                user.beamlines.append(bl)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"created {username} ({global_role.value})")
+    if not password_stdin:
+        console.print(f"password (shown once): [bold]{password}[/bold]")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    username: str,
+    expires: Annotated[int, typer.Option(help="Days until the token expires (0: never).")] = 90,
+    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "cli",
+) -> None:
+    """Create a personal API token and print it once."""
+    from sqlalchemy import select
+
+    from beamdesk.db import session_scope
+    from beamdesk.portal.auth import create_api_token
+    from beamdesk.portal.models import User
+
+    settings = _settings()
+    with session_scope(_sessionmaker(settings)) as db:
+        user = db.scalar(select(User).where(User.username == username))
+        if user is None:
+            _fail(f"no user {username!r}")
+        new = create_api_token(db, user, name=name, expires_days=expires or None)
+    # Only the token on stdout, so scripts can capture it.
+    print(new.token)
+
+
+def _add_optional_subcommands() -> None:
+    """Analysis tools register their own sub-commands (``beamdesk xrf …``, ``jobs …``)."""
+    import importlib
+
+    for name, module in [("xrf", "beamdesk.xrf.cli")]:
+        try:
+            sub = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(sub.app, name=name)
+
+
+_add_optional_subcommands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""HDF5 content: confined paths, h5grove-compatible content, downsampling, exports."""

@@ -1,0 +1,74 @@
+"""Confine every user-supplied path to one proposal's folder under the data root.
+
+A path is accepted only if it is relative, has no ``.``/``..`` components (before or after
+Unicode compatibility folding), no control or invisible characters, and resolves, with
+every symlink followed, to a place inside the proposal folder. Anything else is
+``PathNotFound``, which the web layer answers with 404 so no probing can tell "exists
+but forbidden" from "absent".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+PROPOSAL_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+# Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned.
+_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+MAX_PATH_LENGTH = 4096
+
+
+class PathNotFound(LookupError):
+    """The path does not name a file or folder inside the proposal."""
+
+
+def _check_component(part: str) -> None:
+    folded = unicodedata.normalize("NFKC", part)
+    if part in {"", ".", ".."} or folded in {".", ".."}:
+        raise PathNotFound(part)
+    if "/" in folded or "\\" in folded or "\\" in part:
+        raise PathNotFound(part)
+    if any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in part):
+        raise PathNotFound(part)
+
+
+def clean_relative(relpath: str) -> str:
+    """Validate a relative path's spelling and return it with single forward slashes."""
+    if len(relpath) > MAX_PATH_LENGTH or "\x00" in relpath:
+        raise PathNotFound(relpath[:80])
+    if relpath.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relpath):
+        raise PathNotFound(relpath)
+    parts = [p for p in relpath.split("/") if p != ""]
+    for part in parts:
+        _check_component(part)
+    return "/".join(parts)
+
+
+def proposal_root(data_root: Path, number: str) -> Path:
+    """The resolved folder of a proposal; PathNotFound if the number is odd or absent."""
+    if not PROPOSAL_NUMBER.match(number):
+        raise PathNotFound(number)
+    root = Path(data_root).resolve()
+    folder = (root / number).resolve()
+    if folder.parent != root or not folder.is_dir():
+        raise PathNotFound(number)
+    return folder
+
+
+def resolve_in_proposal(data_root: Path, number: str, relpath: str) -> Path:
+    """Resolve ``relpath`` inside proposal ``number``; it must exist and stay inside."""
+    folder = proposal_root(data_root, number)
+    rel = clean_relative(relpath)
+    try:
+        target = (folder / rel).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # missing, or a symlink loop
+        raise PathNotFound(rel) from exc
+    if target != folder and not target.is_relative_to(folder):
+        raise PathNotFound(rel)
+    return target
+
+
+def relative_to_proposal(data_root: Path, number: str, path: Path) -> str:
+    """The forward-slash path of ``path`` relative to its proposal folder."""
+    return path.resolve().relative_to(proposal_root(data_root, number)).as_posix()

@@ -1,0 +1,102 @@
+"""Configuration from ``BEAMDESK_*`` environment variables, with defaults that run on a laptop.
+
+Settings are read once per process (``get_settings``); tests build their own ``Settings``
+and pass them explicitly, so nothing here is global state that a test must reset.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"BEAMDESK_{name}", default)
+
+
+def _var_dir() -> Path:
+    return Path(_env("VAR", "var")).resolve()
+
+
+def _load_or_create_secret(path: Path) -> str:
+    """A per-installation secret kept next to the data, created on first start.
+
+    A constant default secret would let anyone forge session cookies, so there is none.
+    """
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret)
+    return secret
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: Path
+    database_url: str
+    secret_key: str
+    var_dir: Path
+    base_url: str = "http://127.0.0.1:8000"
+    # Embargo: release = end of last beamtime + embargo_years; the PI may extend once.
+    embargo_years: int = 3
+    embargo_extension_years: int = 2
+    # The largest selection one HDF5 request may read, in bytes.
+    max_read_bytes: int = 256 * MiB
+    # Sign-in throttling: after this many failures the account is locked for a while.
+    max_failed_logins: int = 5
+    lockout_seconds: int = 300
+    session_max_age: int = 12 * 3600
+    cookie_secure: bool = False
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_name: str = "Single sign-on"
+    dask_scheduler: str = ""
+    dask_workers: int = 2
+    max_concurrent_jobs: int = 2
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+
+def settings_from_env(data_root: str | Path | None = None) -> Settings:
+    var_dir = _var_dir()
+    root = Path(data_root or _env("DATA", str(var_dir / "data"))).resolve()
+    secret = os.environ.get("BEAMDESK_SECRET_KEY") or _load_or_create_secret(
+        var_dir / "secret_key"
+    )
+    return Settings(
+        data_root=root,
+        database_url=_env("DATABASE_URL", f"sqlite:///{var_dir / 'beamdesk.db'}"),
+        secret_key=secret,
+        var_dir=var_dir,
+        base_url=_env("BASE_URL", "http://127.0.0.1:8000"),
+        embargo_years=int(_env("EMBARGO_YEARS", "3")),
+        embargo_extension_years=int(_env("EMBARGO_EXTENSION_YEARS", "2")),
+        max_read_bytes=int(_env("MAX_READ_BYTES", str(256 * MiB))),
+        max_failed_logins=int(_env("MAX_FAILED_LOGINS", "5")),
+        lockout_seconds=int(_env("LOCKOUT_SECONDS", "300")),
+        cookie_secure=_env("COOKIE_SECURE", "0") == "1",
+        oidc_issuer=_env("OIDC_ISSUER", ""),
+        oidc_client_id=_env("OIDC_CLIENT_ID", ""),
+        oidc_client_secret=_env("OIDC_CLIENT_SECRET", ""),
+        oidc_name=_env("OIDC_NAME", "Single sign-on"),
+        dask_scheduler=_env("DASK_SCHEDULER", ""),
+        dask_workers=int(_env("DASK_WORKERS", "2")),
+        max_concurrent_jobs=int(_env("MAX_CONCURRENT_JOBS", "2")),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return settings_from_env()

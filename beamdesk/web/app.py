@@ -1,0 +1,73 @@
+"""The ASGI application factory: one app for pages, API, HDF5 content and front ends."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+import beamdesk
+from beamdesk.db import make_engine, make_sessionmaker
+from beamdesk.settings import Settings, get_settings
+from beamdesk.web import problems
+from beamdesk.web.security import SecurityHeadersMiddleware, csrf_token
+
+HERE = Path(__file__).parent
+# Each module holds one APIRouter named ``router``; order matters only for pages.
+ROUTE_MODULES = [
+    "health",
+    "auth",
+    "tokens",
+    "proposals_api",
+    "datasets_api",
+    "files",
+    "h5",
+    "pages",
+    "viewer",
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="BeamDesk",
+        version=beamdesk.__version__,
+        description="Remote access to a synchrotron facility's experiments and data.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals["csrf_token"] = csrf_token
+    templates.env.globals["settings"] = settings
+    templates.env.globals["version"] = beamdesk.__version__
+    app.state.templates = templates
+
+    app.add_exception_handler(StarletteHTTPException, problems.http_exception_handler)
+    app.add_exception_handler(RequestValidationError, problems.validation_exception_handler)
+    app.add_exception_handler(Exception, problems.unhandled_exception_handler)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="beamdesk_session",
+        max_age=settings.session_max_age,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    for name in ROUTE_MODULES:
+        module = importlib.import_module(f"beamdesk.web.routes.{name}")
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    return app

@@ -1,0 +1,5 @@
+"""The ASGI entry point for uvicorn workers: ``uvicorn beamdesk.web.asgi:app``."""
+
+from beamdesk.web.app import create_app
+
+app = create_app()

@@ -1,0 +1,154 @@
+"""Request-scoped dependencies: database session, settings, who is asking, proposal lookup.
+
+Every route that touches a proposal gets it through ``proposal_for`` (or calls
+``beamdesk.portal.access`` itself), so the access rules are applied in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from beamdesk.db import utcnow
+from beamdesk.h5.paths import PathNotFound, proposal_root
+from beamdesk.portal import access
+from beamdesk.portal.access import Action, Identity
+from beamdesk.portal.auth import user_from_token
+from beamdesk.portal.models import Proposal, User
+from beamdesk.settings import Settings
+from beamdesk.web.problems import Problem, not_found
+
+SESSION_USER = "uid"
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_now(request: Request) -> datetime:
+    """The current instant; tests may pin it through ``app.state.clock``."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock else utcnow()
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+def get_user(request: Request, db: Annotated[Session, Depends(get_db)]) -> User | None:
+    """The signed-in user from a Bearer token or the session cookie, or None."""
+    if hasattr(request.state, "user"):
+        return request.state.user
+    user: User | None = None
+    token = _bearer(request)
+    if token is not None:
+        user = user_from_token(db, token)
+        if user is None:
+            raise Problem(401, "The API token is unknown, expired or revoked.")
+    else:
+        uid = request.session.get(SESSION_USER)
+        if isinstance(uid, int):
+            user = db.get(User, uid)
+            if user is None or not user.is_active:
+                request.session.clear()
+                user = None
+    request.state.user = user
+    return user
+
+
+def get_identity(user: Annotated[User | None, Depends(get_user)]) -> Identity:
+    return access.identity_of(user)
+
+
+def require_user(user: Annotated[User | None, Depends(get_user)]) -> User:
+    if user is None:
+        raise Problem(401, "Sign in, or send an API token as 'Authorization: Bearer …'.")
+    return user
+
+
+DB = Annotated[Session, Depends(get_db)]
+CurrentIdentity = Annotated[Identity, Depends(get_identity)]
+CurrentUser = Annotated[User | None, Depends(get_user)]
+SignedInUser = Annotated[User, Depends(require_user)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Now = Annotated[datetime, Depends(get_now)]
+
+
+def load_proposal(db: Session, number: str) -> Proposal | None:
+    return db.scalar(
+        select(Proposal)
+        .where(Proposal.number == number)
+        .options(
+            selectinload(Proposal.members),
+            selectinload(Proposal.reviews),
+            selectinload(Proposal.beamtimes),
+        )
+    )
+
+
+def proposal_for(
+    db: Session, identity: Identity, number: str, action: Action, now: datetime
+) -> Proposal:
+    """The proposal if the identity may do ``action`` to it; 404 otherwise.
+
+    404 rather than 403, so a caller cannot learn which proposal numbers exist. The one
+    exception: a proposal the caller may *see* but not act on gives 403, since its
+    existence is no secret to them.
+    """
+    proposal = load_proposal(db, number)
+    if proposal is None:
+        raise not_found(f"No proposal {number}, or you may not see it.")
+    rel = access.relation(identity, proposal, now)
+    if access.may(rel, action):
+        return proposal
+    if action != Action.view_proposal and access.may(rel, Action.view_proposal):
+        if action == Action.read_data:
+            raise not_found(f"No data of proposal {number} you may read.")
+        raise Problem(403, f"You may not {action.value.replace('_', ' ')} on proposal {number}.")
+    raise not_found(f"No proposal {number}, or you may not see it.")
+
+
+@dataclass(frozen=True)
+class ReadableFolder:
+    """A proposal whose data the caller may read, with its folder on disk."""
+
+    proposal: Proposal
+    root: Path
+    data_root: Path
+
+
+def readable_folder(
+    number: str, db: DB, identity: CurrentIdentity, settings: AppSettings, now: Now
+) -> ReadableFolder:
+    """Dependency for every data route: access check first, then the confined folder."""
+    proposal = proposal_for(db, identity, number, Action.read_data, now)
+    try:
+        root = proposal_root(settings.data_root, number)
+    except PathNotFound as exc:
+        raise not_found(f"Proposal {number} has no data yet.") from exc
+    return ReadableFolder(proposal, root, settings.data_root)
+
+
+ReadableProposal = Annotated[ReadableFolder, Depends(readable_folder)]

@@ -1,0 +1,80 @@
+"""JSON problem details (RFC 9457) for the API, plain pages for browsers; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("beamdesk.web")
+
+TITLES = {
+    400: "Bad request",
+    401: "Sign-in required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Selection too large",
+    416: "Range not satisfiable",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal error",
+}
+
+
+class Problem(HTTPException):
+    """An error meant for the caller: ``detail`` says what went wrong and what to do."""
+
+    def __init__(self, status: int, detail: str, title: str | None = None) -> None:
+        super().__init__(status_code=status, detail=detail)
+        self.title = title or TITLES.get(status, "Error")
+
+
+def not_found(what: str = "No such thing, or you may not see it.") -> Problem:
+    return Problem(404, what)
+
+
+def wants_json(request: Request) -> bool:
+    if request.url.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def problem_response(request: Request, status: int, title: str, detail: str) -> Response:
+    if wants_json(request):
+        body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "title": title, "detail": detail},
+        status_code=status,
+    )
+
+
+async def http_exception_handler(request: Request, exc: StarletteHTTPException) -> Response:
+    title = getattr(exc, "title", None) or TITLES.get(exc.status_code, "Error")
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    response = problem_response(request, exc.status_code, title, detail)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+async def validation_exception_handler(request: Request, exc: RequestValidationError) -> Response:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return problem_response(request, 422, TITLES[422], "; ".join(parts) or "invalid input")
+
+
+async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request, 500, TITLES[500], "Something went wrong on our side; it has been logged."
+    )

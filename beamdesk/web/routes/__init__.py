@@ -1,0 +1,1 @@
+"""Thin routes: parse the request, ask beamdesk.portal.access, call the service, answer."""
