@@ -1,5 +1,257 @@
-"""(being written)"""
+"""REST API for proposals: list, create, edit, members, reviews, beamtimes, lifecycle, embargo."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from beamdesk.portal import access, proposals
+from beamdesk.portal.access import Action, Identity
+from beamdesk.portal.models import Beamline, Proposal, ProposalState, User
+from beamdesk.portal.proposals import InvalidRequest, PermissionDenied, SampleInput, StateConflict
+from beamdesk.web import schemas
+from beamdesk.web.deps import (
+    DB,
+    AppSettings,
+    CurrentIdentity,
+    CurrentUser,
+    Now,
+    SignedInUser,
+    proposal_for,
+)
+from beamdesk.web.problems import Problem
+from beamdesk.web.security import verify_csrf
+
+router = APIRouter(prefix="/api", tags=["proposals"])
+changes = APIRouter(prefix="/api", tags=["proposals"], dependencies=[Depends(verify_csrf)])
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn the services' refusals into HTTP answers the caller can act on."""
+    try:
+        yield
+    except PermissionDenied as exc:
+        raise Problem(403, f"You {exc}.") from exc
+    except StateConflict as exc:
+        raise Problem(409, str(exc).capitalize() + ".") from exc
+    except InvalidRequest as exc:
+        raise Problem(422, str(exc).capitalize() + ".") from exc
+
+
+def _beamline(db: Session, name: str | None) -> Beamline | None:
+    if name is None:
+        return None
+    beamline = db.scalar(select(Beamline).where(Beamline.name == name))
+    if beamline is None:
+        raise Problem(422, f"No beamline called {name!r}.")
+    return beamline
+
+
+def _user(db: Session, username: str) -> User:
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise Problem(422, f"No user called {username!r}.")
+    return user
+
+
+def detail(
+    db: Session, identity: Identity, number: str, now: datetime
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    rel = access.relation(identity, proposal, now)
+    return schemas.ProposalDetail.build(proposal, rel, identity.user_id)
+
+
+@router.get("/beamlines")
+def list_beamlines(db: DB) -> list[dict[str, str]]:
+    rows = db.scalars(select(Beamline).order_by(Beamline.name))
+    return [{"name": b.name, "description": b.description, "techniques": b.techniques}
+            for b in rows]
+
+
+@router.get("/proposals", response_model=schemas.Page[schemas.ProposalSummary])
+def list_proposals(
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
+    state: ProposalState | None = None,
+    q: str | None = Query(None, max_length=200, description="Text in number or title"),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> schemas.Page[schemas.ProposalSummary]:
+    """The proposals the caller may see (anonymous: the released ones), newest first."""
+    where = [access.visible_proposals(identity, now)]
+    if state is not None:
+        where.append(Proposal.state == state)
+    if q:
+        pattern = f"%{q.lower()}%"
+        where.append(func.lower(Proposal.title).like(pattern) | Proposal.number.like(pattern))
+    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
+    rows = db.scalars(
+        select(Proposal).where(*where).options(selectinload(Proposal.beamline))
+        .order_by(Proposal.number.desc()).limit(limit).offset(offset)
+    )
+    return schemas.Page(items=[schemas.ProposalSummary.of(p) for p in rows], total=total,
+                        limit=limit, offset=offset)
+
+
+@router.get("/proposals/{number}", response_model=schemas.ProposalDetail)
+def get_proposal(
+    number: str, db: DB, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals", status_code=201, response_model=schemas.ProposalDetail)
+def create_proposal(
+    body: schemas.ProposalIn, db: DB, user: SignedInUser, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    """Start a draft; the caller becomes its principal investigator."""
+    with service_errors():
+        proposal = proposals.create_proposal(
+            db, user, title=body.title, abstract=body.abstract, category=body.category,
+            beamline=_beamline(db, body.beamline), shifts_requested=body.shifts_requested,
+            samples=[SampleInput(**s.model_dump()) for s in body.samples], now=now,
+        )
+    db.commit()
+    return detail(db, identity, proposal.number, now)
+
+
+@changes.patch("/proposals/{number}", response_model=schemas.ProposalDetail)
+def update_proposal(
+    number: str, body: schemas.ProposalPatch, db: DB, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.update_draft(
+            db, identity, proposal, now=now, title=body.title, abstract=body.abstract,
+            category=body.category,
+            samples=None if body.samples is None
+            else [SampleInput(**s.model_dump()) for s in body.samples],
+        )
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/transitions/{action}", response_model=schemas.ProposalDetail)
+def take_transition(
+    number: str, action: str, db: DB, identity: CurrentIdentity, user: CurrentUser, now: Now,
+    body: schemas.TransitionIn | None = None,
+) -> schemas.ProposalDetail:
+    """Move the proposal along its life: submit, start_feasibility, feasible, accept, …"""
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.transition(db, identity, proposal, action,
+                             comment=body.comment if body else "", now=now)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/members", response_model=schemas.ProposalDetail)
+def add_member(
+    number: str, body: schemas.MemberIn, db: DB, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.add_member(db, identity, proposal, _user(db, body.username), body.role, now=now)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.delete("/proposals/{number}/members/{username}", response_model=schemas.ProposalDetail)
+def remove_member(
+    number: str, username: str, db: DB, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.remove_member(db, identity, proposal, _user(db, username).id, now=now)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/reviewers", response_model=schemas.ProposalDetail)
+def assign_reviewer(
+    number: str, body: schemas.ReviewerIn, db: DB, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.assign_reviewer(db, identity, proposal, _user(db, body.username), now=now)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/review", response_model=schemas.ProposalDetail)
+def submit_review(
+    number: str, body: schemas.ReviewIn, db: DB, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.submit_review(db, identity, proposal, score=body.score, comment=body.comment,
+                                now=now)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/beamtimes", response_model=schemas.ProposalDetail)
+def add_beamtime(
+    number: str, body: schemas.BeamtimeIn, db: DB, identity: CurrentIdentity, now: Now,
+    settings: AppSettings,
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    if body.start.tzinfo is None or body.end.tzinfo is None:
+        raise Problem(422, "Give start and end with a time zone, e.g. 2026-03-01T08:00:00Z.")
+    beamline = _beamline(db, body.beamline)
+    assert beamline is not None
+    with service_errors():
+        proposals.add_beamtime(db, identity, proposal, settings, beamline=beamline,
+                               start=body.start, end=body.end, shifts=body.shifts, now=now)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/embargo/release", response_model=schemas.ProposalDetail)
+def release_early(
+    number: str, db: DB, identity: CurrentIdentity, now: Now,
+    body: schemas.TransitionIn | None = None,
+) -> schemas.ProposalDetail:
+    """Open the data to everyone now (PI or user office)."""
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.release_early(db, identity, proposal, now=now,
+                                comment=body.comment if body else "")
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/embargo/extend", response_model=schemas.ProposalDetail)
+def extend_embargo(
+    number: str, db: DB, identity: CurrentIdentity, now: Now, settings: AppSettings,
+    body: schemas.TransitionIn | None = None,
+) -> schemas.ProposalDetail:
+    """Push the release date back once by the configured extension (default 2 years)."""
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.extend_embargo(db, identity, proposal, settings, now=now,
+                                 comment=body.comment if body else "")
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+@changes.post("/proposals/{number}/doi", response_model=schemas.ProposalDetail)
+def set_doi(
+    number: str, body: schemas.DoiIn, db: DB, identity: CurrentIdentity, now: Now
+) -> schemas.ProposalDetail:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        proposals.set_doi(db, identity, proposal, body.doi, now=now)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
+router.include_router(changes)
