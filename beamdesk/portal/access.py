@@ -224,6 +224,15 @@ def visible_proposals(identity: Identity, now: datetime) -> ColumnElement[bool]:
     return or_(released, _member_or_reviewer(identity), _staff_clause(identity))
 
 
+def involved_proposals(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition: proposals the identity works on (not merely open data): "my proposals"."""
+    if identity.is_user_office:
+        return true()
+    if identity.is_anonymous:
+        return false()
+    return or_(_member_or_reviewer(identity), _staff_clause(identity))
+
+
 def readable_proposals(identity: Identity, now: datetime) -> ColumnElement[bool]:
     """SQL condition on ``Proposal`` equal to ``may(relation(...), read_data)``."""
     released = and_(Proposal.release_date.is_not(None), Proposal.release_date <= now)

@@ -34,6 +34,14 @@ class Problem(HTTPException):
         self.title = title or TITLES.get(status, "Error")
 
 
+def sentence(text: str) -> str:
+    """'cannot do x' -> 'Cannot do x.' (str.capitalize would lowercase names like DOI)."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "?", "!")) else ".")
+
+
 def not_found(what: str = "No such thing, or you may not see it.") -> Problem:
     return Problem(404, what)
 

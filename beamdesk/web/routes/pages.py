@@ -1,5 +1,387 @@
-"""(being written)"""
+"""Server-rendered portal pages: start, my proposals, proposal, new proposal, reviews, office,
+public catalogue. Forms post back here; each handler calls the same services as the API."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from beamdesk.portal import access, proposals
+from beamdesk.portal.access import Action
+from beamdesk.portal.lifecycle import TRANSITIONS, actions_from
+from beamdesk.portal.models import (
+    Beamline,
+    Dataset,
+    GlobalRole,
+    MemberRole,
+    Proposal,
+    ProposalCategory,
+    ProposalState,
+    Review,
+    User,
+)
+from beamdesk.portal.proposals import InvalidRequest, PermissionDenied, SampleInput
+from beamdesk.web.deps import DB, AppSettings, CurrentIdentity, CurrentUser, Now, proposal_for
+from beamdesk.web.problems import Problem, sentence
+from beamdesk.web.security import verify_csrf
+
+router = APIRouter(include_in_schema=False)
+forms = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
+PAGE_SIZE = 50
+
+
+def flash(request: Request, kind: str, text: str) -> None:
+    request.session.setdefault("flash", []).append([kind, text])
+
+
+def render(request: Request, template: str, user: User | None, **context: Any) -> HTMLResponse:
+    messages = request.session.pop("flash", [])
+    return request.app.state.templates.TemplateResponse(
+        request, template, {"user": user, "messages": messages, **context}
+    )
+
+
+def to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def back_to(number: str) -> RedirectResponse:
+    return RedirectResponse(f"/proposals/{number}", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: CurrentUser, db: DB, now: Now) -> Response:
+    if user is not None:
+        return RedirectResponse("/proposals", status_code=303)
+    released = db.scalar(
+        select(func.count()).select_from(Proposal).where(
+            access.visible_proposals(access.ANONYMOUS, now))
+    )
+    return render(request, "home.html", None, released=released)
+
+
+@router.get("/proposals", response_class=HTMLResponse)
+def my_proposals(
+    request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB, now: Now,
+    page: int = Query(1, ge=1), state: ProposalState | None = None,
+) -> Response:
+    if user is None:
+        return to_login(request)
+    # "My proposals" means the ones I work on, not everybody's open data.
+    where = [access.involved_proposals(identity)]
+    if state is not None:
+        where.append(Proposal.state == state)
+    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
+    rows = db.scalars(
+        select(Proposal).where(*where).options(selectinload(Proposal.beamline))
+        .order_by(Proposal.number.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    return render(request, "proposals.html", user, proposals=rows, total=total, page=page,
+                  pages=max(1, -(-total // PAGE_SIZE)), state=state, states=list(ProposalState))
+
+
+@router.get("/proposals/new", response_class=HTMLResponse)
+def new_proposal_form(request: Request, user: CurrentUser, db: DB) -> Response:
+    if user is None:
+        return to_login(request)
+    beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
+    return render(request, "proposal_new.html", user, beamlines=beamlines,
+                  categories=list(ProposalCategory), form={})
+
+
+@forms.post("/proposals/new", response_class=HTMLResponse)
+def new_proposal(
+    request: Request, user: CurrentUser, db: DB, now: Now,
+    title: Annotated[str, Form()] = "",
+    abstract: Annotated[str, Form()] = "",
+    category: Annotated[str, Form()] = "new",
+    beamline: Annotated[str, Form()] = "",
+    shifts: Annotated[int, Form()] = 3,
+    sample_name: Annotated[str, Form()] = "",
+    sample_formula: Annotated[str, Form()] = "",
+    sample_hazards: Annotated[str, Form()] = "",
+    safety_declared: Annotated[bool, Form()] = False,
+) -> Response:
+    if user is None:
+        return to_login(request)
+    bl = db.scalar(select(Beamline).where(Beamline.name == beamline)) if beamline else None
+    samples = ([SampleInput(sample_name, sample_formula, sample_hazards, safety_declared)]
+               if sample_name.strip() else [])
+    try:
+        proposal = proposals.create_proposal(
+            db, user, title=title, abstract=abstract, category=ProposalCategory(category),
+            beamline=bl, shifts_requested=shifts, samples=samples, now=now,
+        )
+    except (InvalidRequest, ValueError) as exc:
+        beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
+        request.session["flash"] = [["error", sentence(str(exc))]]
+        form = {"title": title, "abstract": abstract, "category": category,
+                "beamline": beamline, "shifts": shifts, "sample_name": sample_name,
+                "sample_formula": sample_formula, "sample_hazards": sample_hazards}
+        return render(request, "proposal_new.html", user, beamlines=beamlines,
+                      categories=list(ProposalCategory), form=form)
+    db.commit()
+    flash(request, "ok", f"Draft {proposal.number} saved. Submit it when it is complete.")
+    return back_to(proposal.number)
+
+
+@router.get("/proposals/{number}", response_class=HTMLResponse)
+def proposal_page(
+    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
+    now: Now,
+) -> Response:
+    try:
+        proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    except Problem:
+        if user is None:
+            return to_login(request)
+        raise
+    rel = access.relation(identity, proposal, now)
+    may = {a.value for a in Action if access.may(rel, a)}
+    datasets = []
+    total_files = 0
+    if "read_data" in may:
+        total_files = db.scalar(select(func.count()).select_from(Dataset)
+                                .where(Dataset.proposal_id == proposal.id)) or 0
+        datasets = db.scalars(select(Dataset).where(Dataset.proposal_id == proposal.id)
+                              .order_by(Dataset.path).limit(200)).all()
+    reviewers = (db.scalars(select(User).where(User.role == GlobalRole.reviewer)
+                            .order_by(User.username)).all()
+                 if "assign_reviewers" in may else [])
+    beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
+    return render(
+        request, "proposal.html", user, p=proposal, rel=rel, may=may,
+        transitions=[t for t in actions_from(proposal.state)
+                     if access.may_transition(rel, t.action)],
+        reviews=[r for r in proposal.reviews if rel.user_office or r.reviewer_id == user.id]
+        if user else [],
+        my_review=next((r for r in proposal.reviews if user and r.reviewer_id == user.id), None),
+        datasets=datasets, total_files=total_files, reviewers=reviewers, beamlines=beamlines,
+        member_roles=[MemberRole.participant, MemberRole.local_contact], now=now,
+    )
+
+
+def _guarded(request: Request, number: str, fn: Any) -> RedirectResponse:
+    """Run a service call for a form and come back to the proposal with its outcome."""
+    try:
+        message = fn()
+    except PermissionDenied as exc:
+        flash(request, "error", f"You {exc}.")
+    except (InvalidRequest, ValueError) as exc:
+        flash(request, "error", sentence(str(exc)))
+    else:
+        flash(request, "ok", message)
+    return back_to(number)
+
+
+@forms.post("/proposals/{number}/transition")
+def transition_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    action: Annotated[str, Form()], comment: Annotated[str, Form()] = "",
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        proposals.transition(db, identity, proposal, action, comment=comment, now=now)
+        db.commit()
+        return f"{TRANSITIONS[action].label}: done. The proposal is now " \
+               f"{proposal.state.value.replace('_', ' ')}."
+
+    return _guarded(request, number, go)
+
+
+@forms.post("/proposals/{number}/members")
+def add_member_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    username: Annotated[str, Form()], role: Annotated[str, Form()] = "participant",
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        member = db.scalar(select(User).where(User.username == username.strip()))
+        if member is None:
+            raise InvalidRequest(f"no user called {username!r}")
+        proposals.add_member(db, identity, proposal, member, MemberRole(role), now=now)
+        db.commit()
+        return f"{member.username} added as {role.replace('_', ' ')}."
+
+    return _guarded(request, number, go)
+
+
+@forms.post("/proposals/{number}/members/remove")
+def remove_member_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    user_id: Annotated[int, Form()],
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        proposals.remove_member(db, identity, proposal, user_id, now=now)
+        db.commit()
+        return "Member removed."
+
+    return _guarded(request, number, go)
+
+
+@forms.post("/proposals/{number}/reviewers")
+def assign_reviewer_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    username: Annotated[str, Form()],
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        reviewer = db.scalar(select(User).where(User.username == username))
+        if reviewer is None:
+            raise InvalidRequest(f"no user called {username!r}")
+        proposals.assign_reviewer(db, identity, proposal, reviewer, now=now)
+        db.commit()
+        return f"{reviewer.username} assigned as reviewer."
+
+    return _guarded(request, number, go)
+
+
+@forms.post("/proposals/{number}/review")
+def review_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    score: Annotated[int, Form()], comment: Annotated[str, Form()] = "",
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        proposals.submit_review(db, identity, proposal, score=score, comment=comment, now=now)
+        db.commit()
+        return "Review saved."
+
+    return _guarded(request, number, go)
+
+
+def _parse_day(value: str, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{field} must be a date and time like 2026-03-01T08:00") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@forms.post("/proposals/{number}/beamtimes")
+def beamtime_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    settings: AppSettings,
+    beamline: Annotated[str, Form()], start: Annotated[str, Form()],
+    end: Annotated[str, Form()], shifts: Annotated[int, Form()] = 3,
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        bl = db.scalar(select(Beamline).where(Beamline.name == beamline))
+        if bl is None:
+            raise InvalidRequest(f"no beamline called {beamline!r}")
+        proposals.add_beamtime(db, identity, proposal, settings, beamline=bl,
+                               start=_parse_day(start, "start"), end=_parse_day(end, "end"),
+                               shifts=shifts, now=now)
+        db.commit()
+        return f"Beamtime on {bl.name} added."
+
+    return _guarded(request, number, go)
+
+
+@forms.post("/proposals/{number}/embargo")
+def embargo_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    settings: AppSettings, op: Annotated[str, Form()],
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        if op == "release":
+            proposals.release_early(db, identity, proposal, now=now)
+            db.commit()
+            return "The data are now open to everyone."
+        if op == "extend":
+            proposals.extend_embargo(db, identity, proposal, settings, now=now)
+            db.commit()
+            return f"Embargo extended to {proposal.release_date:%Y-%m-%d}."
+        raise InvalidRequest(f"unknown embargo operation {op!r}")
+
+    return _guarded(request, number, go)
+
+
+@forms.post("/proposals/{number}/doi")
+def doi_form(
+    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    doi: Annotated[str, Form()],
+) -> Response:
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+
+    def go() -> str:
+        proposals.set_doi(db, identity, proposal, doi, now=now)
+        db.commit()
+        return f"DOI {proposal.doi} recorded."
+
+    return _guarded(request, number, go)
+
+
+@router.get("/reviews", response_class=HTMLResponse)
+def my_reviews(request: Request, user: CurrentUser, db: DB) -> Response:
+    if user is None:
+        return to_login(request)
+    rows = db.scalars(
+        select(Review).where(Review.reviewer_id == user.id)
+        .options(selectinload(Review.proposal)).order_by(Review.assigned_at.desc())
+    ).all()
+    return render(request, "reviews.html", user, reviews=rows)
+
+
+@router.get("/office", response_class=HTMLResponse)
+def office(
+    request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB, now: Now
+) -> Response:
+    """The user office's and beamline scientists' work list: proposals by state."""
+    if user is None:
+        return to_login(request)
+    if user.role not in {GlobalRole.user_office, GlobalRole.scientist}:
+        raise Problem(404, "This page is for the user office and beamline scientists.")
+    rows = db.scalars(
+        select(Proposal).where(access.visible_proposals(identity, now),
+                               Proposal.state != ProposalState.draft)
+        .options(selectinload(Proposal.beamline)).order_by(Proposal.number.desc()).limit(500)
+    ).all()
+    by_state: dict[ProposalState, list[Proposal]] = {s: [] for s in ProposalState}
+    for p in rows:
+        by_state[p.state].append(p)
+    return render(request, "office.html", user, by_state=by_state)
+
+
+@router.get("/catalogue", response_class=HTMLResponse)
+def catalogue(
+    request: Request, user: CurrentUser, db: DB, now: Now,
+    q: str = Query("", max_length=200), page: int = Query(1, ge=1),
+) -> Response:
+    """Open data: proposals whose embargo has ended, for everyone."""
+    where = [access.visible_proposals(access.ANONYMOUS, now)]
+    if q:
+        pattern = f"%{q.lower()}%"
+        where.append(func.lower(Proposal.title).like(pattern) | Proposal.number.like(pattern)
+                     | func.lower(Proposal.abstract).like(pattern))
+    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
+    rows = db.scalars(
+        select(Proposal).where(*where).options(selectinload(Proposal.beamline))
+        .order_by(Proposal.release_date.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    counts = dict(db.execute(
+        select(Dataset.proposal_id, func.count()).where(
+            Dataset.proposal_id.in_([p.id for p in rows])).group_by(Dataset.proposal_id)
+    ).all()) if rows else {}
+    return render(request, "catalogue.html", user, proposals=rows, counts=counts, q=q,
+                  total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+
+
+router.include_router(forms)

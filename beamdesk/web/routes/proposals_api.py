@@ -24,11 +24,11 @@ from beamdesk.web.deps import (
     SignedInUser,
     proposal_for,
 )
-from beamdesk.web.problems import Problem
+from beamdesk.web.problems import Problem, sentence
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter(prefix="/api", tags=["proposals"])
-changes = APIRouter(prefix="/api", tags=["proposals"], dependencies=[Depends(verify_csrf)])
+changes = APIRouter(tags=["proposals"], dependencies=[Depends(verify_csrf)])
 
 
 @contextmanager
@@ -39,9 +39,9 @@ def service_errors() -> Iterator[None]:
     except PermissionDenied as exc:
         raise Problem(403, f"You {exc}.") from exc
     except StateConflict as exc:
-        raise Problem(409, str(exc).capitalize() + ".") from exc
+        raise Problem(409, sentence(str(exc))) from exc
     except InvalidRequest as exc:
-        raise Problem(422, str(exc).capitalize() + ".") from exc
+        raise Problem(422, sentence(str(exc))) from exc
 
 
 def _beamline(db: Session, name: str | None) -> Beamline | None:

@@ -1,0 +1,42 @@
+"""The import rules of docs/architecture.md, checked on every module's source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "beamdesk"
+
+# package -> imports it must never make (beamdesk sub-packages and frameworks)
+FORBIDDEN = {
+    "xrf": {"beamdesk.web", "beamdesk.portal", "beamdesk.jobs", "beamdesk.db", "beamdesk.h5",
+            "fastapi", "sqlalchemy", "starlette"},
+    "h5": {"beamdesk.web", "beamdesk.portal", "beamdesk.jobs", "beamdesk.db", "fastapi",
+           "sqlalchemy", "starlette"},
+    "portal": {"beamdesk.web", "beamdesk.jobs", "beamdesk.jupyter", "fastapi", "starlette"},
+    "jobs": {"beamdesk.web"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layer_imports(package: str) -> None:
+    offences = []
+    for path in sorted((PACKAGE / package).rglob("*.py")):
+        for name in imported_modules(path):
+            for banned in FORBIDDEN[package]:
+                if name == banned or name.startswith(banned + "."):
+                    offences.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+    assert offences == []
