@@ -172,7 +172,7 @@ def main() -> None:
         for name, paths, token in cases:
             lat = asyncio.run(hammer(base, paths, token, args.seconds, args.clients))
             results[name] = (statistics.median(lat) * 1000, pct(lat, 99), len(lat) / args.seconds)
-        h_med, h_p99, _ = results["health"]
+        h_med, _, _ = results["health"]
         print(f"\n{args.clients} concurrent clients, {args.workers} uvicorn worker(s), "
               f"{args.seconds:.0f} s per endpoint\n")
         print(f"{'endpoint':38} {'median ms':>10} {'p99 ms':>9} {'req/s':>8} {'× health':>9}")

@@ -34,7 +34,7 @@ EMBARGO = ["none", "embargoed", "released"]
 MEMBERS = {"pi", "participant", "local_contact"}
 
 
-def expected(persona: str, state: S, embargo: str, action: str) -> bool:  # noqa: C901
+def expected(persona: str, state: S, embargo: str, action: str) -> bool:
     released = embargo == "released"
     has_date = embargo != "none"
     staff = persona == "scientist" and state != S.draft

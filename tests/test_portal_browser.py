@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_member_sees_files_another_user_gets_404(page, live_server, world, sessi
     assert "raw/scan_0001.dat" in files
     with page.expect_download() as download:
         page.click("text=raw/scan_0001.dat")
-    assert open(download.value.path()).read() == "# energy counts\n7.1 10\n7.2 12\n"
+    assert Path(download.value.path()).read_text() == "# energy counts\n7.1 10\n7.2 12\n"
     sign_out(page)
 
     sign_in(page, base, "outsider")
