@@ -59,3 +59,11 @@ def test_error_pages_are_html_without_traces(site) -> None:  # type: ignore[no-u
     r = site("pi", "/proposals/99999999")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "Traceback" not in r.text
+
+
+def test_audit_log_is_for_the_user_office_only(site) -> None:  # type: ignore[no-untyped-def]
+    site("pi", "/api/proposals/20260001/files/nothing-here")  # a download attempt
+    r = site("office", "/office/audit")
+    assert r.status_code == 200 and "token_created" in r.text
+    assert site("pi", "/office/audit").status_code == 404
+    assert site(None, "/office/audit").status_code == 303

@@ -16,6 +16,7 @@ from beamdesk.portal import access, proposals
 from beamdesk.portal.access import Action
 from beamdesk.portal.lifecycle import TRANSITIONS, actions_from
 from beamdesk.portal.models import (
+    AuditEvent,
     Beamline,
     Dataset,
     GlobalRole,
@@ -358,6 +359,28 @@ def office(
     for p in rows:
         by_state[p.state].append(p)
     return render(request, "office.html", user, by_state=by_state)
+
+
+@router.get("/office/audit", response_class=HTMLResponse)
+def audit_log(
+    request: Request, user: CurrentUser, db: DB,
+    action: str = Query("", max_length=64), page: int = Query(1, ge=1),
+) -> Response:
+    """Sign-ins, denials, downloads and transitions: for the user office only."""
+    if user is None:
+        return to_login(request)
+    if user.role != GlobalRole.user_office:
+        raise Problem(404, "This page is for the user office.")
+    where = [AuditEvent.action == action] if action else []
+    total = db.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
+    rows = db.execute(
+        select(AuditEvent, User.username).outerjoin(User, User.id == AuditEvent.actor_id)
+        .where(*where).order_by(AuditEvent.id.desc())
+        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    actions = db.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    return render(request, "audit.html", user, rows=rows, actions=actions, action=action,
+                  total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
 
 
 @router.get("/catalogue", response_class=HTMLResponse)

@@ -16,7 +16,7 @@ import numpy as np
 from PyMca5 import version as pymca_version
 from PyMca5.PyMcaIO import ConfigDict
 from PyMca5.PyMcaIO import specfilewrapper as specfile
-from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory
+from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory, ConcentrationsTool
 
 DATA = Path("/work/shared/data/xrf")
 HERE = Path(__file__).resolve().parent
@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 def fit(spectrum: Path, cfgfile: Path) -> dict:
     cfg = ConfigDict.ConfigDict()
     cfg.read(str(cfgfile))
+    # primary excitation only (PyMca's own test does the same)
+    cfg["concentrations"]["usemultilayersecondary"] = 0
     mcafit = ClassMcaTheory.McaTheory()
     config = mcafit.configure(cfg)
     y = np.asarray(specfile.Specfile(str(spectrum))[0].mca(1), dtype=float)
@@ -33,6 +35,13 @@ def fit(spectrum: Path, cfgfile: Path) -> dict:
     mcafit.estimate()
     fitresult = mcafit.startfit(digest=0)
     result = mcafit.digestresult()
+    ctool = ConcentrationsTool.ConcentrationsTool()
+    cconf = ctool.configure()
+    cconf.update(config["concentrations"])
+    cconf["usematrix"] = 1
+    conc = ctool.processFitResult(config=cconf, fitresult={"result": result},
+                                  elementsfrommatrix=False, fluorates=mcafit._fluoRates,
+                                  addinfo=False)
     par = dict(zip(mcafit.PARAMETERS, [float(v) for v in fitresult[0]], strict=False))
     return {
         "pymca_version": pymca_version(),
@@ -44,6 +53,8 @@ def fit(spectrum: Path, cfgfile: Path) -> dict:
         "fano": par["Fano"],
         "groups": {g: {"area": float(result[g]["fitarea"]), "sigma": float(result[g]["sigmaarea"])}
                    for g in result["groups"]},
+        "mass_fractions": {g: float(v) for g, v in conc["mass fraction"].items()},
+        "internal_standard": str(config["concentrations"]["reference"]),
     }
 
 

@@ -1,0 +1,10 @@
+"""X-ray fluorescence analysis: spectrum model, fits, map fits, quantification (PyMca-class).
+
+Pure science: this package imports no other BeamDesk sub-package and no web framework.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,488 @@
+"""Map fitting: every pixel of an XRF map by one linear solve per chunk, streamed and parallel.
+
+Method (see docs/xrf.md):
+
+1. The sum spectrum is accumulated chunk by chunk and fitted with the full nonlinear model;
+   calibration, resolution and tails are then fixed for the whole map.
+2. The design matrix D holds the unit-area response of every line group plus the continuum
+   (by default the sum spectrum's continuum shape times 1, x, x², fitted per pixel, so the
+   background is part of the linear model and never clipped from noisy single-pixel data;
+   ``background="snip"`` instead subtracts a per-pixel SNIP like PyMca's fast fit).
+3. Weights are Poisson weights from the *sum-spectrum model*, W = 1/m_sum: fixed, so the
+   estimator A = (DᵀWD)⁻¹DᵀW·y = P·y is linear in the counts and therefore unbiased at any
+   count level, and the same P serves every pixel (one matrix product per chunk).
+4. Uncertainties are the exact sampling variance of that estimator under Poisson statistics,
+   var(A_k) = Σ_c P_kc² μ_c, with μ the pixel's own fitted model (not its noisy counts), so
+   they follow each pixel's intensity and match the real pixel-to-pixel scatter.
+5. Pixels with a negative group area are refitted with those groups constrained to zero
+   (active set in the K-dimensional normal equations; only those pixels).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beamdesk.xrf import background as bg
+from beamdesk.xrf.config import XRFConfig, config_text
+from beamdesk.xrf.fit import FitResult, fit_range, fit_spectrum
+from beamdesk.xrf.model import Params, SpectrumModel, pileup_column
+
+ProgressCallback = Callable[[int, int], None]   # (pixels done, pixels total)
+
+TARGET_BLOCK_BYTES = 48 * 2**20
+
+
+class MapFitError(RuntimeError):
+    """The map cannot be fitted (missing dataset, wrong shape …); one-line message."""
+
+
+# --- streaming over HDF5 ---------------------------------------------------------------------
+
+def plan_blocks(shape: tuple[int, ...], chunks: tuple[int, ...] | None, itemsize: int,
+                target_bytes: int = TARGET_BLOCK_BYTES) -> list[tuple[slice, ...]]:
+    """Chunk-aligned blocks over the leading (pixel) axes, whole channel axis each.
+
+    Blocks are unions of whole HDF5 chunks so every chunk is read (and decompressed) once;
+    they grow along the fastest pixel axis first, up to about `target_bytes`.
+    """
+    lead = shape[:-1]
+    if not lead:
+        return [()]
+    step = list(chunks[:-1]) if chunks else [1] * len(lead)
+    per_pixel = shape[-1] * itemsize
+    if chunks and chunks[-1] < shape[-1]:
+        per_pixel = shape[-1] * itemsize   # still whole spectra: reads several chunks deep
+    for axis in reversed(range(len(lead))):
+        while step[axis] < lead[axis]:
+            grown = min(step[axis] * 2, lead[axis])
+            if chunks:
+                grown = min(math.ceil(grown / chunks[axis]) * chunks[axis], lead[axis])
+            if math.prod([*step[:axis], grown, *step[axis + 1:]]) * per_pixel > target_bytes:
+                break
+            step[axis] = grown
+        if step[axis] < lead[axis]:
+            break
+    ranges = [range(0, n, s) for n, s in zip(lead, step, strict=True)]
+    return [tuple(slice(i, min(i + s, n)) for i, s, n in zip(start, step, lead, strict=True))
+            for start in itertools.product(*ranges)]
+
+
+@contextlib.contextmanager
+def open_dataset(path: str, dataset: str) -> Iterator[Any]:
+    import h5py
+    import hdf5plugin  # noqa: F401  (compression filters)
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise MapFitError(f"{path}: cannot open as HDF5 ({exc})") from None
+    try:
+        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+            raise MapFitError(f"{path}: no dataset {dataset}")
+        ds = f[dataset]
+        if ds.ndim < 2:
+            raise MapFitError(f"{path}::{dataset}: a map needs at least 2 axes (pixels, channels)")
+        yield ds
+    finally:
+        f.close()
+
+
+def sum_spectrum(ds: Any) -> np.ndarray:
+    """Sum over all pixels, read chunk-aligned block by block (never the whole map)."""
+    total = np.zeros(ds.shape[-1])
+    for block in plan_blocks(ds.shape, ds.chunks, ds.dtype.itemsize):
+        data = np.asarray(ds[block], dtype=np.float64)
+        total += data.reshape(-1, ds.shape[-1]).sum(axis=0)
+    return total
+
+
+# --- the prepared linear problem -------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """Everything a worker needs for a block: small arrays, shipped once."""
+
+    names: list[str]            # peak groups (first n_groups columns of D)
+    n_groups: int
+    fit_slice: tuple[int, int]
+    design: np.ndarray          # channels × K (float64)
+    projector: np.ndarray       # K × channels, P = (DᵀWD)⁻¹DᵀW
+    gram: np.ndarray            # DᵀWD
+    weights: np.ndarray         # W (per channel)
+    area_factor: np.ndarray     # parameter → reported area (tails)
+    mass_factor: np.ndarray     # reported area → mass fraction (0: unknown)
+    reference: int | None       # internal standard group index or None
+    reference_fraction: float
+    snip_width: int | None      # per-pixel SNIP when set
+    floor: float = 1e-3         # variance floor (counts) per channel
+
+
+def prepare(cfg: XRFConfig, total: np.ndarray, n_pixels: int, *, background: str = "model",
+            quant: Any | None = None) -> tuple[Prepared, FitResult]:
+    """Fit the sum spectrum and build the fixed linear problem for the pixels."""
+    sum_fit = fit_spectrum(total, cfg)
+    p: Params = sum_fit.params
+    sl = fit_range(cfg, total.size)
+    x = np.arange(total.size, dtype=float)[sl]
+    model = SpectrumModel(cfg, x)
+    basis = model.basis(p)
+    cols = [basis]
+    mean_model = sum_fit.fit / max(n_pixels, 1)
+    continuum = sum_fit.background / max(n_pixels, 1)
+    if background == "model":
+        # the sum continuum's shape, allowed to change level and tilt per pixel
+        shape = np.clip(continuum, 1e-9, None)
+        shape = shape / shape.sum()
+        t = np.linspace(-1.0, 1.0, x.size)
+        cols.append(np.stack([shape, shape * t, shape * (1.5 * t**2 - 0.5)], axis=1))
+    elif background != "snip":
+        raise MapFitError(f"unknown map background {background!r} (model or snip)")
+    if cfg.fit.pileup:
+        net = sum_fit.data - sum_fit.background
+        cols.append(pileup_column(net, x, p)[:, None])
+    design = np.hstack(cols)
+    # weights: Poisson variance = expected counts of an average pixel (scale is irrelevant)
+    w = 1.0 / np.maximum(mean_model if background == "model" else
+                         np.maximum(mean_model - continuum, 0) + continuum, 1e-6)
+    gram = design.T @ (design * w[:, None])
+    projector = np.linalg.solve(gram, (design * w[:, None]).T)
+    factor = model.group_area_factor(p)
+    names = model.names
+    mass = np.zeros(len(names))
+    ref = None
+    ref_fraction = 0.0
+    if quant is not None:
+        mass = np.array([quant.factors.get(n, 0.0) for n in names])
+        if quant.reference is not None and quant.reference in names:
+            ref = names.index(quant.reference)
+            ref_fraction = quant.reference_fraction
+    prepared = Prepared(names, len(names), (sl.start, sl.stop), design, projector, gram, w,
+                        factor, mass, ref, ref_fraction,
+                        cfg.fit.snip_width if background == "snip" else None)
+    return prepared, sum_fit
+
+
+def _refit_nonnegative(a: np.ndarray, gram: np.ndarray, n_groups: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Active-set refit of pixels with negative group areas in the normal equations.
+
+    b = G·a reproduces DᵀWy for each pixel, so the constrained problem needs no spectra.
+    Groups go negative → fixed at zero; a fixed group whose gradient says it would increase
+    the fit is released again (KKT). Pixels sharing a free set are solved together.
+    Returns the new areas and the boolean free-set mask per pixel.
+    """
+    b = a @ gram.T
+    k = a.shape[1]
+    free = np.ones_like(a, dtype=bool)
+    out = a.copy()
+    for _ in range(2 * n_groups + 1):
+        neg = (out[:, :n_groups] < 0) & free[:, :n_groups]
+        grad = b - out @ gram.T
+        release = (~free[:, :n_groups]) & (grad[:, :n_groups] > 1e-9 * np.abs(b[:, :n_groups]))
+        if not neg.any() and not release.any():
+            break
+        free[:, :n_groups] &= ~neg
+        # release only where nothing is negative any more, one group at a time
+        ok = ~neg.any(axis=1)
+        first = np.argmax(release, axis=1)
+        rel_rows = np.nonzero(ok & release.any(axis=1))[0]
+        free[rel_rows, first[rel_rows]] = True
+        keys = np.packbits(free, axis=1)
+        _, inverse = np.unique(keys, axis=0, return_inverse=True)
+        for pattern in np.unique(inverse):
+            rows = np.nonzero(inverse == pattern)[0]
+            f = free[rows[0]]
+            sol = np.zeros((rows.size, k))
+            if f.any():
+                sol[:, f] = np.linalg.solve(gram[np.ix_(f, f)], b[rows][:, f].T).T
+            out[rows] = sol
+    out[:, :n_groups][~free[:, :n_groups]] = 0.0
+    return out, free
+
+
+def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
+    """Fit many spectra (pixels × channels, whole spectra) with the prepared linear model."""
+    lo, hi = prep.fit_slice
+    ys = np.asarray(y[:, lo:hi], dtype=np.float64)
+    if prep.snip_width is not None:
+        ys = ys - bg.snip(ys, prep.snip_width)
+    a = ys @ prep.projector.T
+    n_refit = 0
+    bad = np.nonzero((a[:, : prep.n_groups] < 0).any(axis=1))[0]
+    variance = np.empty_like(a)
+    model = a @ prep.design.T
+    if bad.size:
+        a_bad, free = _refit_nonnegative(a[bad], prep.gram, prep.n_groups)
+        a[bad] = a_bad
+        model[bad] = a_bad @ prep.design.T
+        n_refit = int(bad.size)
+    # Poisson variance of each channel = the pixel's fitted expectation (floored)
+    mu = np.maximum(model, prep.floor)
+    if prep.snip_width is not None:
+        mu = np.maximum(mu + (np.asarray(y[:, lo:hi], dtype=np.float64) - ys), prep.floor)
+    variance[:] = mu @ (prep.projector**2).T
+    if bad.size:
+        w = prep.weights
+        keys = np.packbits(free, axis=1)
+        _, inverse = np.unique(keys, axis=0, return_inverse=True)
+        for pattern in np.unique(inverse):
+            rows = np.nonzero(inverse == pattern)[0]
+            f = free[rows[0]]
+            # groups clamped at zero keep the unconstrained σ: "0 ± σ", never "0 ± 0"
+            var = variance[bad[rows]].copy()
+            if f.any():
+                d = prep.design[:, f]
+                proj = np.linalg.solve(d.T @ (d * w[:, None]), (d * w[:, None]).T)
+                var[:, f] = mu[bad[rows]] @ (proj**2).T
+            variance[bad[rows]] = var
+    dof = max(ys.shape[1] - a.shape[1], 1)
+    chi2 = (((ys - model) ** 2) / mu).sum(axis=1) / dof
+    ng = prep.n_groups
+    areas = a[:, :ng] * prep.area_factor
+    sigmas = np.sqrt(np.clip(variance[:, :ng], 0, None)) * prep.area_factor
+    if prep.reference is not None:
+        ref = areas[:, prep.reference] * prep.mass_factor[prep.reference]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(ref > 0, prep.reference_fraction / ref, np.nan)
+        mass = areas * prep.mass_factor * scale[:, None]
+    else:
+        mass = areas * prep.mass_factor
+    return {"areas": areas.astype(np.float32), "sigmas": sigmas.astype(np.float32),
+            "mass": mass.astype(np.float32), "chi2": chi2.astype(np.float32),
+            "refit": np.array(n_refit)}
+
+
+def _fit_block_file(path: str, dataset: str, block: tuple[slice, ...], prep: Prepared,
+                    single_thread: bool = True) -> tuple[tuple[slice, ...], dict[str, np.ndarray]]:
+    """Worker task: read one chunk-aligned block from the file and fit it."""
+    limiter: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if single_thread:
+        # one BLAS thread per worker: the cluster already runs one worker per core
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(1)
+    with limiter, open_dataset(path, dataset) as ds:
+        raw = ds[block]
+        lead = raw.shape[:-1]
+        out = fit_block_array(raw.reshape(-1, raw.shape[-1]), prep)
+    return block, {k: (v.reshape(*lead, *v.shape[1:]) if v.ndim else v) for k, v in out.items()}
+
+
+def _sum_block_file(path: str, dataset: str, block: tuple[slice, ...]) -> np.ndarray:
+    with open_dataset(path, dataset) as ds:
+        data = np.asarray(ds[block], dtype=np.float64)
+    return data.reshape(-1, data.shape[-1]).sum(axis=0)
+
+
+# --- output ------------------------------------------------------------------------------
+
+def dataset_name(group: str) -> str:
+    """'Fe K' → 'Fe_K' (PyMca's dataset names)."""
+    return group.replace(" ", "_")
+
+
+@dataclass
+class MapFitResult:
+    output_file: str
+    map_shape: tuple[int, ...]
+    groups: list[str]
+    params: Params
+    sum_fit: FitResult
+    pixels: int
+    seconds: float
+    refitted_pixels: int
+    workers: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pixels_per_second(self) -> float:
+        return self.pixels / self.seconds if self.seconds > 0 else float("inf")
+
+    def read(self, what: str = "parameters") -> dict[str, np.ndarray]:
+        import h5py
+
+        with h5py.File(self.output_file, "r") as f:
+            g = f[f"entry/xrf_fit/results/{what}"]
+            return {name: g[dataset_name(name)][()] for name in self.groups}
+
+
+class _Writer:
+    """Creates the NeXus layout up front and fills it block by block (bounded memory)."""
+
+    def __init__(self, tmp: Path, shape: tuple[int, ...], prep: Prepared, cfg: XRFConfig,
+                 source: str, dataset: str, sum_fit: FitResult) -> None:
+        import h5py
+
+        from beamdesk.xrf import __version__
+
+        self.f = h5py.File(tmp, "w")
+        f = self.f
+        f.attrs.update(NX_class="NXroot", default="entry", creator=f"beamdesk.xrf {__version__}",
+                       file_time=dt.datetime.now(dt.UTC).isoformat())
+        entry = f.create_group("entry")
+        entry.attrs.update(NX_class="NXentry", default="xrf_fit/results/parameters")
+        proc = entry.create_group("xrf_fit")
+        proc.attrs["NX_class"] = "NXprocess"
+        proc["program"] = "beamdesk.xrf"
+        proc["version"] = __version__
+        proc["date"] = dt.datetime.now(dt.UTC).isoformat()
+        conf = proc.create_group("configuration")
+        conf.attrs["NX_class"] = "NXnote"
+        conf["type"] = "text/toml"
+        conf["data"] = config_text(cfg)
+        inp = proc.create_group("input")
+        inp.attrs["NX_class"] = "NXnote"
+        inp["file"] = str(Path(source).resolve())
+        inp["path"] = dataset
+        inp["shape"] = np.array(shape)
+        sumg = proc.create_group("sum_spectrum")
+        sumg.attrs.update(NX_class="NXdata", signal="counts", axes="energy")
+        sumg["counts"] = sum_fit.data
+        sumg["fit"] = sum_fit.fit
+        sumg["energy"] = sum_fit.energy
+        sumg["energy"].attrs["units"] = "keV"
+        for name, value in (("zero", sum_fit.params.zero), ("gain", sum_fit.params.gain),
+                            ("quad", sum_fit.params.quad), ("noise", sum_fit.params.noise),
+                            ("fano", sum_fit.params.fano),
+                            ("chi2_reduced", sum_fit.chi2_reduced)):
+            sumg.attrs[name] = value
+        results = proc.create_group("results")
+        results.attrs["NX_class"] = "NXcollection"
+        lead = shape[:-1]
+        chunks = tuple(min(n, 256) for n in lead)
+        self.sets: dict[str, list[Any]] = {}
+        names = [dataset_name(n) for n in prep.names]
+        for what, key in (("parameters", "areas"), ("uncertainties", "sigmas"),
+                          ("massfractions", "mass")):
+            grp = results.create_group(what)
+            self._nxdata(grp, names, lead)
+            self.sets[key] = [grp.create_dataset(n, shape=lead, dtype="f4", chunks=chunks,
+                                                 fillvalue=np.nan) for n in names]
+        diag = results.create_group("diagnostics")
+        self._nxdata(diag, ["chisq"], lead)
+        self.sets["chi2"] = [diag.create_dataset("chisq", shape=lead, dtype="f4", chunks=chunks,
+                                                 fillvalue=np.nan)]
+
+    @staticmethod
+    def _nxdata(grp: Any, names: list[str], lead: tuple[int, ...]) -> None:
+        grp.attrs["NX_class"] = "NXdata"
+        grp.attrs["signal"] = names[0] if names else ""
+        if len(names) > 1:
+            grp.attrs["auxiliary_signals"] = np.array(names[1:], dtype=object)
+        axes = [f"axis{i}" for i in range(len(lead))]
+        grp.attrs["axes"] = np.array(axes, dtype=object)
+        for i, n in enumerate(lead):
+            grp.create_dataset(axes[i], data=np.arange(n))
+            grp.attrs[f"{axes[i]}_indices"] = i
+
+    def write(self, block: tuple[slice, ...], out: dict[str, np.ndarray]) -> None:
+        for key, sets in self.sets.items():
+            arr = out[key]
+            for i, ds in enumerate(sets):
+                ds[block] = arr[..., i] if key != "chi2" else arr
+
+    def close(self) -> None:
+        self.f.close()
+
+
+# --- the public entry point -------------------------------------------------------------
+
+def fit_map(input_file: str | Path, dataset_path: str | None, config: XRFConfig,
+            output_file: str | Path, *, client: Any | None = None, scheduler: str | None = None,
+            workers: int = 2, processes: bool = True, background: str = "model",
+            quantify: bool = True, progress: ProgressCallback | None = None,
+            block_bytes: int = TARGET_BLOCK_BYTES) -> MapFitResult:
+    """Fit every pixel of `input_file::dataset_path` and write NeXus results to `output_file`.
+
+    Parallel on dask.distributed: an existing `client`, a `scheduler` address, or a new
+    LocalCluster with `workers` workers (`workers=0` runs in this process, no dask at all).
+    `progress(done_pixels, total_pixels)` is called after the sum pass and every block.
+    """
+    from beamdesk.xrf.readers import split_h5_path
+
+    t0 = time.perf_counter()
+    path = str(input_file)
+    if dataset_path is None:
+        path, dataset_path, _ = split_h5_path(path)
+    dataset = dataset_path
+    with open_dataset(path, dataset) as ds:
+        shape = tuple(ds.shape)
+        blocks = plan_blocks(shape, ds.chunks, max(ds.dtype.itemsize, 4), block_bytes)
+    n_pixels = math.prod(shape[:-1])
+    own_client = None
+    pool = client
+    try:
+        if pool is None and (scheduler or workers > 0):
+            from distributed import Client, LocalCluster
+
+            if scheduler:
+                pool = own_client = Client(scheduler)
+            else:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=processes, dashboard_address=None)
+                pool = own_client = Client(cluster)
+        # pass 1: sum spectrum
+        if pool is None:
+            total = sum((_sum_block_file(path, dataset, b) for b in blocks), np.zeros(shape[-1]))
+        else:
+            futures = pool.map(_sum_block_file, [path] * len(blocks), [dataset] * len(blocks),
+                               blocks, pure=False)
+            total = np.sum(pool.gather(futures), axis=0)
+        quant = None
+        if quantify:
+            from beamdesk.xrf.quant import QuantError, quantify_factors
+
+            with contextlib.suppress(QuantError):
+                quant = quantify_factors(config)
+        prep, sum_fit = prepare(config, total, n_pixels, background=background, quant=quant)
+        if progress:
+            progress(0, n_pixels)
+        out_path = Path(output_file)
+        tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+        writer = _Writer(tmp, shape, prep, config, path, dataset, sum_fit)
+        done = 0
+        refit = 0
+        try:
+            if pool is None:
+                results: Any = (_fit_block_file(path, dataset, b, prep, False) for b in blocks)
+            else:
+                from distributed import as_completed
+
+                [prep_future] = pool.scatter([prep], broadcast=True)
+                futures = pool.map(_fit_block_file, [path] * len(blocks),
+                                   [dataset] * len(blocks), blocks,
+                                   [prep_future] * len(blocks), pure=False)
+                results = (fut.result() for fut in as_completed(futures))
+            n_workers = 0 if pool is None else len(pool.scheduler_info().get("workers", {}))
+            for block, out in results:
+                writer.write(block, out)
+                refit += int(out["refit"])
+                done += math.prod(s.stop - s.start for s in block)
+                if progress:
+                    progress(done, n_pixels)
+            writer.f["entry/xrf_fit/results/diagnostics"].attrs["refitted_pixels"] = refit
+            writer.close()
+            os.replace(tmp, out_path)     # atomic: readers never see a half-written file
+        except BaseException:
+            writer.close()
+            tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        if own_client is not None:
+            cluster = getattr(own_client, "cluster", None)
+            own_client.close()
+            if cluster is not None:
+                cluster.close()
+    return MapFitResult(str(out_path), shape[:-1], prep.names, sum_fit.params, sum_fit,
+                        n_pixels, time.perf_counter() - t0, refit, n_workers)
