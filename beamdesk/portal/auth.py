@@ -170,3 +170,14 @@ def revoke_api_token(db: Session, user: User, token_id: int, now: datetime | Non
     row.revoked_at = now or utcnow()
     audit(db, "token_revoked", user, row.prefix)
     return True
+
+
+def list_api_tokens(db: Session, user: User) -> list[ApiToken]:
+    """The user's own tokens, newest first (revoked and expired ones included, for the record)."""
+    return list(
+        db.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )

@@ -33,6 +33,8 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_db(request: Request) -> Iterator[Session]:
+    """One session per request, committed before the response is sent (scope="function"),
+    so a client that follows a redirect at once sees what the request wrote."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
@@ -57,7 +59,7 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def get_user(request: Request, db: Annotated[Session, Depends(get_db)]) -> User | None:
+def get_user(request: Request, db: Annotated[Session, Depends(get_db, scope="function")]) -> User | None:
     """The signed-in user from a Bearer token or the session cookie, or None."""
     if hasattr(request.state, "user"):
         return request.state.user
@@ -88,7 +90,7 @@ def require_user(user: Annotated[User | None, Depends(get_user)]) -> User:
     return user
 
 
-DB = Annotated[Session, Depends(get_db)]
+DB = Annotated[Session, Depends(get_db, scope="function")]
 CurrentIdentity = Annotated[Identity, Depends(get_identity)]
 CurrentUser = Annotated[User | None, Depends(get_user)]
 SignedInUser = Annotated[User, Depends(require_user)]

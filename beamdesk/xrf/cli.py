@@ -124,16 +124,20 @@ def map_cmd(
     scheduler: Annotated[str | None, typer.Option(help="Existing dask scheduler, "
                                                        "tcp://host:port.")] = None,
     background: Annotated[str, typer.Option(help="model (fitted per pixel) or snip.")] = "model",
+    processes: Annotated[bool, typer.Option("--processes/--threads", help="Local workers as "
+                                            "processes (big maps) or threads.")] = False,
 ) -> None:
     """Fit every pixel of a map; results as NeXus (parameters, uncertainties, mass fractions)."""
     from rich.progress import BarColumn, Progress, TimeRemainingColumn
 
     from beamdesk.xrf.config import load_config
-    from beamdesk.xrf.mapfit import fit_map
+    from beamdesk.xrf.mapfit import fit_map, open_dataset
 
     path, inner = _h5spec(source)
     with _user_errors():
         cfg = load_config(config)
+        with open_dataset(path, inner):      # fail fast, before the progress bar appears
+            pass
         with Progress("[progress.description]{task.description}", BarColumn(),
                       "{task.completed}/{task.total} px", TimeRemainingColumn(),
                       console=err) as bar:
@@ -143,7 +147,7 @@ def map_cmd(
                 bar.update(task, completed=done, total=total)
 
             result = fit_map(path, inner, cfg, output, workers=workers, scheduler=scheduler,
-                             background=background, progress=progress)
+                             background=background, processes=processes, progress=progress)
     console.print(f"{result.pixels} pixels in {result.seconds:.1f} s "
                   f"({result.pixels_per_second:.0f} px/s, {result.refitted_pixels} refitted) "
                   f"→ {result.output_file}")
@@ -200,6 +204,8 @@ def _load_map(spec: str) -> np.ndarray:
     path, _, inner = spec.partition("::")
     if not inner:
         _fail(f"{spec}: give FILE.h5::/path/to/map or FILE.h5::Fe_K")
+    if not Path(path).is_file():
+        _fail(f"{path}: no such file")
     with h5py.File(path, "r") as f:
         if inner not in f:
             inner = f"entry/xrf_fit/results/parameters/{inner.replace(' ', '_')}"

@@ -115,7 +115,7 @@ class MaterialDef:
 class Concentrations:
     flux: float = 1e10
     time: float = 1.0
-    area: float = 30.0          # detector active area, cm² as in PyMca? no: mm² -> PyMca uses cm²
+    area: float = 30.0          # detector active area, cm² (as PyMca)
     distance: float = 10.0      # sample–detector distance, cm
     reference: str = "Auto"     # internal-standard element, "Auto" for fundamental parameters
     use_matrix: bool = False

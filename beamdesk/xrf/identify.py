@@ -32,8 +32,8 @@ def _all_lines() -> tuple[tuple[str, str, str, float, float], ...]:
             omega = physics.fluorescence_yield(el, shell)
             if omega <= 0:
                 continue
-            for line in physics._raw_lines(el, shell, None):
-                # _raw_lines without excitation gives 1 vacancy: weight = ω × rate
+            for line in physics.raw_lines(el, shell, None):
+                # raw_lines without excitation gives 1 vacancy: weight = ω × rate
                 out.append((el, shell, line.name, line.energy, line.rate))
     return tuple(out)
 

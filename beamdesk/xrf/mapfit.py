@@ -3,7 +3,8 @@
 Method (see docs/xrf.md):
 
 1. The sum spectrum is accumulated chunk by chunk and fitted with the full nonlinear model;
-   calibration, resolution and tails are then fixed for the whole map.
+   calibration, resolution and tails are then fixed for the whole map. Its continuum is
+   fitted as smooth B-splines jointly with the peaks (no clipping filter).
 2. The design matrix D holds the unit-area response of every line group plus the continuum
    (by default the sum spectrum's continuum shape times 1, x, x², fitted per pixel, so the
    background is part of the linear model and never clipped from noisy single-pixel data;
@@ -83,10 +84,12 @@ def open_dataset(path: str, dataset: str) -> Iterator[Any]:
     import h5py
     import hdf5plugin  # noqa: F401  (compression filters)
 
+    if not Path(path).is_file():
+        raise MapFitError(f"{path}: no such file")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
-        raise MapFitError(f"{path}: cannot open as HDF5 ({exc})") from None
+    except OSError:
+        raise MapFitError(f"{path}: not an HDF5 file (or unreadable)") from None
     try:
         if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
             raise MapFitError(f"{path}: no dataset {dataset}")
@@ -102,8 +105,8 @@ def sum_spectrum(ds: Any) -> np.ndarray:
     """Sum over all pixels, read chunk-aligned block by block (never the whole map)."""
     total = np.zeros(ds.shape[-1])
     for block in plan_blocks(ds.shape, ds.chunks, ds.dtype.itemsize):
-        data = np.asarray(ds[block], dtype=np.float64)
-        total += data.reshape(-1, ds.shape[-1]).sum(axis=0)
+        data = ds[block]
+        total += data.reshape(-1, ds.shape[-1]).sum(axis=0, dtype=np.float64)
     return total
 
 
@@ -125,13 +128,15 @@ class Prepared:
     reference: int | None       # internal standard group index or None
     reference_fraction: float
     snip_width: int | None      # per-pixel SNIP when set
+    mean_total: float = 1.0     # Σ channels of the average pixel's model (χ² scaling)
+    tensor: np.ndarray | None = None   # T_ijl = Σ_c D_ci D_cj D_cl W_c² (refit variances)
     floor: float = 1e-3         # variance floor (counts) per channel
 
 
 def prepare(cfg: XRFConfig, total: np.ndarray, n_pixels: int, *, background: str = "model",
             quant: Any | None = None) -> tuple[Prepared, FitResult]:
     """Fit the sum spectrum and build the fixed linear problem for the pixels."""
-    sum_fit = fit_spectrum(total, cfg)
+    sum_fit = fit_spectrum(total, cfg, spline_continuum=True)
     p: Params = sum_fit.params
     sl = fit_range(cfg, total.size)
     x = np.arange(total.size, dtype=float)[sl]
@@ -153,8 +158,7 @@ def prepare(cfg: XRFConfig, total: np.ndarray, n_pixels: int, *, background: str
         cols.append(pileup_column(net, x, p)[:, None])
     design = np.hstack(cols)
     # weights: Poisson variance = expected counts of an average pixel (scale is irrelevant)
-    w = 1.0 / np.maximum(mean_model if background == "model" else
-                         np.maximum(mean_model - continuum, 0) + continuum, 1e-6)
+    w = 1.0 / np.maximum(mean_model, 1e-6)
     gram = design.T @ (design * w[:, None])
     projector = np.linalg.solve(gram, (design * w[:, None]).T)
     factor = model.group_area_factor(p)
@@ -169,98 +173,136 @@ def prepare(cfg: XRFConfig, total: np.ndarray, n_pixels: int, *, background: str
             ref_fraction = quant.reference_fraction
     prepared = Prepared(names, len(names), (sl.start, sl.stop), design, projector, gram, w,
                         factor, mass, ref, ref_fraction,
-                        cfg.fit.snip_width if background == "snip" else None)
+                        cfg.fit.snip_width if background == "snip" else None,
+                        float(np.sum(1.0 / w)),
+                        np.einsum("ci,cj,cl,c->ijl", design, design, design, w**2,
+                                  optimize=True))
     return prepared, sum_fit
 
 
+def _masked_inverse(gram: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Per pixel (G_ff)⁻¹ embedded in K×K with zeros for the held groups.
+
+    Held rows/columns are replaced by the identity and each distinct free set is inverted
+    once (pixels share few patterns), then broadcast back to its pixels.
+    """
+    k = free.shape[1]
+    _, first, back = np.unique(np.packbits(free, axis=1), axis=0, return_index=True,
+                               return_inverse=True)
+    clamp = ~free[first]
+    cross = clamp[:, :, None] | clamp[:, None, :]
+    g = np.where(cross, 0.0, gram[None, :, :])
+    idx = np.arange(k)
+    g[:, idx, idx] = np.where(clamp, 1.0, g[:, idx, idx])
+    h = np.linalg.inv(g)
+    h[cross] = 0.0
+    return h[back.ravel()]
+
+
 def _refit_nonnegative(a: np.ndarray, gram: np.ndarray, n_groups: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Active-set refit of pixels with negative group areas in the normal equations.
 
     b = G·a reproduces DᵀWy for each pixel, so the constrained problem needs no spectra.
-    Groups go negative → fixed at zero; a fixed group whose gradient says it would increase
-    the fit is released again (KKT). Pixels sharing a free set are solved together.
-    Returns the new areas and the boolean free-set mask per pixel.
+    Groups that go negative are held at zero; a held group whose gradient says the fit would
+    improve is released again (KKT), one at a time. Returns the new coefficients, the free
+    mask and the per-pixel (G_ff)⁻¹ used for the uncertainties.
     """
     b = a @ gram.T
-    k = a.shape[1]
     free = np.ones_like(a, dtype=bool)
     out = a.copy()
+    h = np.broadcast_to(np.linalg.inv(gram), (a.shape[0], *gram.shape)).copy()
     for _ in range(2 * n_groups + 1):
         neg = (out[:, :n_groups] < 0) & free[:, :n_groups]
         grad = b - out @ gram.T
         release = (~free[:, :n_groups]) & (grad[:, :n_groups] > 1e-9 * np.abs(b[:, :n_groups]))
+        release &= ~neg.any(axis=1)[:, None]
         if not neg.any() and not release.any():
             break
         free[:, :n_groups] &= ~neg
-        # release only where nothing is negative any more, one group at a time
-        ok = ~neg.any(axis=1)
-        first = np.argmax(release, axis=1)
-        rel_rows = np.nonzero(ok & release.any(axis=1))[0]
-        free[rel_rows, first[rel_rows]] = True
-        keys = np.packbits(free, axis=1)
-        _, inverse = np.unique(keys, axis=0, return_inverse=True)
-        for pattern in np.unique(inverse):
-            rows = np.nonzero(inverse == pattern)[0]
-            f = free[rows[0]]
-            sol = np.zeros((rows.size, k))
-            if f.any():
-                sol[:, f] = np.linalg.solve(gram[np.ix_(f, f)], b[rows][:, f].T).T
-            out[rows] = sol
+        rows = np.nonzero(release.any(axis=1))[0]
+        free[rows, np.argmax(release[rows], axis=1)] = True
+        changed = np.nonzero(neg.any(axis=1) | release.any(axis=1))[0]
+        h[changed] = _masked_inverse(gram, free[changed])
+        out[changed] = (h[changed] @ b[changed][:, :, None])[:, :, 0]
     out[:, :n_groups][~free[:, :n_groups]] = 0.0
-    return out, free
+    return out, free, h
+
+
+def _variance_matrix(design: np.ndarray, projector: np.ndarray) -> np.ndarray:
+    """V with var(A) = a·V for a pixel whose expected spectrum is μ = D·a.
+
+    var(A_k) = Σ_c P_kc² μ_c = Σ_j a_j Σ_c D_cj P_kc², so the Poisson variance of every
+    area follows from the K fitted coefficients alone — no per-channel work per pixel.
+    """
+    return design.T @ (projector**2).T
 
 
 def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
-    """Fit many spectra (pixels × channels, whole spectra) with the prepared linear model."""
+    """Fit many spectra (pixels × channels, whole spectra) with the prepared linear model.
+
+    Per pixel only two passes over the channels are made (A = P·y and yᵀWy); everything else
+    (variances, χ², the non-negative refit) happens in the K-dimensional coefficient space.
+    """
     lo, hi = prep.fit_slice
-    ys = np.asarray(y[:, lo:hi], dtype=np.float64)
-    if prep.snip_width is not None:
-        ys = ys - bg.snip(ys, prep.snip_width)
-    a = ys @ prep.projector.T
-    n_refit = 0
-    bad = np.nonzero((a[:, : prep.n_groups] < 0).any(axis=1))[0]
-    variance = np.empty_like(a)
-    model = a @ prep.design.T
-    if bad.size:
-        a_bad, free = _refit_nonnegative(a[bad], prep.gram, prep.n_groups)
-        a[bad] = a_bad
-        model[bad] = a_bad @ prep.design.T
-        n_refit = int(bad.size)
-    # Poisson variance of each channel = the pixel's fitted expectation (floored)
-    mu = np.maximum(model, prep.floor)
-    if prep.snip_width is not None:
-        mu = np.maximum(mu + (np.asarray(y[:, lo:hi], dtype=np.float64) - ys), prep.floor)
-    variance[:] = mu @ (prep.projector**2).T
-    if bad.size:
-        w = prep.weights
-        keys = np.packbits(free, axis=1)
-        _, inverse = np.unique(keys, axis=0, return_inverse=True)
-        for pattern in np.unique(inverse):
-            rows = np.nonzero(inverse == pattern)[0]
-            f = free[rows[0]]
-            # groups clamped at zero keep the unconstrained σ: "0 ± σ", never "0 ± 0"
-            var = variance[bad[rows]].copy()
-            if f.any():
-                d = prep.design[:, f]
-                proj = np.linalg.solve(d.T @ (d * w[:, None]), (d * w[:, None]).T)
-                var[:, f] = mu[bad[rows]] @ (proj**2).T
-            variance[bad[rows]] = var
-    dof = max(ys.shape[1] - a.shape[1], 1)
-    chi2 = (((ys - model) ** 2) / mu).sum(axis=1) / dof
+    pt = prep.projector.T.astype(np.float32)
+    w32 = prep.weights.astype(np.float32)
+    n = y.shape[0]
+    a = np.empty((n, pt.shape[1]))
+    ywy = np.empty(n)
+    bkg = None if prep.snip_width is None else np.empty((n, hi - lo), dtype=np.float32)
+    # rows in slices that stay in cache: convert, project and square while the data are hot
+    step = 256
+    for r in range(0, n, step):
+        ys = y[r : r + step, lo:hi].astype(np.float32)
+        if bkg is not None:
+            bkg[r : r + step] = bg.snip(ys, prep.snip_width)
+            ys -= bkg[r : r + step]
+        a[r : r + step] = ys @ pt
+        ywy[r : r + step] = np.square(ys, out=ys) @ w32      # yᵀWy
+    b = a @ prep.gram.T            # DᵀWy, reproduced from the unconstrained solution
     ng = prep.n_groups
+    bad = np.nonzero((a[:, :ng] < 0).any(axis=1))[0]
+    h = None
+    if bad.size:
+        a[bad], free, h = _refit_nonnegative(a[bad], prep.gram, ng)
+    vmat = _variance_matrix(prep.design, prep.projector)
+    floor = (prep.projector**2).sum(axis=1) * prep.floor
+    variance = np.maximum(a @ vmat, floor)
+    if bkg is not None:
+        # the subtracted continuum still carries Poisson noise
+        variance += bkg @ (prep.projector**2).T.astype(np.float32)
+    if h is not None:
+        # constrained pixels: P_f = H·DᵀW with H = (G_ff)⁻¹, and
+        # var_k = Σ_c P_kc² μ_c = Σ_ij H_ki H_kj M_ij with M_ij = Σ_l T_ijl a_l and
+        # T_ijl = Σ_c D_ci D_cj D_cl W_c²: only the K³ tensor T, never the channels again
+        k = a.shape[1]
+        m = (a[bad] @ prep.tensor.reshape(k * k, k).T).reshape(-1, k, k)
+        if bkg is not None:
+            dw = prep.design * prep.weights[:, None]
+            m += np.einsum("pc,ci,cj->pij", bkg[bad], dw, dw, optimize=True)
+        var_c = np.maximum(np.sum((h @ m) * h, axis=2), floor)     # diag(H·M·Hᵀ)
+        # groups held at zero keep the unconstrained σ: "0 ± σ", never "0 ± 0"
+        variance[bad] = np.where(free, var_c, variance[bad])
+    # χ² with the sum-model weights rescaled to each pixel's intensity (exact when the pixel
+    # spectrum has the mean shape): Σ(y−Da)²W = yᵀWy − 2aᵀb + aᵀGa, all in K-space.
+    resid = ywy - 2 * np.sum(a * b, axis=1) + np.sum((a @ prep.gram) * a, axis=1)
+    scale = (a @ prep.design.sum(axis=0)) / prep.mean_total
+    dof = max((hi - lo) - a.shape[1], 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = np.where(scale > 0, np.maximum(resid, 0) / (scale * dof), np.nan)
     areas = a[:, :ng] * prep.area_factor
-    sigmas = np.sqrt(np.clip(variance[:, :ng], 0, None)) * prep.area_factor
+    sigmas = np.sqrt(variance[:, :ng]) * prep.area_factor
     if prep.reference is not None:
         ref = areas[:, prep.reference] * prep.mass_factor[prep.reference]
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(ref > 0, prep.reference_fraction / ref, np.nan)
-        mass = areas * prep.mass_factor * scale[:, None]
+            per = np.where(ref > 0, prep.reference_fraction / ref, np.nan)
+        mass = areas * prep.mass_factor * per[:, None]
     else:
         mass = areas * prep.mass_factor
     return {"areas": areas.astype(np.float32), "sigmas": sigmas.astype(np.float32),
             "mass": mass.astype(np.float32), "chi2": chi2.astype(np.float32),
-            "refit": np.array(n_refit)}
+            "refit": np.array(int(bad.size))}
 
 
 def _fit_block_file(path: str, dataset: str, block: tuple[slice, ...], prep: Prepared,
@@ -269,20 +311,26 @@ def _fit_block_file(path: str, dataset: str, block: tuple[slice, ...], prep: Pre
     limiter: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if single_thread:
         # one BLAS thread per worker: the cluster already runs one worker per core
-        from threadpoolctl import threadpool_limits
+        # (threadpoolctl comes with scikit-learn; without it BLAS keeps its defaults)
+        with contextlib.suppress(ImportError):
+            from threadpoolctl import threadpool_limits
 
-        limiter = threadpool_limits(1)
+            limiter = threadpool_limits(1)
     with limiter, open_dataset(path, dataset) as ds:
-        raw = ds[block]
-        lead = raw.shape[:-1]
-        out = fit_block_array(raw.reshape(-1, raw.shape[-1]), prep)
-    return block, {k: (v.reshape(*lead, *v.shape[1:]) if v.ndim else v) for k, v in out.items()}
+        raw = ds[block]     # native dtype: converting outside the h5py lock scales on threads
+    return block, _fit_array(raw, prep)
+
+
+def _fit_array(raw: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
+    lead = raw.shape[:-1]
+    out = fit_block_array(raw.reshape(-1, raw.shape[-1]), prep)
+    return {k: (v.reshape(*lead, *v.shape[1:]) if v.ndim else v) for k, v in out.items()}
 
 
 def _sum_block_file(path: str, dataset: str, block: tuple[slice, ...]) -> np.ndarray:
     with open_dataset(path, dataset) as ds:
-        data = np.asarray(ds[block], dtype=np.float64)
-    return data.reshape(-1, data.shape[-1]).sum(axis=0)
+        data = ds[block]          # native dtype; the sum accumulates in float64
+    return data.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
 
 
 # --- output ------------------------------------------------------------------------------
@@ -400,13 +448,15 @@ class _Writer:
 
 def fit_map(input_file: str | Path, dataset_path: str | None, config: XRFConfig,
             output_file: str | Path, *, client: Any | None = None, scheduler: str | None = None,
-            workers: int = 2, processes: bool = True, background: str = "model",
+            workers: int = 2, processes: bool = False, background: str = "model",
             quantify: bool = True, progress: ProgressCallback | None = None,
             block_bytes: int = TARGET_BLOCK_BYTES) -> MapFitResult:
     """Fit every pixel of `input_file::dataset_path` and write NeXus results to `output_file`.
 
     Parallel on dask.distributed: an existing `client`, a `scheduler` address, or a new
     LocalCluster with `workers` workers (`workers=0` runs in this process, no dask at all).
+    The local cluster uses threads by default (numpy releases the GIL; starting worker
+    processes costs ~2 s); `processes=True` pays off for maps of millions of pixels.
     `progress(done_pixels, total_pixels)` is called after the sum pass and every block.
     """
     from beamdesk.xrf.readers import split_h5_path

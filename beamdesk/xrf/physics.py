@@ -118,7 +118,8 @@ def shell_vacancies(element: str, excitation_kev: float | None) -> dict[str, flo
     return v
 
 
-def _raw_lines(element: str, group: str, excitation_kev: float | None) -> list[Line]:
+def raw_lines(element: str, group: str, excitation_kev: float | None) -> list[Line]:
+    """Unmerged lines with absolute weights: vacancies × fluorescence yield × radiative rate."""
     if group not in GROUP_SHELLS:
         raise PhysicsError(f"unknown line group {group!r} (use one of {', '.join(VALID_GROUPS)})")
     z = atomic_number(element)
@@ -163,7 +164,7 @@ def merge_lines(lines: list[Line], tolerance: float = MERGE_TOLERANCE_KEV) -> li
 def group_lines(element: str, group: str, excitation_kev: float | None = None,
                 min_rate: float = 1e-4) -> tuple[Line, ...]:
     """Lines of one element group with rates normalised to sum 1 (before any attenuation)."""
-    lines = merge_lines(_raw_lines(element, group, excitation_kev))
+    lines = merge_lines(raw_lines(element, group, excitation_kev))
     total = sum(line.rate for line in lines)
     if total <= 0:
         return ()
@@ -174,7 +175,7 @@ def group_lines(element: str, group: str, excitation_kev: float | None = None,
 
 def group_yield(element: str, group: str, excitation_kev: float | None) -> float:
     """Fluorescence photons of the group per unit flux and mass (cm²/g): vacancies × ω × Σrate."""
-    return sum(line.rate for line in _raw_lines(element, group, excitation_kev))
+    return sum(line.rate for line in raw_lines(element, group, excitation_kev))
 
 
 # --- materials and attenuation -------------------------------------------------------------

@@ -48,7 +48,7 @@ def group_sensitivity(cfg: XRFConfig, element: str, group: str) -> float:
     e0 = cfg.excitation_energy
     if not e0:
         raise QuantError("no excitation energy in the configuration ([fit] energy)")
-    lines = physics._raw_lines(element, group, e0)
+    lines = physics.raw_lines(element, group, e0)
     if not lines:
         return 0.0
     energies = np.array([x.energy for x in lines])

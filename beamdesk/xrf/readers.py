@@ -153,6 +153,8 @@ def read_hdf5(spec: str) -> Spectrum:
     import hdf5plugin  # noqa: F401  (registers compression filters)
 
     fname, inner, index = split_h5_path(spec)
+    if not Path(fname).is_file():
+        raise SpectrumReadError(f"{fname}: no such file")
     try:
         with h5py.File(fname, "r") as f:
             if inner not in f:
@@ -176,8 +178,8 @@ def read_hdf5(spec: str) -> Spectrum:
                     data = ds[index]
                 except (IndexError, ValueError) as exc:
                     raise SpectrumReadError(f"{fname}: index {list(index)} out of range") from exc
-    except OSError as exc:
-        raise SpectrumReadError(f"{fname}: cannot open as HDF5 ({exc})") from None
+    except OSError:
+        raise SpectrumReadError(f"{fname}: not an HDF5 file (or unreadable)") from None
     return _finish(np.asarray(data), spec)
 
 

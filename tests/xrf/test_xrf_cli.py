@@ -76,7 +76,7 @@ def test_map_roi_rgb_decompose(tmp_path: Path) -> None:
     cfg.write_text(synthetic_cfg_text())
     rng = np.random.default_rng(0)
     truth = {el: 200 + 100 * rng.random((6, 8)) for el in ("Ti", "Fe", "Cu", "Zn", "Sr")}
-    write_map(tmp_path / "m.h5", truth, continuum=2.0)
+    write_map(tmp_path / "m.h5", truth, continuum=2.0, chunks=(3, 4, 1024))
     src = f"{tmp_path}/m.h5::/entry/data/spectra"
     out = tmp_path / "fit.h5"
     res = runner.invoke(app, ["map", src, "-c", str(cfg), "-o", str(out), "--workers", "0"])

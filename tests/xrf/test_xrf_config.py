@@ -47,7 +47,7 @@ def test_round_trip(name: str, via: str, tmp_path: Path) -> None:
 def test_bad_files(tmp_path: Path) -> None:
     p = tmp_path / "bad.cfg"
     p.write_text("not a config\n")
-    with pytest.raises(ConfigError, match="bad.cfg"):
+    with pytest.raises(ConfigError, match=r"bad\.cfg"):
         load_config(p)
     t = tmp_path / "bad.toml"
     t.write_text("[detector]\nnoize = 1\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from beamdesk.xrf import physics
@@ -28,7 +30,7 @@ def test_ka_kb_split_partitions_k() -> None:
 def test_lines_closer_than_10_ev_are_merged() -> None:
     # Cu Kα1/Kα2 are 20 eV apart (kept), Kβ1/Kβ3 about 1 eV apart (merged)
     e = sorted(x.energy for x in physics.group_lines("Cu", "K"))
-    assert all(b - a >= physics.MERGE_TOLERANCE_KEV for a, b in zip(e, e[1:], strict=False))
+    assert all(b - a >= physics.MERGE_TOLERANCE_KEV for a, b in itertools.pairwise(e))
 
 
 def test_l_subshell_vacancies_follow_coster_kronig() -> None:

@@ -1,5 +1,170 @@
-"""(being written)"""
+"""Sign-in and sign-out: local accounts (argon2id) and OpenID Connect; ``/api/me``.
 
-from fastapi import APIRouter
+A successful sign-in clears the session before storing the user id, so nothing planted in
+the session beforehand (a fixed CSRF token, stale OAuth state) survives into the signed-in
+session.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import httpx
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.starlette_client import OAuthError, StarletteOAuth2App
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from joserfc.errors import JoseError
+
+from beamdesk.portal import oidc
+from beamdesk.portal.auth import AuthError, authenticate
+from beamdesk.portal.models import User
+from beamdesk.settings import Settings
+from beamdesk.web.deps import DB, SESSION_USER, AppSettings, CurrentUser, Now, SignedInUser
+from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.ratelimit import client_ip, rate_limited
+from beamdesk.web.security import verify_csrf
 
 router = APIRouter()
+AFTER_SIGN_IN = "/proposals"
+OIDC_NEXT = "oidc_next"
+
+
+def safe_next(value: str | None, default: str = AFTER_SIGN_IN) -> str:
+    """``value`` if it is a path on this site, else '/': never a redirect to another site.
+
+    '//host' and '/\\host' are read by browsers as other hosts; browsers also drop tabs and
+    newlines, so '/\\t/host' would become '//host'.
+    """
+    if not value:
+        return default
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def start_session(request: Request, user: User) -> None:
+    request.session.clear()
+    request.session[SESSION_USER] = user.id
+
+
+def login_page(
+    request: Request, settings: Settings, next_url: str, error: str = "", username: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    context: dict[str, Any] = {
+        "user": None, "next": next_url, "error": error, "username": username,
+        "oidc_enabled": settings.oidc_enabled, "oidc_name": settings.oidc_name,
+    }
+    return request.app.state.templates.TemplateResponse(
+        request, "login.html", context, status_code=status
+    )
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_form(
+    request: Request, user: CurrentUser, settings: AppSettings, next: str = ""
+) -> Response:
+    if user is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return login_page(request, settings, next)
+
+
+@router.post(
+    "/login", include_in_schema=False,
+    dependencies=[Depends(verify_csrf), Depends(rate_limited("login"))],
+)
+def login(
+    request: Request, db: DB, settings: AppSettings, now: Now,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    try:
+        user = authenticate(
+            db, username.strip(), password, max_failures=settings.max_failed_logins,
+            lockout_seconds=settings.lockout_seconds, now=now, ip=client_ip(request),
+        )
+    except AuthError as exc:
+        # Returned, not raised, and committed: the failure count must stick.
+        db.commit()
+        return login_page(request, settings, next, str(exc), username, status=400)
+    # Committed before answering: the browser's next request must find the new state.
+    db.commit()
+    start_session(request, user)
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.post("/logout", include_in_schema=False, dependencies=[Depends(verify_csrf)])
+def logout(request: Request) -> Response:
+    request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+def oidc_client(request: Request, settings: Settings) -> StarletteOAuth2App:
+    """The app's Authlib client, made on first use (it caches the provider's metadata)."""
+    if not settings.oidc_enabled:
+        raise not_found("Single sign-on is not configured here.")
+    state = request.app.state
+    if getattr(state, "oidc_client", None) is None:
+        state.oidc_client = oidc.make_client(settings)
+    return state.oidc_client
+
+
+@router.get("/login/oidc", include_in_schema=False)
+async def oidc_start(request: Request, settings: AppSettings, next: str = "") -> Response:
+    client = oidc_client(request, settings)
+    request.session[OIDC_NEXT] = safe_next(next)
+    try:
+        return await client.authorize_redirect(request, oidc.callback_url(settings))
+    except httpx.HTTPError as exc:
+        raise Problem(502, f"{settings.oidc_name} cannot be reached; try again later.",
+                      "Sign-in provider unavailable") from exc
+
+
+@router.get("/login/oidc/callback", include_in_schema=False)
+async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Response:
+    client = oidc_client(request, settings)
+    refused = f"Sign-in with {settings.oidc_name} failed"
+    try:
+        metadata = await client.load_server_metadata()
+        checks = oidc.id_token_checks(metadata["issuer"], settings.oidc_client_id)
+        token = await client.authorize_access_token(request, claims_options=checks)
+    except (OAuthError, AuthlibBaseError, JoseError) as exc:
+        # Bad or replayed state, wrong nonce, bad signature, expired or foreign id_token.
+        reason = str(getattr(exc, "description", None) or getattr(exc, "error", None) or exc)
+        raise Problem(400, f"{refused}: {reason.rstrip('.')}. Start again from the sign-in page.",
+                      "Sign-in refused") from exc
+    except httpx.HTTPError as exc:
+        raise Problem(502, f"{settings.oidc_name} cannot be reached; try again later.",
+                      "Sign-in provider unavailable") from exc
+    claims = token.get("userinfo")
+    if not claims:
+        raise Problem(400, f"{refused}: the provider sent no ID token.", "Sign-in refused")
+    try:
+        user = oidc.user_for_claims(db, claims, client_ip(request))
+    except oidc.OidcError as exc:
+        raise Problem(403, str(exc), "Sign-in refused") from exc
+    db.commit()  # before the redirect, whose follow-up request must find the new account
+    target = request.session.get(OIDC_NEXT, AFTER_SIGN_IN)
+    start_session(request, user)
+    return RedirectResponse(safe_next(target), status_code=303)
+
+
+@router.get("/api/me", tags=["account"])
+def me(user: SignedInUser) -> dict[str, Any]:
+    """Who the caller is: for scripts checking their token, and for front ends."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "full_name": user.full_name,
+        "email": user.email,
+        "role": user.role.value,
+        "beamlines": sorted(b.name for b in user.beamlines),
+    }

@@ -1,4 +1,4 @@
-"""Regenerate pymca_steel.json: PyMca's own fit of Steel.spe with Steel.cfg.
+"""Regenerate pymca_steel.json: PyMca's own fit of Steel.spe with Steel.cfg (as shipped).
 
 Run with a Python that has PyMca5 (not a BeamDesk dependency), e.g.::
 
