@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from beamdesk.db import utcnow
+from beamdesk.db import session_scope, utcnow
 from beamdesk.h5.paths import PathNotFound, proposal_root
 from beamdesk.portal import access
 from beamdesk.portal.access import Action, Identity
@@ -35,15 +35,8 @@ def get_settings(request: Request) -> Settings:
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request, committed before the response is sent (scope="function"),
     so a client that follows a redirect at once sees what the request wrote."""
-    session: Session = request.app.state.sessionmaker()
-    try:
+    with session_scope(request.app.state.sessionmaker) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_now(request: Request) -> datetime:
@@ -59,7 +52,9 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def get_user(request: Request, db: Annotated[Session, Depends(get_db, scope="function")]) -> User | None:
+def get_user(
+    request: Request, db: Annotated[Session, Depends(get_db, scope="function")]
+) -> User | None:
     """The signed-in user from a Bearer token or the session cookie, or None."""
     if hasattr(request.state, "user"):
         return request.state.user

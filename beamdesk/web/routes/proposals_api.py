@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -60,19 +60,34 @@ def _user(db: Session, username: str) -> User:
     return user
 
 
-def detail(
-    db: Session, identity: Identity, number: str, now: datetime
-) -> schemas.ProposalDetail:
+def detail(db: Session, identity: Identity, number: str, now: datetime) -> schemas.ProposalDetail:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
     rel = access.relation(identity, proposal, now)
     return schemas.ProposalDetail.build(proposal, rel, identity.user_id)
 
 
+def change(
+    db: Session,
+    identity: Identity,
+    number: str,
+    now: datetime,
+    apply: Callable[[Proposal], object],
+) -> schemas.ProposalDetail:
+    """The shape of every change: find the proposal the caller may see, apply a service
+    (which checks the finer permission), commit, and answer with the new state."""
+    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
+    with service_errors():
+        apply(proposal)
+    db.commit()
+    return detail(db, identity, number, now)
+
+
 @router.get("/beamlines")
 def list_beamlines(db: DB) -> list[dict[str, str]]:
     rows = db.scalars(select(Beamline).order_by(Beamline.name))
-    return [{"name": b.name, "description": b.description, "techniques": b.techniques}
-            for b in rows]
+    return [
+        {"name": b.name, "description": b.description, "techniques": b.techniques} for b in rows
+    ]
 
 
 @router.get("/proposals", response_model=schemas.Page[schemas.ProposalSummary])
@@ -94,11 +109,16 @@ def list_proposals(
         where.append(func.lower(Proposal.title).like(pattern) | Proposal.number.like(pattern))
     total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
     rows = db.scalars(
-        select(Proposal).where(*where).options(selectinload(Proposal.beamline))
-        .order_by(Proposal.number.desc()).limit(limit).offset(offset)
+        select(Proposal)
+        .where(*where)
+        .options(selectinload(Proposal.beamline))
+        .order_by(Proposal.number.desc())
+        .limit(limit)
+        .offset(offset)
     )
-    return schemas.Page(items=[schemas.ProposalSummary.of(p) for p in rows], total=total,
-                        limit=limit, offset=offset)
+    return schemas.Page(
+        items=[schemas.ProposalSummary.of(p) for p in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/proposals/{number}", response_model=schemas.ProposalDetail)
@@ -115,9 +135,15 @@ def create_proposal(
     """Start a draft; the caller becomes its principal investigator."""
     with service_errors():
         proposal = proposals.create_proposal(
-            db, user, title=body.title, abstract=body.abstract, category=body.category,
-            beamline=_beamline(db, body.beamline), shifts_requested=body.shifts_requested,
-            samples=[SampleInput(**s.model_dump()) for s in body.samples], now=now,
+            db,
+            user,
+            title=body.title,
+            abstract=body.abstract,
+            category=body.category,
+            beamline=_beamline(db, body.beamline),
+            shifts_requested=body.shifts_requested,
+            samples=[SampleInput(**s.model_dump()) for s in body.samples],
+            now=now,
         )
     db.commit()
     return detail(db, identity, proposal.number, now)
@@ -127,131 +153,188 @@ def create_proposal(
 def update_proposal(
     number: str, body: schemas.ProposalPatch, db: DB, identity: CurrentIdentity, now: Now
 ) -> schemas.ProposalDetail:
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.update_draft(
-            db, identity, proposal, now=now, title=body.title, abstract=body.abstract,
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.update_draft(
+            db,
+            identity,
+            p,
+            now=now,
+            title=body.title,
+            abstract=body.abstract,
             category=body.category,
-            samples=None if body.samples is None
+            samples=None
+            if body.samples is None
             else [SampleInput(**s.model_dump()) for s in body.samples],
-        )
-    db.commit()
-    return detail(db, identity, number, now)
+        ),
+    )
 
 
 @changes.post("/proposals/{number}/transitions/{action}", response_model=schemas.ProposalDetail)
 def take_transition(
-    number: str, action: str, db: DB, identity: CurrentIdentity, user: CurrentUser, now: Now,
+    number: str,
+    action: str,
+    db: DB,
+    identity: CurrentIdentity,
+    user: CurrentUser,
+    now: Now,
     body: schemas.TransitionIn | None = None,
 ) -> schemas.ProposalDetail:
     """Move the proposal along its life: submit, start_feasibility, feasible, accept, …"""
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.transition(db, identity, proposal, action,
-                             comment=body.comment if body else "", now=now)
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.transition(
+            db, identity, p, action, comment=body.comment if body else "", now=now
+        ),
+    )
 
 
 @changes.post("/proposals/{number}/members", response_model=schemas.ProposalDetail)
 def add_member(
     number: str, body: schemas.MemberIn, db: DB, identity: CurrentIdentity, now: Now
 ) -> schemas.ProposalDetail:
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.add_member(db, identity, proposal, _user(db, body.username), body.role, now=now)
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.add_member(
+            db, identity, p, _user(db, body.username), body.role, now=now
+        ),
+    )
 
 
 @changes.delete("/proposals/{number}/members/{username}", response_model=schemas.ProposalDetail)
 def remove_member(
     number: str, username: str, db: DB, identity: CurrentIdentity, now: Now
 ) -> schemas.ProposalDetail:
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.remove_member(db, identity, proposal, _user(db, username).id, now=now)
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.remove_member(db, identity, p, _user(db, username).id, now=now),
+    )
 
 
 @changes.post("/proposals/{number}/reviewers", response_model=schemas.ProposalDetail)
 def assign_reviewer(
     number: str, body: schemas.ReviewerIn, db: DB, identity: CurrentIdentity, now: Now
 ) -> schemas.ProposalDetail:
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.assign_reviewer(db, identity, proposal, _user(db, body.username), now=now)
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.assign_reviewer(db, identity, p, _user(db, body.username), now=now),
+    )
 
 
 @changes.post("/proposals/{number}/review", response_model=schemas.ProposalDetail)
 def submit_review(
     number: str, body: schemas.ReviewIn, db: DB, identity: CurrentIdentity, now: Now
 ) -> schemas.ProposalDetail:
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.submit_review(db, identity, proposal, score=body.score, comment=body.comment,
-                                now=now)
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.submit_review(
+            db, identity, p, score=body.score, comment=body.comment, now=now
+        ),
+    )
 
 
 @changes.post("/proposals/{number}/beamtimes", response_model=schemas.ProposalDetail)
 def add_beamtime(
-    number: str, body: schemas.BeamtimeIn, db: DB, identity: CurrentIdentity, now: Now,
+    number: str,
+    body: schemas.BeamtimeIn,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
     settings: AppSettings,
 ) -> schemas.ProposalDetail:
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
     if body.start.tzinfo is None or body.end.tzinfo is None:
         raise Problem(422, "Give start and end with a time zone, e.g. 2026-03-01T08:00:00Z.")
     beamline = _beamline(db, body.beamline)
     assert beamline is not None
-    with service_errors():
-        proposals.add_beamtime(db, identity, proposal, settings, beamline=beamline,
-                               start=body.start, end=body.end, shifts=body.shifts, now=now)
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.add_beamtime(
+            db,
+            identity,
+            p,
+            settings,
+            beamline=beamline,
+            start=body.start,
+            end=body.end,
+            shifts=body.shifts,
+            now=now,
+        ),
+    )
 
 
 @changes.post("/proposals/{number}/embargo/release", response_model=schemas.ProposalDetail)
 def release_early(
-    number: str, db: DB, identity: CurrentIdentity, now: Now,
+    number: str,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
     body: schemas.TransitionIn | None = None,
 ) -> schemas.ProposalDetail:
     """Open the data to everyone now (PI or user office)."""
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.release_early(db, identity, proposal, now=now,
-                                comment=body.comment if body else "")
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.release_early(
+            db, identity, p, now=now, comment=body.comment if body else ""
+        ),
+    )
 
 
 @changes.post("/proposals/{number}/embargo/extend", response_model=schemas.ProposalDetail)
 def extend_embargo(
-    number: str, db: DB, identity: CurrentIdentity, now: Now, settings: AppSettings,
+    number: str,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
+    settings: AppSettings,
     body: schemas.TransitionIn | None = None,
 ) -> schemas.ProposalDetail:
     """Push the release date back once by the configured extension (default 2 years)."""
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.extend_embargo(db, identity, proposal, settings, now=now,
-                                 comment=body.comment if body else "")
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.extend_embargo(
+            db, identity, p, settings, now=now, comment=body.comment if body else ""
+        ),
+    )
 
 
 @changes.post("/proposals/{number}/doi", response_model=schemas.ProposalDetail)
 def set_doi(
     number: str, body: schemas.DoiIn, db: DB, identity: CurrentIdentity, now: Now
 ) -> schemas.ProposalDetail:
-    proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        proposals.set_doi(db, identity, proposal, body.doi, now=now)
-    db.commit()
-    return detail(db, identity, number, now)
+    return change(
+        db,
+        identity,
+        number,
+        now,
+        lambda p: proposals.set_doi(db, identity, p, body.doi, now=now),
+    )
 
 
 router.include_router(changes)
