@@ -55,7 +55,9 @@ def wants_json(request: Request) -> bool:
 
 def problem_response(request: Request, status: int, title: str, detail: str) -> Response:
     if wants_json(request):
-        body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        # "message" repeats the detail for h5grove/H5Web clients, which read that field.
+        body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+                "message": detail}
         return JSONResponse(body, status_code=status, media_type="application/problem+json")
     templates = request.app.state.templates
     return templates.TemplateResponse(

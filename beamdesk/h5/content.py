@@ -1,0 +1,213 @@
+"""Resolve paths inside HDF5 files without ever leaving the proposal, and describe entities.
+
+h5py (i.e. libhdf5) follows external links to any file the process can read, so paths
+are walked here link by link: hard and soft links are followed inside the file, an
+external link only when its target file resolves inside the same proposal folder. Any
+other link is returned unresolved and shown as a broken/external link entity, which is
+also what h5grove does for links it cannot resolve. Metadata shapes match h5grove 4 so
+H5Web's H5GroveProvider reads them unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import h5py
+import numpy as np
+from h5grove.utils import attr_metadata, get_array_stats, get_filters, get_type_metadata
+
+from beamdesk.h5.errors import H5RequestError
+
+MAX_LINK_HOPS = 16
+Entity = h5py.Dataset | h5py.Group | h5py.Datatype
+Link = h5py.SoftLink | h5py.ExternalLink
+# Opens an external link's target: (file holding the link, link filename) -> file or None.
+Opener = Callable[[h5py.File, str], h5py.File | None]
+
+
+@dataclass(frozen=True)
+class Node:
+    """What a path names: a resolved entity, or a link that cannot (or may not) be followed."""
+
+    path: str
+    entity: Entity | None = None
+    link: Link | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").split("/")[-1] if self.path != "/" else ""
+
+
+def _not_found(path: str) -> H5RequestError:
+    return H5RequestError(404, f"{path} is not a valid path in this file.")
+
+
+def _walk(f: h5py.File, path: str, opener: Opener, hops: int) -> Entity | Link:
+    if hops > MAX_LINK_HOPS:
+        raise _not_found(path)
+    node: Entity = f["/"]
+    parts = [p for p in path.split("/") if p]
+    for i, name in enumerate(parts):
+        if name in (".", "..") or not isinstance(node, h5py.Group):
+            raise _not_found(path)
+        link = node.get(name, getlink=True)
+        if link is None:
+            raise _not_found(path)
+        if isinstance(link, h5py.HardLink):
+            node = node[name]
+            continue
+        target = _follow(node, link, opener, hops)
+        if target is None:
+            if i == len(parts) - 1:
+                return link
+            raise _not_found(path)
+        node = target
+    return node
+
+
+def _follow(group: h5py.Group, link: Link, opener: Opener, hops: int) -> Entity | None:
+    try:
+        if isinstance(link, h5py.SoftLink):
+            target = link.path
+            if not target.startswith("/"):
+                target = f"{group.name.rstrip('/')}/{target}"
+            found = _walk(group.file, target, opener, hops + 1)
+        else:
+            other = opener(group.file, link.filename)
+            if other is None:
+                return None
+            found = _walk(other, link.path, opener, hops + 1)
+    except (H5RequestError, KeyError, OSError):
+        return None
+    return None if isinstance(found, (h5py.SoftLink, h5py.ExternalLink)) else found
+
+
+def resolve(f: h5py.File, path: str | None, opener: Opener) -> Node:
+    """The entity at ``path`` (default "/"); 404 if there is none."""
+    path = path or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    try:
+        found = _walk(f, path, opener, 0)
+    except (KeyError, ValueError) as exc:
+        raise _not_found(path) from exc
+    if isinstance(found, (h5py.SoftLink, h5py.ExternalLink)):
+        return Node(path, link=found)
+    return Node(path, entity=found)
+
+
+def confined_opener(folder: Path, open_file: Callable[[Path], h5py.File]) -> Opener:
+    """Open external-link targets only when they lie inside ``folder`` (a resolved path)."""
+
+    def opener(holder: h5py.File, filename: str) -> h5py.File | None:
+        base = Path(holder.filename).parent
+        candidate = Path(filename) if PurePosixPath(filename).is_absolute() else base / filename
+        try:
+            target = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if not target.is_file() or not target.is_relative_to(folder):
+            return None
+        try:
+            return open_file(target)
+        except (H5RequestError, OSError):
+            return None
+
+    return opener
+
+
+def check_storage(dataset: h5py.Dataset, folder: Path) -> None:
+    """Refuse virtual or external-storage datasets whose raw data lies outside ``folder``."""
+    base = Path(dataset.file.filename).parent
+    names: list[str] = []
+    if dataset.is_virtual:
+        names = [vs.file_name for vs in dataset.virtual_sources() if vs.file_name != "."]
+    if dataset.external:
+        names += [
+            (n.decode() if isinstance(n, bytes) else n) for n, *_ in dataset.external
+        ]
+    for name in names:
+        target = (base / name).resolve()
+        if not target.is_relative_to(folder):
+            raise H5RequestError(404, f"{dataset.name} stores its data outside this proposal.")
+
+
+# --- metadata, in h5grove 4's shapes -------------------------------------------------------
+
+
+def _sorted(**items: Any) -> dict[str, Any]:
+    return dict(sorted(items.items()))
+
+
+def _attributes(entity: Entity) -> list[dict[str, Any]]:
+    return [attr_metadata(entity.attrs, n) for n in sorted(entity.attrs.keys())]
+
+
+def metadata(node: Node, opener: Opener, depth: int = 1) -> dict[str, Any]:
+    """h5grove's /meta body for ``node``; groups list their children one level deep."""
+    if isinstance(node.link, h5py.SoftLink):
+        return _sorted(kind="soft_link", name=node.name, target_path=node.link.path)
+    if isinstance(node.link, h5py.ExternalLink):
+        return _sorted(kind="external_link", name=node.name, target_file=node.link.filename,
+                       target_path=node.link.path)
+    entity = node.entity
+    base = {"name": node.name, "attributes": _attributes(entity)}
+    if isinstance(entity, h5py.Dataset):
+        return _sorted(kind="dataset", chunks=entity.chunks, filters=get_filters(entity),
+                       shape=entity.shape, type=get_type_metadata(entity.id.get_type()), **base)
+    if isinstance(entity, h5py.Datatype):
+        return _sorted(kind="datatype", type=get_type_metadata(entity.id), **base)
+    if depth <= 0:
+        return _sorted(kind="group", **base)
+    prefix = node.path.rstrip("/")
+    children = [
+        metadata(resolve(entity.file, f"{prefix}/{name}", opener), opener, depth - 1)
+        for name in entity
+    ]
+    return _sorted(kind="group", children=children, **base)
+
+
+def attributes(node: Node, keys: list[str] | None) -> dict[str, Any]:
+    if node.entity is None:
+        raise H5RequestError(422, f"{node.path} is a link that cannot be followed; it has no "
+                             "attributes.")
+    attrs = node.entity.attrs
+    names = keys if keys else list(attrs.keys())
+    missing = [k for k in names if k not in attrs]
+    if missing:
+        raise H5RequestError(404, f"No attribute {missing[0]!r} on {node.path}.")
+    return {k: attrs[k] for k in names}
+
+
+def paths(node: Node) -> list[str]:
+    """Every link name below a group (links are listed, never followed), as h5grove /paths."""
+    if not isinstance(node.entity, h5py.Group):
+        raise H5RequestError(422, f"{node.path} is not a group.")
+    prefix = node.path.rstrip("/")
+    names = [node.path]
+    node.entity.id.links.visit(lambda name: names.append(f"{prefix}/{name.decode()}"))
+    return names
+
+
+def dataset_of(node: Node) -> h5py.Dataset:
+    if node.link is not None:
+        raise H5RequestError(404, f"{node.path} is a broken or external link that is not "
+                             "followed (its target is missing or outside this proposal).")
+    if not isinstance(node.entity, h5py.Dataset):
+        raise H5RequestError(422, f"{node.path} is not a dataset.")
+    return node.entity
+
+
+def stats(data: Any) -> dict[str, Any]:
+    """h5grove's /stats on finite values."""
+    arr = np.asarray(data)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise H5RequestError(422, "Statistics need numeric data.")
+    if np.iscomplexobj(arr):
+        arr = np.abs(arr)
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = arr[np.isfinite(arr)]
+    return get_array_stats(arr)
