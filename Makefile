@@ -6,18 +6,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 FRONTEND_STAMP := beamdesk/web/static/app/.built-stamp
+PROXY_STAMP := tools/jupyter-proxy/node_modules/.installed-stamp
 FRONTEND_SOURCES := $(shell find frontend -path frontend/node_modules -prune -o -type f -print 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export BEAMDESK_DEMO_PASSWORD ?=
 
-.PHONY: run test setup frontend system-test-deps demo lint bench clean
+.PHONY: run test setup frontend jupyter-proxy system-test-deps demo lint bench clean
 
-run: setup frontend ## set up, create the demo facility, serve on http://127.0.0.1:8000
+run: setup frontend jupyter-proxy ## set up, create the demo facility, serve on http://127.0.0.1:8000
 	$(BIN)/beamdesk db upgrade
 	$(BIN)/beamdesk demo
 	$(BIN)/beamdesk serve --host 127.0.0.1 --port 8000
 
-test: setup frontend system-test-deps ## set up everything the tests need and run them all
+test: setup frontend jupyter-proxy system-test-deps ## set up everything the tests need and run them all
 	$(BIN)/ruff check beamdesk tests bench tools
 	BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra
 
@@ -34,6 +35,13 @@ frontend: $(FRONTEND_STAMP)
 $(FRONTEND_STAMP): $(FRONTEND_SOURCES)
 	@if [ -f frontend/build.sh ]; then bash frontend/build.sh; else echo "no front end to build"; fi
 	mkdir -p $(dir $@) && touch $@
+
+# configurable-http-proxy for `beamdesk hub`, pinned by tools/jupyter-proxy/package-lock.json.
+jupyter-proxy: $(PROXY_STAMP)
+
+$(PROXY_STAMP): tools/jupyter-proxy/package.json tools/jupyter-proxy/package-lock.json
+	cd tools/jupyter-proxy && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Debian's PostgreSQL server and Chromium, for the database and browser tests.
 system-test-deps:

@@ -82,6 +82,8 @@ def serve(
     upgrade(settings.database_url)
     settings.data_root.mkdir(parents=True, exist_ok=True)
     console.print(f"BeamDesk on http://{host}:{port}  (data: {settings.data_root})")
+    cluster = settings.dask_scheduler or f"{settings.dask_workers} local dask workers"
+    console.print(f"analysis jobs on {cluster} (docs/jobs.md)")
     uvicorn.run(
         "beamdesk.web.asgi:app",
         host=host,
@@ -93,10 +95,30 @@ def serve(
 
 
 @app.command()
+def hub(data: DataOption = None) -> None:
+    """Run JupyterHub (with configurable-http-proxy) signing users in through the portal."""
+    import os
+
+    from beamdesk.jupyter.config import hub_settings
+    from beamdesk.jupyter.hub_config import hub_command
+    from beamdesk.migrate import upgrade
+
+    settings = _settings(data)
+    upgrade(settings.database_url)  # the hub's sign-in reads the portal's tables
+    argv, env, folder = hub_command(settings)
+    if data is not None:
+        env["BEAMDESK_DATA"] = str(settings.data_root)
+    console.print(f"JupyterHub on {hub_settings(settings).url}  (state: {folder})")
+    os.chdir(folder)
+    # exec: the hub gets signals directly and stops its proxy and servers on Ctrl-C.
+    os.execvpe(argv[0], argv, env)
+
+
+@app.command()
 def demo(data: DataOption = None) -> None:
     """Create a realistic demo facility: beamlines, people, proposals, NeXus data."""
+    from beamdesk.demo import create_demo
     from beamdesk.migrate import upgrade
-    from beamdesk.portal.demo import create_demo
 
     settings = _settings(data)
     upgrade(settings.database_url)
@@ -191,7 +213,7 @@ def _add_optional_subcommands() -> None:
     """Analysis tools register their own sub-commands (``beamdesk xrf …``, ``jobs …``)."""
     import importlib
 
-    for name, module in [("xrf", "beamdesk.xrf.cli")]:
+    for name, module in [("xrf", "beamdesk.xrf.cli"), ("jobs", "beamdesk.jobs.cli")]:
         try:
             sub = importlib.import_module(module)
         except ModuleNotFoundError as exc:

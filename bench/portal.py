@@ -75,7 +75,8 @@ def seed(url: str, n_proposals: int, n_datasets: int) -> tuple[str, str, str]:
                 rows.append({
                     "proposal_id": ids[f"2026{i:04d}"], "path": f"raw/scan_{j:04d}.nxs",
                     "size": 1000 + j, "mtime": now, "sha256": "0" * 64, "is_hdf5": True,
-                    "title": f"{rng.choice(WORDS)} scan {j}", "instrument": "XRF",
+                    "title": (title := f"{rng.choice(WORDS)} scan {j}"), "instrument": "XRF",
+                    "search_text": f"raw/scan_{j:04d}.nxs {title} xrf",
                     "nx_classes": "NXentry/NXdata", "error": "", "kind": "raw",
                     "start_time": now - timedelta(hours=j), "indexed_at": now,
                 })

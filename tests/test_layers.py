@@ -17,6 +17,7 @@ FORBIDDEN = {
            "sqlalchemy", "starlette"},
     "portal": {"beamdesk.web", "beamdesk.jobs", "beamdesk.jupyter", "fastapi", "starlette"},
     "jobs": {"beamdesk.web"},
+    "demo": {"beamdesk.web", "beamdesk.jobs", "fastapi", "starlette"},
 }
 
 

@@ -195,6 +195,26 @@ def may(r: Relation, action: Action) -> bool:
     raise ValueError(f"unknown action {action!r}")
 
 
+def may_edit_collection(r: Relation) -> bool:
+    """May the identity create, edit and publish data collections of the proposal?
+
+    The PI speaks for the team; the user office acts for the facility. Publishing puts
+    metadata in the open (files still wait for the release date), so nobody else may.
+    """
+    return _is_pi(r) or r.user_office
+
+
+def may_see_collection(r: Relation, published: bool) -> bool:
+    """A published collection's description is public (its DOI must resolve at once);
+    a draft is the team's and the facility's business, even on open data."""
+    return published or r.user_office or _is_member(r) or _staff_sees(r)
+
+
+def may_download_collection(r: Relation) -> bool:
+    """Files of a collection: the same rule as the proposal's data (open once released)."""
+    return may(r, Action.read_data)
+
+
 def may_transition(r: Relation, transition: str) -> bool:
     """May the identity take ``transition`` now (right state, right role, preconditions)?"""
     if transition not in TRANSITIONS or next_state(r.state, transition) is None:

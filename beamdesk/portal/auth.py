@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from beamdesk.db import utcnow
 from beamdesk.portal.models import ApiToken, AuditEvent, GlobalRole, User
@@ -151,7 +151,8 @@ def user_from_token(db: Session, token: str, now: datetime | None = None) -> Use
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     now = now or utcnow()
-    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))
+                    .options(joinedload(ApiToken.user)))
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and row.expires_at <= now:

@@ -267,6 +267,10 @@ class Dataset(Base):
     kind: Mapped[str] = mapped_column(String(16), default="raw")
     # Provenance of derived datasets: inputs, job and configuration (filled by beamdesk.jobs).
     provenance: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Scalars of the NeXus sample and instrument: {"sample/name": {"value": .., "unit": ..}}.
+    parameters: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Lower-case path, title and instrument in one column: one LIKE per word, not four.
+    search_text: Mapped[str] = mapped_column(Text, default="")
     indexed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     proposal: Mapped[Proposal] = relationship()
@@ -274,6 +278,7 @@ class Dataset(Base):
     __table_args__ = (
         UniqueConstraint("proposal_id", "path", name="uq_dataset_path"),
         Index("ix_datasets_proposal_path", "proposal_id", "path"),
+        Index("ix_datasets_proposal_start", "proposal_id", "start_time"),
     )
 
 

@@ -66,7 +66,7 @@ def _record(
     row = Transition(
         action=action,
         actor_id=actor_id,
-        from_state=from_state or proposal.state.value,
+        from_state=proposal.state.value if from_state is None else from_state,
         to_state=to_state,
         comment=comment,
     )

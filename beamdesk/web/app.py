@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -26,16 +29,38 @@ ROUTE_MODULES = [
     "tokens",
     "proposals_api",
     "datasets_api",
+    "dataset_pages",
     "files",
     "h5",
     "pages",
+    "collections",
+    "panosc",
     "viewer",
+    "notebooks",
+    "jobs_api",
 ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+@asynccontextmanager
+async def _run_jobs(app: FastAPI) -> AsyncIterator[None]:
+    """Start the job runner (and its dask cluster) with the server, stop it at shutdown."""
+    from beamdesk.jobs.runner import start_runner
+
+    runner = await run_in_threadpool(start_runner, app.state.settings)
+    app.state.job_runner = runner
+    try:
+        yield
+    finally:
+        app.state.job_runner = None
+        if runner is not None:
+            await run_in_threadpool(runner.stop)
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> FastAPI:
+    """The app; ``run_jobs`` also runs analysis jobs in this process (``beamdesk serve``)."""
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_run_jobs if run_jobs else None,
         title="BeamDesk",
         version=beamdesk.__version__,
         description="Remote access to a synchrotron facility's experiments and data.",
@@ -44,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.settings = settings
+    app.state.job_runner = None
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     templates = Jinja2Templates(directory=str(HERE / "templates"))

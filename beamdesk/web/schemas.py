@@ -20,6 +20,8 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+    # False when ``total`` is a lower bound (broad searches stop counting at 1,000).
+    total_exact: bool = True
 
 
 class SampleIn(BaseModel):

@@ -14,12 +14,19 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
-# H5Web draws with WebGL and needs blob: workers; no inline scripts anywhere.
+# No inline scripts anywhere. style-src keeps 'unsafe-inline' for style="" attributes in
+# the templates and for the constructed stylesheets and inline styles of H5Web's panels and
+# menus; img-src data:/blob: for its PNG snapshots and exported files (blob: downloads).
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; worker-src 'self' blob:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
+# The viewer page only (routes/viewer.py): H5Web 17 keeps its arrays in scijs ndarray and
+# ndarray-ops, which compile their accessors with `Function(...)` at run time (upstream issue
+# silx-kit/h5web#2047), so that page must allow 'unsafe-eval'. It still forbids inline and
+# foreign scripts; every other page keeps the strict policy.
+VIEWER_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'")
 HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),

@@ -70,48 +70,68 @@ def fit(
     json_out: Annotated[str | None, typer.Option("--json", help="Write results as JSON "
                                                                 "(file, or - for stdout).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of the fit.")] = None,
+    secondary: Annotated[int | None, typer.Option(
+        "--secondary", min=0, max=2, help="Higher-order excitation: 0 primary only, 1 secondary, "
+        "2 secondary and tertiary fluorescence (default: the configuration's).")] = None,
 ) -> None:
     """Fit one spectrum and print the group areas (and mass fractions when configured)."""
     from beamdesk.xrf.config import load_config
     from beamdesk.xrf.fit import fit_spectrum
-    from beamdesk.xrf.quant import QuantError, mass_fractions
+    from beamdesk.xrf.quant import QuantError, covariance_pairs, quantify, reference_group
     from beamdesk.xrf.readers import read_spectrum
 
     with _user_errors():
         cfg = load_config(config)
+        if secondary is not None:
+            cfg.concentrations.secondary = secondary
         spec = read_spectrum(spectrum)
         result = fit_spectrum(spec.counts, cfg)
+        info: dict[str, Any] = {"secondary": min(cfg.concentrations.secondary, 2)}
         try:
-            result.mass_fractions = mass_fractions(
-                {k: v.area for k, v in result.groups.items()}, cfg)
+            q = quantify({k: v.area for k, v in result.groups.items()}, cfg,
+                         {k: v.sigma for k, v in result.groups.items()},
+                         covariance_pairs(list(result.groups), result.area_covariance))
+            result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
+            ref = reference_group(cfg)
+            info["method"] = "internal standard" if ref else "fundamental parameters"
+            info["reference"] = ref
         except QuantError as exc:
+            info["method"] = None
             if json_out != "-":
                 err.print(f"[yellow]no mass fractions:[/yellow] {exc}")
+        out = {**result.to_dict(), "quantification": info}
         if json_out == "-":
-            sys.stdout.write(json.dumps(result.to_dict(), indent=1) + "\n")
+            sys.stdout.write(json.dumps(out, indent=1) + "\n")
         else:
-            _print_fit(result, spectrum)
+            _print_fit(result, spectrum, info)
             if json_out:
-                Path(json_out).write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+                Path(json_out).write_text(json.dumps(out, indent=1) + "\n")
         if plot is not None:
             from beamdesk.xrf.plot import plot_fit
 
             plot_fit(result, plot, title=Path(spectrum.split("::")[0]).name)
 
 
-def _print_fit(result: Any, source: str) -> None:
+def _print_fit(result: Any, source: str, info: dict[str, Any] | None = None) -> None:
     p = result.params
     console.print(f"[bold]{source}[/bold]  χ²ᵣ = {result.chi2_reduced:.3f}  "
                   f"zero = {p.zero:.5f} keV  gain = {p.gain * 1000:.4f} eV/ch  "
                   f"noise = {p.noise * 1000:.1f} eV  Fano = {p.fano:.4f}")
+    if info and info.get("method"):
+        how = info["method"] + (f" {info['reference']}" if info.get("reference") else "")
+        order = ("primary excitation only", "with secondary fluorescence",
+                 "with secondary and tertiary fluorescence")[info.get("secondary", 0)]
+        console.print(f"quantification: {how}, {order}")
     table = Table()
-    for col in ("group", "area", "σ", "rel. σ", "mass fraction"):
+    for col in ("group", "area", "σ", "rel. σ", "mass fraction", "σ(mass fraction)"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, g in result.groups.items():
         mf = result.mass_fractions.get(name)
+        ms = result.mass_fraction_sigmas.get(name)
         table.add_row(name, f"{g.area:.1f}", f"{g.sigma:.1f}",
                       f"{g.sigma / g.area:.2%}" if g.area > 0 else "–",
-                      f"{mf:.4g}" if mf is not None else "")
+                      f"{mf:.4g}" if mf is not None else "",
+                      f"{ms:.2g}" if ms is not None and mf is not None else "")
     console.print(table)
 
 

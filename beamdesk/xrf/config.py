@@ -121,6 +121,9 @@ class Concentrations:
     use_matrix: bool = False
     use_attenuators: bool = True
     mmolar: bool = False
+    # higher-order excitation in the sample (PyMca usemultilayersecondary): 0 primary only,
+    # 1 with secondary fluorescence, 2 with secondary and tertiary
+    secondary: int = 0
 
 
 @dataclass
@@ -329,7 +332,8 @@ def from_pymca_dict(d: dict[str, Any], source: str = "<cfg>") -> XRFConfig:
             area=float(conc.get("area", 30.0)), distance=float(conc.get("distance", 10.0)),
             reference=str(ref) if ref is not None else "Auto",
             use_matrix=_flag(conc, "usematrix"), use_attenuators=_flag(conc, "useattenuators", 1),
-            mmolar=_flag(conc, "mmolarflag"))
+            mmolar=_flag(conc, "mmolarflag"),
+            secondary=int(conc.get("usemultilayersecondary", 0) or 0))
         for name, m in (d.get("materials") or {}).items():
             if not isinstance(m, dict):
                 continue
@@ -383,7 +387,8 @@ def to_pymca_dict(cfg: XRFConfig) -> dict[str, Any]:
             "reference": cfg.concentrations.reference,
             "usematrix": int(cfg.concentrations.use_matrix),
             "useattenuators": int(cfg.concentrations.use_attenuators),
-            "mmolarflag": int(cfg.concentrations.mmolar)},
+            "mmolarflag": int(cfg.concentrations.mmolar),
+            "usemultilayersecondary": int(cfg.concentrations.secondary)},
         "materials": {},
     }
     # PyMca lists of length one must still be lists: force a trailing element where needed.

@@ -51,6 +51,9 @@ class FitResult:
     group_models: dict[str, np.ndarray] = field(default_factory=dict)
     iterations: int = 0
     mass_fractions: dict[str, float] = field(default_factory=dict)
+    mass_fraction_sigmas: dict[str, float] = field(default_factory=dict)
+    # covariance of the reported group areas (order of `groups`), for error propagation
+    area_covariance: np.ndarray | None = None
 
     @property
     def residuals(self) -> np.ndarray:
@@ -65,6 +68,7 @@ class FitResult:
             "chi2_reduced": self.chi2_reduced,
             "groups": {k: {"area": v.area, "sigma": v.sigma} for k, v in self.groups.items()},
             "mass_fractions": dict(self.mass_fractions),
+            "mass_fraction_sigmas": dict(self.mass_fraction_sigmas),
         }
 
 
@@ -251,5 +255,6 @@ def fit_spectrum(counts: np.ndarray, cfg: XRFConfig, *, channels: np.ndarray | N
         group_models[g.name] = basis[:, i] * coef[i]
     psig = {name: float(sig[design.shape[1] + i]) for i, name in enumerate(names)}
     background = mfit - basis @ coef[:n_groups]
+    area_cov = cov[:n_groups, :n_groups] * np.outer(factor, factor)
     return FitResult(p, psig, groups, chi2, x, model.energy(p), y, background, mfit,
-                     group_models, nfev)
+                     group_models, nfev, area_covariance=area_cov)

@@ -294,15 +294,27 @@ def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
     areas = a[:, :ng] * prep.area_factor
     sigmas = np.sqrt(variance[:, :ng]) * prep.area_factor
     if prep.reference is not None:
-        ref = areas[:, prep.reference] * prep.mass_factor[prep.reference]
+        r = prep.reference
+        ref = areas[:, r] * prep.mass_factor[r]
         with np.errstate(divide="ignore", invalid="ignore"):
             per = np.where(ref > 0, prep.reference_fraction / ref, np.nan)
-        mass = areas * prep.mass_factor * per[:, None]
+            mass = areas * prep.mass_factor * per[:, None]
+            # C_k = A_k f_k C_r/(A_r f_r): first-order propagation with cov(A_k, A_r) =
+            # Σ_c P_kc P_rc μ_c (Poisson, unconstrained estimator), in coefficient space
+            cmat = prep.design.T @ (prep.projector * prep.projector[r]).T
+            cov = (a @ cmat)[:, :ng] * prep.area_factor * prep.area_factor[r]
+            d_own = prep.mass_factor * per[:, None]
+            d_ref = -mass / areas[:, r : r + 1]
+            var = ((d_own * sigmas) ** 2 + (d_ref * sigmas[:, r : r + 1]) ** 2
+                   + 2.0 * d_own * d_ref * cov)
+            mass_sigma = np.sqrt(np.maximum(var, 0.0))
+        mass_sigma[:, r] = np.where(np.isfinite(per), 0.0, np.nan)
     else:
         mass = areas * prep.mass_factor
+        mass_sigma = sigmas * np.abs(prep.mass_factor)
     return {"areas": areas.astype(np.float32), "sigmas": sigmas.astype(np.float32),
-            "mass": mass.astype(np.float32), "chi2": chi2.astype(np.float32),
-            "refit": np.array(int(bad.size))}
+            "mass": mass.astype(np.float32), "mass_sigma": mass_sigma.astype(np.float32),
+            "chi2": chi2.astype(np.float32), "refit": np.array(int(bad.size))}
 
 
 def _fit_block_file(path: str, dataset: str, block: tuple[slice, ...], prep: Prepared,
@@ -412,7 +424,8 @@ class _Writer:
         self.sets: dict[str, list[Any]] = {}
         names = [dataset_name(n) for n in prep.names]
         for what, key in (("parameters", "areas"), ("uncertainties", "sigmas"),
-                          ("massfractions", "mass")):
+                          ("massfractions", "mass"),
+                          ("massfraction_uncertainties", "mass_sigma")):
             grp = results.create_group(what)
             self._nxdata(grp, names, lead)
             self.sets[key] = [grp.create_dataset(n, shape=lead, dtype="f4", chunks=chunks,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 from scipy.special import erfc
 
-from beamdesk.xrf import physics
+from beamdesk.xrf import physics, secondary
 from beamdesk.xrf.config import Layer, XRFConfig, material_composition
 
 SQRT2 = math.sqrt(2.0)
@@ -134,6 +134,36 @@ def matrix_factor(cfg: XRFConfig, energies: np.ndarray, excitation: float | None
     return -np.expm1(-chi * rho_d) / chi
 
 
+def sample_layer(cfg: XRFConfig) -> secondary.Layer | None:
+    """The (top) matrix layer as seen by the secondary-fluorescence model, if one is set."""
+    e0 = cfg.excitation_energy
+    if not cfg.matrix or not e0:
+        return None
+    layer = cfg.matrix[0]
+    comp = material_composition(cfg, layer.material)
+    return secondary.Layer(tuple(sorted(comp.items())), layer.density * layer.thickness,
+                           math.sin(math.radians(cfg.geometry.alpha_in)),
+                           math.sin(math.radians(cfg.geometry.alpha_out)), float(e0))
+
+
+def secondary_factor(cfg: XRFConfig, element: str, lines: list[physics.Line] |
+                     tuple[physics.Line, ...]) -> np.ndarray:
+    """Higher-order enhancement per line: ``concentrations.secondary`` 1 adds secondary,
+    2 also tertiary fluorescence (PyMca's usemultilayersecondary); 0 gives 1."""
+    ones = np.ones(len(lines))
+    layer = sample_layer(cfg) if cfg.concentrations.secondary > 0 else None
+    if layer is None:
+        return ones
+    out = ones.copy()
+    shells = [secondary.line_shell(x.name) for x in lines]
+    for shell in set(shells):
+        idx = [i for i, s in enumerate(shells) if s == shell]
+        out[idx] = secondary.enhancement(layer, element, shell,
+                                         np.array([lines[i].energy for i in idx]),
+                                         order=min(cfg.concentrations.secondary, 2))
+    return out
+
+
 def build_groups(cfg: XRFConfig, *, corrections: bool = True) -> list[PeakGroup]:
     """Fluorescence groups from `cfg.peaks` plus Rayleigh/Compton peaks when enabled.
 
@@ -151,7 +181,8 @@ def build_groups(cfg: XRFConfig, *, corrections: bool = True) -> list[PeakGroup]
             e = np.array([x.energy for x in lines])
             r = np.array([x.rate for x in lines])
             if corrections:
-                r = r * detector_efficiency(cfg, e) * matrix_factor(cfg, e, excitation)
+                r = (r * detector_efficiency(cfg, e) * matrix_factor(cfg, e, excitation)
+                     * secondary_factor(cfg, element, lines))
             if r.sum() <= 0:
                 raise physics.PhysicsError(f"{element} {g}: all lines absorbed by the filters")
             groups.append(PeakGroup(f"{element} {g}", element, e, r / r.sum()))

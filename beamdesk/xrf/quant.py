@@ -6,8 +6,9 @@ For a group g of element i in a homogeneous layer (density ρ, thickness d) the 
 
 with Y_l = τ_shell(E0)·ω·rate (xraylib, Coster–Kronig included), ε the detector efficiency
 (filters × crystal absorption), χ_l = μ(E0)/sin α_in + μ(E_l)/sin α_out for the configured
-matrix, Ω = area/distance². Only primary excitation is modelled (no secondary/tertiary),
-which is PyMca's "no higher-order excitation" setting.
+matrix, Ω = area/distance². With ``[concentrations] secondary = 1`` (PyMca's
+``usemultilayersecondary``) each line's term is multiplied by its secondary-fluorescence
+enhancement (see ``secondary.py``), computed with the configured matrix composition.
 
 With an internal standard (``[concentrations] reference = Fe``) the instrumental constant
 Φ·t·Ω cancels: C_i = C_ref · (A_g/S_g) / (A_ref/S_ref), with C_ref taken from the matrix.
@@ -22,7 +23,7 @@ import numpy as np
 
 from beamdesk.xrf import physics
 from beamdesk.xrf.config import XRFConfig, material_composition
-from beamdesk.xrf.model import detector_efficiency, matrix_factor
+from beamdesk.xrf.model import detector_efficiency, matrix_factor, secondary_factor
 
 
 class QuantError(ValueError):
@@ -56,6 +57,7 @@ def group_sensitivity(cfg: XRFConfig, element: str, group: str) -> float:
     eff = detector_efficiency(cfg, energies) if cfg.concentrations.use_attenuators else 1.0
     # without a matrix: a thin sample, counts per unit mass thickness
     m = matrix_factor(cfg, energies, e0) if cfg.matrix else np.ones_like(energies)
+    m = m * secondary_factor(cfg, element, lines)
     return float(np.sum(yields * eff * m))
 
 
@@ -108,6 +110,58 @@ def quantify_factors(cfg: XRFConfig) -> QuantFactors:
         out.reference = ref
         out.reference_fraction = reference_fraction(cfg, ref.split()[0])
     return out
+
+
+@dataclass
+class Quantification:
+    """Mass fractions per group and their 1σ uncertainties from the area uncertainties."""
+
+    fractions: dict[str, float]
+    sigmas: dict[str, float]
+
+
+def quantify(areas: dict[str, float], cfg: XRFConfig, sigmas: dict[str, float] | None = None,
+             covariance: dict[tuple[str, str], float] | None = None) -> Quantification:
+    """Mass fractions and their uncertainties (first-order propagation of the area errors).
+
+    Fundamental parameters: σ_C = f·σ_A. Internal standard r: C_i = C_r·(A_i/S_i)/(A_r/S_r),
+    so (σ_C/C)² = (σ_i/A_i)² + (σ_r/A_r)² − 2·cov(A_i, A_r)/(A_i·A_r), written with
+    derivatives so that it stays finite for areas near zero; the standard itself has σ = 0
+    (its fraction is given). `covariance` maps (group, group) to the area covariance; without
+    it the areas are taken as independent. Physics constants carry no uncertainty here.
+    """
+    fractions = mass_fractions(areas, cfg)
+    sig = sigmas or {}
+    cov = covariance or {}
+    q = quantify_factors(cfg)
+    out: dict[str, float] = {}
+    if q.reference is None:
+        for name, f in q.factors.items():
+            if name in fractions:
+                out[name] = abs(f) * sig.get(name, 0.0)
+        return Quantification(fractions, out)
+    ref = q.reference
+    a_ref = areas[ref]
+    s_ref = sig.get(ref, 0.0)
+    for name, c in fractions.items():
+        if name == ref:
+            out[name] = 0.0
+            continue
+        d_own = q.reference_fraction * q.sensitivity[ref] / (q.sensitivity[name] * a_ref)
+        d_ref = -c / a_ref
+        s_own = sig.get(name, 0.0)
+        c_or = cov.get((name, ref), cov.get((ref, name), 0.0))
+        var = (d_own * s_own) ** 2 + (d_ref * s_ref) ** 2 + 2.0 * d_own * d_ref * c_or
+        out[name] = math.sqrt(max(var, 0.0))
+    return Quantification(fractions, out)
+
+
+def covariance_pairs(names: list[str], matrix: np.ndarray | None) -> dict[tuple[str, str], float]:
+    """A covariance matrix (rows/columns in `names` order) as a {(a, b): cov} mapping."""
+    if matrix is None:
+        return {}
+    return {(a, b): float(matrix[i, j]) for i, a in enumerate(names)
+            for j, b in enumerate(names)}
 
 
 def mass_fractions(areas: dict[str, float], cfg: XRFConfig) -> dict[str, float]:

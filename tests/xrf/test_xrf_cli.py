@@ -26,15 +26,27 @@ def test_fit_json_stdout() -> None:
     assert set(d["calibration"]) == {"zero", "gain", "quad"}
     assert {"area", "sigma"} == set(d["groups"]["Co K"])
     assert d["mass_fractions"]["Co K"] == pytest.approx(5e-4)
+    # the standard's fraction is given (σ 0); the others carry both areas' errors
+    assert d["mass_fraction_sigmas"]["Co K"] == 0.0
+    fe = d["mass_fraction_sigmas"]["Fe K"] / d["mass_fractions"]["Fe K"]
+    co = d["groups"]["Co K"]["sigma"] / d["groups"]["Co K"]["area"]
+    assert fe > co
+    assert d["quantification"] == {"secondary": 0, "method": "internal standard",
+                                   "reference": "Co K"}
 
 
 def test_fit_table_json_file_and_plot(tmp_path: Path) -> None:
     res = runner.invoke(app, ["fit", str(DATA / "Steel.spe"), "-c", str(DATA / "Steel.cfg"),
                               "--json", str(tmp_path / "r.json"), "--plot",
-                              str(tmp_path / "r.png")])
+                              str(tmp_path / "r.png"), "--secondary", "2"])
     assert res.exit_code == 0, res.output
     assert "Fe Ka" in res.stdout and "Cr K" in res.stdout
-    assert json.loads((tmp_path / "r.json").read_text())["groups"]["Fe Ka"]["area"] > 1e6
+    text = " ".join(res.stdout.split())         # the narrow test console wraps lines
+    assert "internal standard Fe Ka, with secondary and tertiary fluorescence" in text
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["groups"]["Fe Ka"]["area"] > 1e6
+    assert 0.18 < d["mass_fractions"]["Cr K"] < 0.20        # certificate 0.1837
+    assert 0 < d["mass_fraction_sigmas"]["Cr K"] < 0.01
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 

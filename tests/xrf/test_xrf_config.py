@@ -55,3 +55,17 @@ def test_bad_files(tmp_path: Path) -> None:
         load_config(t)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.cfg")
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_higher_order_flag_both_ways(order: int, tmp_path: Path) -> None:
+    """PyMca's [concentrations] usemultilayersecondary ↔ BeamDesk's concentrations.secondary."""
+    text = (DATA / "Steel.cfg").read_text().replace("usemultilayersecondary = 0",
+                                                    f"usemultilayersecondary = {order}")
+    (tmp_path / "s.cfg").write_text(text)
+    cfg = load_config(tmp_path / "s.cfg")
+    assert cfg.concentrations.secondary == order
+    save_config(cfg, tmp_path / "s.toml")
+    assert f"secondary = {order}" in (tmp_path / "s.toml").read_text()
+    save_config(load_config(tmp_path / "s.toml"), tmp_path / "back.cfg")
+    assert f"usemultilayersecondary = {order}" in (tmp_path / "back.cfg").read_text()

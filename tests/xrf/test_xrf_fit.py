@@ -80,4 +80,5 @@ def test_xrfspectrum_fits() -> None:
     assert r.params.zero + r.params.gain * 1474 == pytest.approx(6.93, abs=0.03)
     assert r.groups["Co K"].area > 10 * r.groups["Co K"].sigma
     d = r.to_dict()
-    assert set(d) == {"calibration", "noise", "fano", "chi2_reduced", "groups", "mass_fractions"}
+    assert set(d) == {"calibration", "noise", "fano", "chi2_reduced", "groups", "mass_fractions",
+                      "mass_fraction_sigmas"}

@@ -138,3 +138,28 @@ def test_map_errors(tmp_path: Path, synthetic_cfg) -> None:
         fit_map(tmp_path / "x.h5", "/one", synthetic_cfg, tmp_path / "o.h5", workers=0)
     with pytest.raises(MapFitError, match="no such file"):
         fit_map(tmp_path / "missing.h5", "/one", synthetic_cfg, tmp_path / "o.h5", workers=0)
+
+
+def test_map_mass_fraction_uncertainties(tmp_path: Path, synthetic_cfg) -> None:
+    """Internal standard Fe: per-pixel mass-fraction σ (areas of the group and of Fe, with
+    their covariance) matches the pixel-to-pixel scatter around the true mass fractions."""
+    from beamdesk.xrf.config import Layer, MaterialDef
+    from beamdesk.xrf.quant import mass_fractions
+
+    cfg = synthetic_cfg
+    cfg.materials["Std"] = MaterialDef(["H2O", "Fe"], [0.999, 0.001], 1.0, 1e-4)
+    cfg.matrix = [Layer("Matrix", "Std", 1.0, 1e-4)]
+    cfg.concentrations.reference = "Fe"
+    shape = (20, 30)
+    truth = {"Ti": np.full(shape, 800.0), "Fe": np.full(shape, 600.0),
+             "Cu": np.full(shape, 2000.0), "Zn": np.full(shape, 400.0),
+             "Sr": np.full(shape, 1000.0)}
+    write_map(tmp_path / "m.h5", truth, continuum=3.0, seed=9)
+    r = fit_map(tmp_path / "m.h5", DS, cfg, tmp_path / "o.h5", workers=0)
+    mass, sig = r.read("massfractions"), r.read("massfraction_uncertainties")
+    true_c = mass_fractions({f"{el} K": float(a[0, 0]) for el, a in truth.items()}, cfg)
+    assert np.all(sig["Fe K"] == 0.0)
+    for el in ("Ti", "Cu", "Zn", "Sr"):
+        g = f"{el} K"
+        pull = (mass[g] - true_c[g]) / sig[g]
+        assert abs(pull.mean()) < 0.2 and 0.85 < pull.std() < 1.15, (el, pull.std())

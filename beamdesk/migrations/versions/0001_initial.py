@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:08:27.662606
+Create Date: 2026-11-24 06:08:36.901061
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import beamdesk.db
+
 
 revision = '0001'
 down_revision = None
@@ -88,6 +89,21 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_beamline_staff_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'beamline_id', name=op.f('pk_beamline_staff'))
     )
+    op.create_table('hub_tickets',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('nonce_hash', sa.String(length=64), nullable=False),
+    sa.Column('next_path', sa.String(length=1000), nullable=False),
+    sa.Column('created_at', beamdesk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', beamdesk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', beamdesk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_hub_tickets_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_hub_tickets')),
+    sa.UniqueConstraint('nonce_hash', name=op.f('uq_hub_tickets_nonce_hash'))
+    )
+    with op.batch_alter_table('hub_tickets', schema=None) as batch_op:
+        batch_op.create_index('ix_hub_tickets_expires', ['expires_at'], unique=False)
+
     op.create_table('proposals',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('number', sa.String(length=32), nullable=False),
@@ -124,6 +140,31 @@ def upgrade() -> None:
     with op.batch_alter_table('beamtimes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_beamtimes_beamline_id'), ['beamline_id'], unique=False)
 
+    op.create_table('collections',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('title', sa.String(length=500), nullable=False),
+    sa.Column('abstract', sa.Text(), nullable=False),
+    sa.Column('creators', sa.JSON(), nullable=False),
+    sa.Column('keywords', sa.JSON(), nullable=False),
+    sa.Column('techniques', sa.JSON(), nullable=False),
+    sa.Column('instrument', sa.String(length=255), nullable=False),
+    sa.Column('licence', sa.String(length=64), nullable=False),
+    sa.Column('related_dois', sa.JSON(), nullable=False),
+    sa.Column('doi', sa.String(length=255), nullable=False),
+    sa.Column('doi_state', sa.String(length=16), nullable=False),
+    sa.Column('published_at', beamdesk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', beamdesk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', beamdesk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_collections_created_by_users')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposals.id'], name=op.f('fk_collections_proposal_id_proposals'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_collections'))
+    )
+    with op.batch_alter_table('collections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_collections_doi'), ['doi'], unique=False)
+        batch_op.create_index(batch_op.f('ix_collections_proposal_id'), ['proposal_id'], unique=False)
+
     op.create_table('datasets',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('proposal_id', sa.Integer(), nullable=False),
@@ -140,6 +181,8 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('provenance', sa.JSON(), nullable=True),
+    sa.Column('parameters', sa.JSON(), nullable=True),
+    sa.Column('search_text', sa.Text(), nullable=False),
     sa.Column('indexed_at', beamdesk.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['proposal_id'], ['proposals.id'], name=op.f('fk_datasets_proposal_id_proposals'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets')),
@@ -147,7 +190,35 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('datasets', schema=None) as batch_op:
         batch_op.create_index('ix_datasets_proposal_path', ['proposal_id', 'path'], unique=False)
+        batch_op.create_index('ix_datasets_proposal_start', ['proposal_id', 'start_time'], unique=False)
         batch_op.create_index(batch_op.f('ix_datasets_start_time'), ['start_time'], unique=False)
+
+    op.create_table('jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('parameters', sa.JSON(), nullable=False),
+    sa.Column('inputs', sa.JSON(), nullable=False),
+    sa.Column('state', sa.Enum('queued', 'running', 'done', 'failed', 'cancelled', name='job_state', native_enum=False, length=16), nullable=False),
+    sa.Column('progress', sa.Float(), nullable=False),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('log', sa.Text(), nullable=False),
+    sa.Column('outputs', sa.JSON(), nullable=False),
+    sa.Column('created_at', beamdesk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', beamdesk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', beamdesk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('dask_key', sa.String(length=128), nullable=False),
+    sa.Column('cancel_requested', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposals.id'], name=op.f('fk_jobs_proposal_id_proposals'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    )
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_jobs_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jobs_proposal_id'), ['proposal_id'], unique=False)
+        batch_op.create_index('ix_jobs_state_created', ['state', 'created_at'], unique=False)
 
     op.create_table('proposal_members',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -201,11 +272,30 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['proposal_id'], ['proposals.id'], name=op.f('fk_transitions_proposal_id_proposals'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_transitions'))
     )
+    op.create_table('collection_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('collection_id', sa.Integer(), nullable=False),
+    sa.Column('dataset_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['collection_id'], ['collections.id'], name=op.f('fk_collection_items_collection_id_collections'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_collection_items_dataset_id_datasets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_collection_items')),
+    sa.UniqueConstraint('collection_id', 'dataset_id', name='uq_item_once')
+    )
+    with op.batch_alter_table('collection_items', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_collection_items_collection_id'), ['collection_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_collection_items_dataset_id'), ['dataset_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('collection_items', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_collection_items_dataset_id'))
+        batch_op.drop_index(batch_op.f('ix_collection_items_collection_id'))
+
+    op.drop_table('collection_items')
     op.drop_table('transitions')
     op.drop_table('samples')
     with op.batch_alter_table('reviews', schema=None) as batch_op:
@@ -216,11 +306,23 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_proposal_members_user_id'))
 
     op.drop_table('proposal_members')
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index('ix_jobs_state_created')
+        batch_op.drop_index(batch_op.f('ix_jobs_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_jobs_owner_id'))
+
+    op.drop_table('jobs')
     with op.batch_alter_table('datasets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_datasets_start_time'))
+        batch_op.drop_index('ix_datasets_proposal_start')
         batch_op.drop_index('ix_datasets_proposal_path')
 
     op.drop_table('datasets')
+    with op.batch_alter_table('collections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_collections_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_collections_doi'))
+
+    op.drop_table('collections')
     with op.batch_alter_table('beamtimes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_beamtimes_beamline_id'))
 
@@ -230,6 +332,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_proposals_release_date'))
 
     op.drop_table('proposals')
+    with op.batch_alter_table('hub_tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_hub_tickets_expires')
+
+    op.drop_table('hub_tickets')
     op.drop_table('beamline_staff')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from beamdesk.portal import access, proposals
 from beamdesk.portal.access import Action
+from beamdesk.portal.collections import published_collections
 from beamdesk.portal.lifecycle import TRANSITIONS, actions_from
 from beamdesk.portal.models import (
     AuditEvent,
@@ -404,7 +405,8 @@ def catalogue(
             Dataset.proposal_id.in_([p.id for p in rows])).group_by(Dataset.proposal_id)
     ).all()) if rows else {}
     return render(request, "catalogue.html", user, proposals=rows, counts=counts, q=q,
-                  total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+                  total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
+                  collections=published_collections(db, q) if page == 1 else [], now=now)
 
 
 router.include_router(forms)

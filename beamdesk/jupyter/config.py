@@ -1,0 +1,108 @@
+"""Where the hub listens and keeps its state, derived from BeamDesk's settings.
+
+The hub's settings are read from ``Settings.extra`` first (tests build their own settings)
+and then from ``BEAMDESK_HUB_*`` environment variables, so the portal process and the hub
+process, started from the same environment, agree on addresses and on the service token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from beamdesk.settings import Settings
+
+SERVICE_NAME = "beamdesk-portal"
+# Scopes of the portal's service token: create users, start their servers, reach their
+# servers' contents API (to put a notebook there). Nothing else.
+SERVICE_SCOPES = ["admin:users", "admin:servers", "access:servers"]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _get(settings: Settings, key: str, default: str) -> str:
+    if key in settings.extra:
+        return settings.extra[key]
+    return os.environ.get(f"BEAMDESK_{key.upper()}", default)
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Addresses, folders and commands of the JupyterHub that ``beamdesk hub`` runs."""
+
+    url: str  # public address of the hub's proxy, as browsers and the portal reach it
+    hub_port: int  # the hub's own (internal) port, on loopback
+    proxy_api_port: int  # configurable-http-proxy's REST API, on loopback
+    state_dir: Path  # the hub's database, cookie secret, tokens, user homes
+    portal_url: str  # the portal's address as the hub and the notebooks reach it
+    proxy_command: str
+    extra_config: str  # an optional jupyterhub_config fragment a facility adds (spawners)
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def public_port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def api_url(self) -> str:
+        return self.url.rstrip("/") + "/hub/api"
+
+    @property
+    def home_root(self) -> Path:
+        return self.state_dir / "home"
+
+    def home_of(self, username: str) -> Path:
+        return self.home_root / username
+
+    @property
+    def service_token_file(self) -> Path:
+        return self.state_dir / "service_token"
+
+
+def default_proxy_command() -> str:
+    """configurable-http-proxy installed by ``make jupyter-proxy``, else one on PATH."""
+    local = REPO_ROOT / "tools" / "jupyter-proxy" / "node_modules" / ".bin" / (
+        "configurable-http-proxy")
+    if local.exists():
+        return str(local)
+    return shutil.which("configurable-http-proxy") or "configurable-http-proxy"
+
+
+def hub_settings(settings: Settings) -> HubSettings:
+    url = _get(settings, "hub_url", "http://127.0.0.1:8800").rstrip("/")
+    public_port = urlsplit(url).port or 8800
+    return HubSettings(
+        url=url,
+        hub_port=int(_get(settings, "hub_port", str(public_port + 1))),
+        proxy_api_port=int(_get(settings, "hub_proxy_api_port", str(public_port + 2))),
+        state_dir=Path(_get(settings, "hub_dir", str(settings.var_dir / "jupyter"))).resolve(),
+        portal_url=_get(settings, "hub_portal_url", settings.base_url).rstrip("/"),
+        proxy_command=_get(settings, "hub_proxy_command", "") or default_proxy_command(),
+        extra_config=_get(settings, "hub_extra_config", ""),
+    )
+
+
+def service_token(hub: HubSettings) -> str:
+    """The portal's token for the hub's API, created once (0600) and shared by both processes.
+
+    Generated, never a constant: with it one can start any user's server.
+    """
+    path = hub.service_token_file
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # the other process won the race
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token

@@ -1,0 +1,158 @@
+"""Notebooks that load exactly one dataset (or slice), or re-run one XRF analysis.
+
+The generated code reads the data twice, through ``beamdesk.client`` (the API, works
+anywhere) and with h5py from the proposal folder linked in the user's home (fast, works
+inside BeamDesk's hub), and checks both agree. Everything the user chose is written into
+the code as Python literals (``repr``), and selections are checked against a strict
+grammar first, so no request parameter can inject code into a notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import h5py
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from beamdesk.h5.nexus import default_entry, nx_class, text
+
+_MEMBER = r"\s*(-?\d+|-?\d*\s*:\s*-?\d*(\s*:\s*\d*)?)\s*"
+SELECTION = re.compile(rf"^({_MEMBER})(,{_MEMBER})*$")
+KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+SUMMARY_TAG = "beamdesk-summary"
+
+
+class BadSelection(ValueError):
+    """The selection is not ``index`` or ``start:stop[:step]`` members, comma-separated."""
+
+
+def check_selection(selection: str | None) -> str:
+    """The selection stripped, or '' for everything; :class:`BadSelection` if malformed."""
+    selection = (selection or "").strip()
+    if selection and not SELECTION.match(selection):
+        raise BadSelection(f"invalid selection {selection!r}: use members like 3, -1 or 0:10:2, "
+                           "separated by commas")
+    return selection
+
+
+def h5py_index(selection: str) -> str:
+    """The selection as a Python subscript for h5py (``"0,:,1:4"`` → ``[0, :, 1:4]``)."""
+    selection = check_selection(selection)
+    if not selection:
+        return "[()]"
+    return "[" + ", ".join(part.replace(" ", "") for part in selection.split(",")) + "]"
+
+
+def default_dataset(f: h5py.File) -> str:
+    """The dataset NeXus would plot (``default`` attributes, then ``signal``), else the
+    first numeric dataset with at least one dimension; '' when there is none."""
+    group: h5py.Group | None = default_entry(f)
+    for _ in range(4):
+        if group is None:
+            break
+        if nx_class(group) == "NXdata":
+            signal = text(group.attrs.get("signal", ""))
+            obj = group.get(signal) if signal else None
+            if isinstance(obj, h5py.Dataset):
+                return obj.name or ""
+            break
+        named = text(group.attrs.get("default", ""))
+        nxt = group.get(named) if named else None
+        if not isinstance(nxt, h5py.Group):
+            nxt = next((g for g in group.values()
+                        if isinstance(g, h5py.Group) and nx_class(g) == "NXdata"), None)
+        group = nxt
+    found: list[str] = []
+
+    def visit(name: str, obj: Any) -> Any:
+        if isinstance(obj, h5py.Dataset) and obj.ndim >= 1 and obj.dtype.kind in "iufb":
+            found.append("/" + name)
+            return True
+        return None
+
+    f.visititems(visit)
+    return found[0] if found else ""
+
+
+def notebook_name(number: str, file: str, path: str, selection: str) -> str:
+    """A stable, readable file name: the same data always gives the same notebook."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", file.rsplit("/", 1)[-1].rsplit(".", 1)[0])[:40]
+    leaf = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.rstrip("/").rsplit("/", 1)[-1])[:30]
+    digest = hashlib.sha256(f"{number}\0{file}\0{path}\0{selection}".encode()).hexdigest()[:8]
+    return "_".join(p for p in (stem, leaf, digest) if p) + ".ipynb"
+
+
+def _finish(cells: list[Any], title: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = KERNEL
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["beamdesk"] = {"title": title}
+    nbformat.validate(nb)
+    return nb
+
+
+def dataset_notebook(number: str, file: str, path: str, selection: str = "") -> \
+        nbformat.NotebookNode:
+    """A notebook that loads ``path`` in ``file`` of proposal ``number`` (or a slice)."""
+    selection = check_selection(selection)
+    index = h5py_index(selection)
+    what = f"`{path}`" + (f" [{selection}]" if selection else "")
+    cells = [
+        new_markdown_cell(
+            f"# {file}: {what}\n\nProposal **{number}**. Made by BeamDesk's *open in a "
+            "notebook*: the cells below load exactly this data, through the BeamDesk API "
+            "and directly with h5py, and check that both agree."),
+        new_code_cell(
+            "import os\nfrom pathlib import Path\n\nimport h5py\nimport numpy as np\n\n"
+            "from beamdesk.client import Client\n\n"
+            f"PROPOSAL = {number!r}\nFILE = {file!r}\nDATASET = {path!r}\n"
+            f"SELECTION = {selection!r}  # one member per dimension; '' means everything"),
+        new_markdown_cell("## Through the BeamDesk API\n\n`Client.from_env()` uses "
+                          "`BEAMDESK_URL` and `BEAMDESK_TOKEN`, which the hub sets for you."),
+        new_code_cell("bd = Client.from_env()\n"
+                      "data = bd.open(PROPOSAL, FILE, DATASET, SELECTION or None)\n"
+                      "data.shape, data.dtype"),
+        new_markdown_cell("## Directly with h5py\n\nYour proposals are linked (read them, "
+                          "do not write) under `~/proposals`."),
+        new_code_cell(
+            "folder = Path(os.environ.get('BEAMDESK_PROPOSALS', '~/proposals')).expanduser()\n"
+            "with h5py.File(folder / PROPOSAL / FILE, 'r') as f:\n"
+            f"    data_h5 = f[DATASET]{index}\n"
+            "np.testing.assert_array_equal(data, data_h5)  # the API and the file agree\n"
+            "data_h5.shape"),
+        new_code_cell(
+            "import json\n\nfinite = np.asarray(data, dtype=float)\n"
+            "print(json.dumps({'shape': list(np.shape(data)), "
+            "'sum': float(np.nansum(finite)), 'min': float(np.nanmin(finite)), "
+            "'max': float(np.nanmax(finite))}))",
+            metadata={"tags": [SUMMARY_TAG]}),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\n\nif np.ndim(data) == 1:\n    plt.plot(data)\n"
+            "elif np.ndim(data) == 2:\n    plt.imshow(data, origin='lower', aspect='auto')\n"
+            "    plt.colorbar()\nplt.title(f'{FILE} {DATASET} {SELECTION}')\nplt.show()"),
+    ]
+    return _finish(cells, f"{number} {file} {path} {selection}".strip())
+
+
+def xrf_job_notebook(number: str, file: str, config: Mapping[str, Any],
+                     kind: str = "xrf_map") -> nbformat.NotebookNode:
+    """A notebook that re-runs one XRF analysis with ``config`` and opens its results."""
+    config_json = json.dumps(dict(config), indent=2, sort_keys=True)
+    cells = [
+        new_markdown_cell(f"# XRF analysis of {file}\n\nProposal **{number}**. Re-runs the "
+                          f"analysis ({kind}) with the configuration it was made with."),
+        new_code_cell("import json\n\nimport numpy as np\n\nfrom beamdesk.client import Client\n"
+                      f"\nPROPOSAL = {number!r}\nFILE = {file!r}\nKIND = {kind!r}\n"
+                      f"CONFIG = json.loads({config_json!r})\nbd = Client.from_env()"),
+        new_code_cell("job = bd.submit_xrf_job(PROPOSAL, FILE, CONFIG, kind=KIND)\n"
+                      "state = bd.wait(job)\nstate['state'], state.get('progress')"),
+        new_code_cell("outputs = bd.results(job)\n[o['path'] for o in outputs]"),
+        new_code_cell("# Open one output dataset, e.g. an element map:\n"
+                      "# bd.meta(PROPOSAL, outputs[0]['path'], '/')"),
+    ]
+    return _finish(cells, f"{number} {kind} {file}")

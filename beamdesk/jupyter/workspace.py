@@ -1,0 +1,106 @@
+"""A user's single-user server: their home folder, their proposals' data, their API token.
+
+Called by the hub before each start (``pre_spawn_hook``). The links under
+``~/proposals`` are rebuilt every time, so a proposal the user has lost access to
+disappears at the next start, and one they gained appears.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from beamdesk.db import utcnow
+from beamdesk.h5.paths import PathNotFound, proposal_root
+from beamdesk.portal import access
+from beamdesk.portal.auth import create_api_token, revoke_api_token
+from beamdesk.portal.models import ApiToken, Proposal, User
+
+# The token a single-user server gets; replaced at every start, so at most one is live.
+TOKEN_NAME = "jupyterhub server"
+TOKEN_DAYS = 7
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+class NoSuchUser(LookupError):
+    """The hub asked for a user the portal does not know (or who is disabled)."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    home: Path
+    proposals_dir: Path
+    linked: list[str]
+    environment: dict[str, str]
+
+
+def home_name(username: str) -> str:
+    """The user's folder name; usernames are checked, never trusted as path components."""
+    if not _SAFE_NAME.match(username) or username in {".", ".."}:
+        raise NoSuchUser(username)
+    return username
+
+
+def readable_numbers(db: Session, user: User, now: datetime) -> list[str]:
+    identity = access.identity_of(user)
+    return list(db.scalars(select(Proposal.number)
+                           .where(access.readable_proposals(identity, now))
+                           .order_by(Proposal.number)))
+
+
+def link_proposals(proposals_dir: Path, data_root: Path, numbers: list[str]) -> list[str]:
+    """Make ``proposals_dir`` hold exactly one symlink per readable proposal with data."""
+    proposals_dir.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, Path] = {}
+    for number in numbers:
+        try:
+            wanted[number] = proposal_root(data_root, number)
+        except PathNotFound:
+            continue  # no data yet
+    for entry in proposals_dir.iterdir():
+        if entry.is_symlink() and (entry.name not in wanted
+                                   or Path(entry.readlink()) != wanted[entry.name]):
+            entry.unlink()
+    for number, target in wanted.items():
+        link = proposals_dir / number
+        if not link.is_symlink():
+            link.symlink_to(target, target_is_directory=True)
+    return sorted(wanted)
+
+
+def renew_server_token(db: Session, user: User, now: datetime) -> str:
+    """Revoke the user's previous server token and make a fresh one."""
+    old = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                            ApiToken.name == TOKEN_NAME,
+                                            ApiToken.revoked_at.is_(None)))
+    for row in list(old):
+        revoke_api_token(db, user, row.id, now)
+    return create_api_token(db, user, name=TOKEN_NAME, expires_days=TOKEN_DAYS, now=now).token
+
+
+def prepare_workspace(
+    db: Session, *, username: str, home_root: Path, data_root: Path, portal_url: str,
+    now: datetime | None = None,
+) -> Workspace:
+    """Home, proposal links and environment for ``username``'s server; the caller commits."""
+    now = now or utcnow()
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None or not user.is_active:
+        raise NoSuchUser(username)
+    home = home_root / home_name(username)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (home / "notebooks").mkdir(exist_ok=True)
+    proposals_dir = home / "proposals"
+    linked = link_proposals(proposals_dir, data_root, readable_numbers(db, user, now))
+    token = renew_server_token(db, user, now)
+    env = {
+        "BEAMDESK_URL": portal_url,
+        "BEAMDESK_TOKEN": token,
+        "BEAMDESK_PROPOSALS": str(proposals_dir),
+    }
+    return Workspace(home, proposals_dir, linked, env)

@@ -1,0 +1,126 @@
+"""Open JupyterLab from the portal, and "open in a notebook" for any dataset or slice.
+
+- ``GET /jupyter[?next=…]``: a signed-in person gets a one-time ticket and is sent to the
+  hub, which signs them in; the hub also sends people here when they arrive unsigned.
+- ``POST /proposals/{number}/notebook`` (form: ``file``, ``path``, ``selection``): makes a
+  notebook that loads exactly that data, saves it in the person's Jupyter server through
+  the hub's API, and opens it in JupyterLab.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+import h5py
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from beamdesk.h5.errors import H5RequestError
+from beamdesk.h5.paths import PathNotFound, resolve_in_proposal
+from beamdesk.h5.selection import parse_selection
+from beamdesk.jupyter.config import hub_settings
+from beamdesk.jupyter.hubapi import HubClient, HubUnavailable, lab_path, ticket_login_url
+from beamdesk.jupyter.notebooks import BadSelection, dataset_notebook, default_dataset
+from beamdesk.jupyter.notebooks import notebook_name as make_name
+from beamdesk.jupyter.signin import issue_ticket
+from beamdesk.portal.auth import audit
+from beamdesk.portal.models import User
+from beamdesk.web.deps import DB, AppSettings, CurrentUser, ReadableProposal, SignedInUser
+from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.security import verify_csrf
+
+router = APIRouter(include_in_schema=False)
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def safe_next(next_path: str) -> str:
+    """Only paths on the hub: no scheme, no host, no '//' or '..' tricks."""
+    if (next_path.startswith(("/hub/", "/user/")) and "//" not in next_path
+            and ".." not in next_path and "\\" not in next_path and len(next_path) < 1000):
+        return next_path
+    return "/hub/"
+
+
+def sign_in_page(request: Request, db: DB, settings: AppSettings, user: User,
+                 next_path: str) -> Response:
+    """A page that sends the browser on to the hub with a fresh one-time sign-in link."""
+    hub = hub_settings(settings)
+    ticket = issue_ticket(db, settings.secret_key, user, next_path=safe_next(next_path))
+    db.commit()  # the hub reads the ticket from its own connection
+    what = "Your notebook is ready." if "/lab/tree/" in next_path else ""
+    # no-store: the link is a credential for a minute.
+    return request.app.state.templates.TemplateResponse(
+        request, "jupyter_open.html",
+        {"user": user, "messages": [], "link": ticket_login_url(hub, ticket), "what": what},
+        headers=NO_STORE,
+    )
+
+
+@router.get("/jupyter")
+def open_jupyter(
+    request: Request, db: DB, settings: AppSettings, user: CurrentUser,
+    next: Annotated[str, Query(max_length=1000)] = "/hub/",
+) -> Response:
+    if user is None:
+        back = f"/jupyter?next={quote(next, safe='')}"
+        return RedirectResponse(f"/login?next={quote(back, safe='')}", status_code=303)
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        # An API token reads data; it must not become a session that runs code.
+        raise Problem(403, "Open JupyterLab from a signed-in browser session.")
+    return sign_in_page(request, db, settings, user, next)
+
+
+def _dataset_path(file_path: str, target: str) -> tuple[str, tuple[int, ...] | None]:
+    """The dataset to load: the one asked for, or the file's default (NeXus) plot."""
+    try:
+        with h5py.File(file_path, "r") as f:
+            path = target or default_dataset(f)
+            if not path:
+                raise not_found("This file has no dataset to open in a notebook.")
+            obj = f.get(path)
+            if not isinstance(obj, h5py.Dataset):
+                raise not_found(f"No dataset {path!r} in this file.")
+            return obj.name or path, obj.shape
+    except OSError as exc:
+        raise Problem(422, "This file cannot be read as HDF5.") from exc
+
+
+@router.post("/proposals/{number}/notebook", dependencies=[Depends(verify_csrf)])
+def open_in_notebook(
+    number: str, request: Request, folder: ReadableProposal, db: DB, settings: AppSettings,
+    user: SignedInUser,
+    file: Annotated[str, Form(max_length=4096)],
+    path: Annotated[str, Form(max_length=4096)] = "",
+    selection: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        raise Problem(403, "Open notebooks from a signed-in browser session.")
+    try:
+        target = resolve_in_proposal(folder.data_root, number, file)
+    except PathNotFound as exc:
+        raise not_found(f"No file {file!r} in proposal {number}.") from exc
+    if not target.is_file():
+        raise not_found(f"{file!r} is a folder, not a file.")
+    dataset, shape = _dataset_path(str(target), path.strip())
+    try:
+        notebook = dataset_notebook(number, file, dataset, selection)
+    except BadSelection as exc:
+        raise Problem(422, str(exc)) from exc
+    try:  # out-of-range members: 422 now, not an error inside the notebook later
+        parse_selection(selection or None, shape)
+    except H5RequestError as exc:
+        raise Problem(exc.status, exc.message) from exc
+    name = f"notebooks/{number}/{make_name(number, file, dataset, selection)}"
+    try:
+        with HubClient(hub_settings(settings)) as hub:
+            hub.ensure_user(user.username)
+            hub.start_server(user.username)
+            hub.put_notebook(user.username, name, notebook)
+    except HubUnavailable as exc:
+        raise Problem(503, str(exc)) from exc
+    audit(db, "notebook_opened", user, f"{number}/{file}", f"{dataset} [{selection}]")
+    db.commit()
+    # Post/redirect/get: a reload of the next page does not make the notebook again.
+    target = quote(lab_path(user.username, name), safe="")
+    return RedirectResponse(f"/jupyter?next={target}", status_code=303)

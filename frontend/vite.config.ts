@@ -1,0 +1,25 @@
+// Multi-page build: one HTML entry per front end (viewer now; a workbench later). The
+// server reads .vite/manifest.json to put each entry's script and CSS tags in its Jinja
+// page, so the HTML files emitted here are only used by `npm run dev`.
+import react from '@vitejs/plugin-react';
+import { resolve } from 'node:path';
+import { defineConfig } from 'vite';
+
+const here = import.meta.dirname;
+
+export default defineConfig({
+  base: '/static/app/',
+  plugins: [react()],
+  build: {
+    outDir: resolve(here, '../beamdesk/web/static/app'),
+    emptyOutDir: true,
+    manifest: true,
+    // H5Web is one large module graph; splitting it finer only adds requests.
+    chunkSizeWarningLimit: 4000,
+    rollupOptions: {
+      input: {
+        viewer: resolve(here, 'viewer.html'),
+      },
+    },
+  },
+});

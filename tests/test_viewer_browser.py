@@ -1,0 +1,256 @@
+"""The HDF5/NeXus viewer in a real browser (Debian chromium) against a live server.
+
+Needs the built front end (`make frontend`): the ``built_viewer`` fixture fails, rather than
+skips, when it is missing, so a broken build can never pass silently.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from beamdesk.portal.models import ProposalState
+from beamdesk.web.frontend import entry_assets
+from tests.factories import PASSWORD, make_proposal, make_world
+
+pytestmark = pytest.mark.browser
+NUMBER = "20260001"
+FILE = "raw/scan_0001.nxs"
+BIG_ROWS, BIG_COLS = 4200, 96  # taller than the 4096 the viewer shows unbinned
+
+
+@pytest.fixture
+def built_viewer() -> None:
+    if entry_assets("viewer.html") is None:
+        pytest.fail("The viewer front end is not built: run 'make frontend'")
+
+
+def image_values() -> np.ndarray:
+    y = np.linspace(-1.0, 1.0, 48)[:, None]
+    x = np.linspace(-2.0, 2.0, 64)[None, :]
+    return (1000.0 * np.exp(-(x**2 + y**2) / 0.3) + 10.0 * x).astype("f4")
+
+
+def big_values() -> np.ndarray:
+    """Row r, column c: (r mod 3)² (c + 1) + r div 3, so the mean of a 3-row bin
+    (5/3 (c + 1) + k for bin k) differs from any single row of it."""
+    rows = np.arange(BIG_ROWS)[:, None]
+    cols = np.arange(BIG_COLS, dtype="f8")[None, :]
+    return ((rows % 3) ** 2 * (cols + 1.0) + rows // 3).astype("f4")
+
+
+def write_nexus(path: Path) -> None:
+    """An NXentry whose default plot is an image with axes, a spectrum, and a big image."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.attrs["NX_class"] = "NXroot"
+        f.attrs["default"] = "entry"
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "map"
+        entry["title"] = "Fe K map"
+        nxmap = entry.create_group("map")
+        nxmap.attrs.update({"NX_class": "NXdata", "signal": "image", "axes": ["y", "x"]})
+        nxmap["image"] = image_values()
+        nxmap["y"] = np.linspace(-1.0, 1.0, 48)
+        nxmap["x"] = np.linspace(-2.0, 2.0, 64)
+        spectrum = entry.create_group("spectrum")
+        spectrum.attrs.update({"NX_class": "NXdata", "signal": "counts", "axes": "energy"})
+        energy = np.linspace(1.0, 20.0, 400)
+        spectrum["energy"] = energy
+        spectrum["energy"].attrs["units"] = "keV"
+        spectrum["counts"] = 5.0 + 100.0 * np.exp(-((energy - 6.4) ** 2) / 0.02)
+        big = entry.create_dataset("big", data=big_values(), chunks=(512, BIG_COLS))
+        # The same image as an NXdata with axes: the axes must be binned like the image.
+        bigmap = entry.create_group("bigmap")
+        bigmap.attrs.update({"NX_class": "NXdata", "signal": "data", "axes": ["y", "x"]})
+        bigmap["data"] = big  # a hard link to the same dataset
+        bigmap["y"] = np.linspace(0.0, 419.9, BIG_ROWS)
+        bigmap["x"] = np.arange(BIG_COLS, dtype="f8")
+
+
+@pytest.fixture
+def viewer_world(sessions, settings):  # type: ignore[no-untyped-def]
+    with sessions() as db:
+        world = make_world(db)
+        make_proposal(db, world, NUMBER, ProposalState.data_collected)
+        db.commit()
+    write_nexus(settings.data_root / NUMBER / FILE)
+    return settings.data_root / NUMBER
+
+
+def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(f"{base}/proposals")
+
+
+def canvas_pixels(page) -> np.ndarray:  # type: ignore[no-untyped-def]
+    canvas = page.locator("[data-testid=h5web] canvas").first
+    canvas.wait_for(state="visible")
+    page.wait_for_timeout(500)  # let WebGL draw the fetched values
+    shot = canvas.screenshot()
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def assert_drawn(pixels: np.ndarray) -> None:
+    """A plot, not a blank canvas: many distinct colours."""
+    colours = {tuple(p) for p in pixels.reshape(-1, 3)[:: max(1, pixels.size // 30000)]}
+    assert len(colours) > 20, f"canvas looks blank ({len(colours)} colours)"
+
+
+def assert_peak_at(pixels: np.ndarray, fraction: float) -> None:
+    """A drawn curve whose highest point is at ``fraction`` of its horizontal extent.
+
+    The curve is the coloured pixels (grid and axes are grey); the spectrum's baseline runs
+    over the whole energy range, so its extent is the axis range.
+    """
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2)) > 40
+    rows, cols = np.nonzero(coloured)
+    assert rows.size > 100, "no curve drawn"
+    peak_col = cols[rows == rows.min()].mean()
+    where = (peak_col - cols.min()) / (cols.max() - cols.min())
+    assert abs(where - fraction) < 0.03, (where, fraction)
+
+
+def open_export_menu(page) -> None:  # type: ignore[no-untyped-def]
+    """H5Web moves toolbar controls that do not fit into its "More controls" menu."""
+    export = page.get_by_role("button", name="Export")
+    if not export.is_visible():
+        page.get_by_role("button", name="More controls").click()
+    export.click()
+
+
+def shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    folder = os.environ.get("BEAMDESK_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=os.path.join(folder, name), full_page=True)
+
+
+def test_member_views_nexus_default_plot_tree_and_datasets(  # type: ignore[no-untyped-def]
+        page, live_server, viewer_world, built_viewer, tmp_path: Path) -> None:
+    base = live_server.url
+    csp_errors: list[str] = []
+    page.on("console", lambda m: csp_errors.append(m.text)
+            if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda e: csp_errors.append(f"page error: {e}"))
+    sign_in(page, base, "participant")
+
+    # The proposal page links each HDF5 file to the viewer (after cataloguing);
+    # here the file browser of the viewer lists it.
+    page.goto(f"{base}/proposals/{NUMBER}/viewer")
+    page.get_by_test_id("no-file").wait_for()
+    browser_pane = page.get_by_test_id("file-browser")
+    browser_pane.get_by_role("button", name="raw/").click()
+    browser_pane.get_by_role("button", name="scan_0001.nxs").click()
+
+    # The explorer shows the file's tree, and the root opens on the NeXus default plot.
+    tree = page.locator("[role=treeitem]")
+    page.locator("[role=treeitem][data-path='/entry']").wait_for()
+    assert tree.first.get_attribute("data-path") == "/"
+    page.get_by_role("tab", name="NX Heatmap").wait_for()
+    assert_drawn(canvas_pixels(page))
+    assert page.url.endswith(f"file={FILE.replace('/', '%2F')}")
+    shoot(page, "viewer-default-plot.png")
+
+    # Dataset in the tree: a heatmap of the image itself.
+    page.locator("[role=treeitem][data-path='/entry']").click()
+    page.locator("[role=treeitem][data-path='/entry/map']").click()
+    page.locator("[role=treeitem][data-path='/entry/map/image']").click()
+    page.get_by_role("tab", name="Heatmap").wait_for()
+    assert_drawn(canvas_pixels(page))
+    assert "path=%2Fentry%2Fmap%2Fimage" in page.url  # deep link follows the selection
+
+    # The export menu downloads the real values from the server.
+    open_export_menu(page)
+    with page.expect_download() as info:
+        page.get_by_text("Export to NPY").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".npy")
+    saved = tmp_path / "image.npy"
+    download.save_as(saved)
+    np.testing.assert_array_equal(np.load(saved), image_values())
+
+    # Our bar: the image as PNG (server-rendered, one pixel per value) and an HDF5 subset
+    # that keeps the NeXus structure around the dataset.
+    with page.expect_download() as info:
+        page.get_by_test_id("download-png").click()
+    png = tmp_path / "image.png"
+    info.value.save_as(png)
+    assert Image.open(png).size == (64, 48)
+    with page.expect_download() as info:
+        page.get_by_test_id("download-subset").click()
+    subset = tmp_path / "subset.h5"
+    info.value.save_as(subset)
+    with h5py.File(subset, "r") as f:
+        np.testing.assert_array_equal(f["entry/map/image"][()], image_values())
+        assert f["entry/map"].attrs["NX_class"] == "NXdata"
+
+    # The 1-D NXdata: a line plot with its energy axis.
+    page.locator("[role=treeitem][data-path='/entry/spectrum']").click()
+    page.get_by_role("tab", name="NX Line").wait_for()
+    assert_peak_at(canvas_pixels(page), (6.4 - 1.0) / (20.0 - 1.0))
+    assert page.get_by_text("energy").first.is_visible()
+
+    assert not csp_errors, csp_errors
+
+
+def test_big_image_is_binned_on_the_server(  # type: ignore[no-untyped-def]
+        page, live_server, viewer_world, built_viewer) -> None:
+    base = live_server.url
+    data_requests: list[str] = []
+    page.on("request", lambda r: data_requests.append(r.url) if "/h5/data" in r.url else None)
+    sign_in(page, base, "participant")
+    page.goto(f"{base}/proposals/{NUMBER}/viewer?file={FILE}&path=/entry/big")
+    page.get_by_role("tab", name="Heatmap").wait_for()
+    assert_drawn(canvas_pixels(page))
+    note = page.get_by_test_id("binned-note")
+    assert "4200×96 → 1400×96" in note.text_content()
+    assert any("downsample=1400x96" in u for u in data_requests), data_requests
+
+    # The matrix shows bin means of rows 3k..3k+2, computed here with numpy.
+    page.get_by_role("tab", name="Matrix").click()
+    cells = page.locator("[role=gridcell]")
+    cells.first.wait_for()
+    texts = cells.all_text_contents()
+    values = [float(t) for t in texts if t.strip()]
+    expected = big_values().astype("f8").reshape(1400, 3, BIG_COLS).mean(axis=1)
+    assert values[:5] == pytest.approx(expected[0, :5].tolist(), rel=1e-3)
+    assert values[0] == pytest.approx(5.0 / 3.0, rel=1e-3)
+
+
+def test_nexus_axes_of_a_binned_image_keep_their_range(  # type: ignore[no-untyped-def]
+        page, live_server, viewer_world, built_viewer) -> None:
+    base = live_server.url
+    sign_in(page, base, "participant")
+    page.goto(f"{base}/proposals/{NUMBER}/viewer?file={FILE}&path=/entry/bigmap")
+    page.get_by_role("tab", name="NX Heatmap").wait_for()
+    assert_drawn(canvas_pixels(page))
+    assert page.get_by_text("Expected array").count() == 0
+    left_axis = "[data-testid=h5web] .visx-axis-left .visx-axis-tick text"
+    ticks = [float(t.replace("−", "-"))
+             for t in page.locator(left_axis).all_text_contents()]
+    # y runs from 0 to 419.9: binned axis values end near 419.8, not at 139.9 (the first
+    # 1400 values) as they would if the axis were merely cut to the image's length.
+    assert 350 <= max(ticks) <= 450, ticks
+
+
+def test_outsider_gets_404_for_the_page_and_the_data(  # type: ignore[no-untyped-def]
+        page, live_server, viewer_world, built_viewer) -> None:
+    base = live_server.url
+    sign_in(page, base, "outsider")
+    response = page.goto(f"{base}/proposals/{NUMBER}/viewer?file={FILE}")
+    assert response is not None and response.status == 404
+    assert page.locator("#beamdesk-viewer").count() == 0
+    api = page.request.get(f"{base}/api/proposals/{NUMBER}/h5/meta?file={FILE}&path=/")
+    assert api.status == 404
+    listing = page.request.get(f"{base}/api/proposals/{NUMBER}/browse?path=raw")
+    assert listing.status == 404
