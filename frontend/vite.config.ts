@@ -10,6 +10,16 @@ const here = import.meta.dirname;
 export default defineConfig({
   base: '/static/app/',
   plugins: [react()],
+  // `npm run dev`: sign in at http://localhost:5173/login, then open
+  // /static/app/viewer.html?proposal=NUMBER&file=PATH; BeamDesk runs on port 8000.
+  server: {
+    proxy: Object.fromEntries(
+      ['/api', '/login', '/static/beamdesk.css'].map((prefix) => [
+        prefix,
+        'http://127.0.0.1:8000',
+      ]),
+    ),
+  },
   build: {
     outDir: resolve(here, '../beamdesk/web/static/app'),
     emptyOutDir: true,

@@ -5,12 +5,23 @@ issue dozens of requests per click. A cached handle is dropped (not closed: a st
 response in another thread may still be reading it; h5py closes it when the last reference
 goes) when the file's (mtime, size, inode) changes, so rewritten or growing files are
 seen afresh. Files written with SWMR are opened in SWMR-read mode where the format allows.
+
+Files are opened in SWMR-read mode only when a plain read-only open is refused (a SWMR
+writer has them open): ``H5Drefresh`` closes and reopens the dataset inside HDF5, which
+breaks other threads reading the same dataset at that moment (seen under load as 422s,
+"can't retrieve B-tree's shared ref. count object"), so finished files must never pay
+for it, and refreshes of live files are serialised per file.
+
+Opening is single-flight per path (concurrent first requests share one handle), and a
+handle evicted from the LRU while a request still streams from it is found again through
+a weak reference rather than opened a second time.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,13 +39,13 @@ def signature(path: Path) -> Signature:
 
 
 def open_readonly(path: Path) -> h5py.File:
-    """Open for reading, in SWMR mode when the file supports it."""
+    """Open for reading; in SWMR-read mode only if a SWMR writer holds the file."""
     try:
-        return h5py.File(path, "r", swmr=True)
+        return h5py.File(path, "r")
     except OSError:
         pass
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", swmr=True)
     except OSError as exc:
         raise H5RequestError(
             422, f"{path.name} is not a readable HDF5 file (it may be truncated or damaged)."
@@ -46,23 +57,49 @@ class FileCache:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._files: OrderedDict[Path, tuple[Signature, h5py.File]] = OrderedDict()
+        # Every handle still alive (cached or held by a running request), by path.
+        self._alive: weakref.WeakValueDictionary[tuple[Path, Signature], h5py.File] = (
+            weakref.WeakValueDictionary())
+        self._opening: dict[Path, threading.Lock] = {}
+
+    def _cached(self, path: Path, sig: Signature) -> h5py.File | None:
+        """Under ``self._lock``: a valid handle for (path, sig), put back at the LRU's end."""
+        entry = self._files.get(path)
+        if entry is not None and entry[0] == sig and entry[1].id.valid:
+            self._files.move_to_end(path)
+            return entry[1]
+        handle = self._alive.get((path, sig))
+        if handle is not None and handle.id.valid:
+            self._remember(path, sig, handle)
+            return handle
+        return None
+
+    def _remember(self, path: Path, sig: Signature, handle: h5py.File) -> None:
+        self._files[path] = (sig, handle)
+        self._files.move_to_end(path)
+        self._alive[(path, sig)] = handle
+        while len(self._files) > self.capacity:
+            self._files.popitem(last=False)
 
     def get(self, path: Path) -> h5py.File:
         """An open handle for the resolved ``path``, reopened if the file changed."""
         sig = signature(path)
         with self._lock:
-            entry = self._files.get(path)
-            if entry is not None and entry[0] == sig and entry[1].id.valid:
-                self._files.move_to_end(path)
-                return entry[1]
-            self._files.pop(path, None)
-        handle = open_readonly(path)  # outside the lock: opening can be slow
-        with self._lock:
-            self._files[path] = (sig, handle)
-            self._files.move_to_end(path)
-            while len(self._files) > self.capacity:
-                self._files.popitem(last=False)
-        return handle
+            handle = self._cached(path, sig)
+            if handle is not None:
+                return handle
+            opening = self._opening.setdefault(path, threading.Lock())
+        with opening:  # one opener per path; the others wait and share its handle
+            with self._lock:
+                handle = self._cached(path, sig)
+                if handle is not None:
+                    return handle
+                self._files.pop(path, None)
+            handle = open_readonly(path)  # outside the cache lock: opening can be slow
+            with self._lock:
+                self._remember(path, sig, handle)
+                self._opening.pop(path, None)
+            return handle
 
     def clear(self) -> None:
         with self._lock:
@@ -72,7 +109,15 @@ class FileCache:
         return len(self._files)
 
 
+_refresh_locks: dict[int, threading.Lock] = {}
+_refresh_guard = threading.Lock()
+
+
 def refresh(dataset: h5py.Dataset) -> None:
-    """Pick up rows a SWMR writer appended since the handle was opened."""
-    if dataset.file.swmr_mode:
+    """Pick up rows a SWMR writer appended since the handle was opened (live files only)."""
+    if not dataset.file.swmr_mode:
+        return
+    with _refresh_guard:
+        lock = _refresh_locks.setdefault(id(dataset.file.id), threading.Lock())
+    with lock:
         dataset.refresh()

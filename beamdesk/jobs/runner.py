@@ -546,6 +546,8 @@ def start_runner(settings: Settings, client: Any | None = None) -> JobRunner | N
     runner._lock_fd = fd
     try:
         return runner.start()
-    except BaseException:
+    except Exception:
+        # the portal must keep serving when the compute cluster is down: jobs stay queued
+        log.exception("jobs: cannot start the job runner; jobs stay queued until a restart")
         runner.stop()
-        raise
+        return None

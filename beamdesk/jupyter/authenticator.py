@@ -73,9 +73,6 @@ class BeamDeskAuthenticator(Authenticator):
         # The hub appends ?next=…; the portal puts it into the ticket.
         return f"{self._portal()}/jupyter"
 
-    def logout_url(self, base_url: str) -> str:
-        return super().logout_url(base_url)
-
     def get_handlers(self, app: Any) -> list[tuple[str, type[BaseHandler]]]:
         return [("/beamdesk-login", TicketLoginHandler)]
 

@@ -50,7 +50,17 @@ def make_pre_spawn_hook(settings: Settings, hub: HubSettings):  # type: ignore[n
                 db, username=spawner.user.name, home_root=hub.home_root,
                 data_root=settings.data_root, portal_url=hub.portal_url,
             )
-        spawner.environment = {**spawner.environment, **workspace.environment}
+        # The proposal numbers, for spawners that mount instead of link (docs/jupyter.md).
+        env = {**workspace.environment, "BEAMDESK_LINKED": ",".join(workspace.linked)}
+        volumes = getattr(spawner, "volumes", None)
+        if isinstance(volumes, dict) and hasattr(spawner, "image"):
+            # DockerSpawner: the container sees exactly the readable proposals, read-only.
+            inside = "/home/jovyan/proposals"
+            spawner.volumes = {**volumes, **{
+                str(settings.data_root / n): {"bind": f"{inside}/{n}", "mode": "ro"}
+                for n in workspace.linked}}
+            env["BEAMDESK_PROPOSALS"] = inside
+        spawner.environment = {**spawner.environment, **env}
         spawner.log.info("BeamDesk: %s gets proposals %s", spawner.user.name,
                          ", ".join(workspace.linked) or "none")
 
@@ -101,7 +111,9 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.Spawner.cmd = singleuser_command()
     c.Spawner.default_url = "/lab"
     c.Spawner.notebook_dir = "~"
-    c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []
+    # No calls home from JupyterLab at a facility (and none possible on closed networks).
+    c.Spawner.args = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                      *(["--allow-root"] if os.geteuid() == 0 else [])]
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 90
     c.Spawner.pre_spawn_hook = make_pre_spawn_hook(settings, hub)

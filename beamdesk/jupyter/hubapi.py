@@ -73,6 +73,13 @@ class HubClient:
                 raise HubUnavailable("Your Jupyter server did not start in time; try again.")
             time.sleep(0.25)
 
+    def users(self) -> list[str]:
+        return [u["name"] for u in self._call("GET", "/hub/api/users", (200,)).json()]
+
+    def stop_server(self, name: str) -> None:
+        """Stop the user's default server (204 stopped, 202 stopping, 400 not running)."""
+        self._call("DELETE", f"/hub/api/users/{self._user(name)}/server", (202, 204, 400))
+
     def _contents(self, name: str, path: str) -> str:
         return f"/user/{self._user(name)}/api/contents/{quote(path)}"
 

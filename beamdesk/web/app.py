@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
 
     app.add_exception_handler(StarletteHTTPException, problems.http_exception_handler)
     app.add_exception_handler(RequestValidationError, problems.validation_exception_handler)
+    app.add_exception_handler(OverflowError, problems.out_of_range_handler)
+    app.add_exception_handler(DataError, problems.out_of_range_handler)
     app.add_exception_handler(Exception, problems.unhandled_exception_handler)
 
     app.add_middleware(

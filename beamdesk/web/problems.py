@@ -83,6 +83,14 @@ async def validation_exception_handler(request: Request, exc: RequestValidationE
     return problem_response(request, 422, TITLES[422], "; ".join(parts) or "invalid input")
 
 
+async def out_of_range_handler(request: Request, exc: Exception) -> Response:
+    """A number too big for the database (e.g. /api/jobs/99999999999999999999, or offset=
+    2**70): the caller's mistake, so 422, not a 500. SQLite raises OverflowError before the
+    query runs; PostgreSQL answers "integer out of range" (a DataError)."""
+    return problem_response(request, 422, TITLES[422],
+                            "A number in the request is out of range.")
+
+
 async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(

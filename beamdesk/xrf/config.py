@@ -483,7 +483,10 @@ def from_toml_dict(d: dict[str, Any], source: str = "<toml>") -> XRFConfig:
         cfg.extra = _restore_none(d.pop("extra", {}))
         if d:
             raise ConfigError(f"{source}: unknown section(s) {', '.join(sorted(d))}")
-    except TypeError as exc:
+    except ConfigError:
+        raise
+    except (TypeError, AttributeError, ValueError) as exc:
+        # Wrong shapes (a list or null where a table belongs) are the file's mistake.
         raise ConfigError(f"{source}: {exc}") from exc
     return cfg
 

@@ -19,6 +19,7 @@ import pytest
 
 from beamdesk.jupyter.config import HubSettings, default_proxy_command, hub_settings
 from beamdesk.jupyter.hub_config import hub_command
+from beamdesk.jupyter.hubapi import HubClient
 from beamdesk.portal.catalogue import index_data_root
 from beamdesk.portal.models import ProposalState
 from beamdesk.settings import Settings
@@ -136,8 +137,13 @@ def hub(settings: Settings, live_server, tmp_path: Path) -> Iterator[RunningHub]
             pytest.fail(f"JupyterHub did not start:\n{running.log_text()}")
         time.sleep(0.3)
     yield running
-    process.send_signal(signal.SIGTERM)  # the hub stops its servers and proxy itself
+    # Servers run in sessions of their own: stop them through the hub first, so none
+    # outlives the test even if the hub is slow to shut down.
+    with contextlib.suppress(Exception), HubClient(running.settings, timeout=20) as api:
+        for user in api.users():
+            api.stop_server(user)
+    process.send_signal(signal.SIGTERM)  # the hub stops its proxy itself
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
+        process.wait(timeout=20)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # whatever of this group is left

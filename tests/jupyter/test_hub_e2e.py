@@ -73,11 +73,14 @@ def test_open_in_a_notebook_end_to_end(page, live_server, hub: RunningHub, jworl
     try:
         page.wait_for_url(re.compile(re.escape(hub.url) + r"/user/pi/lab/tree/notebooks/.+"),
                           timeout=90_000)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+        # The notebook's own code, rendered by JupyterLab.
+        page.wait_for_selector(".jp-Notebook .jp-Cell:has-text('beamdesk.client')",
+                               timeout=90_000)
     except Exception as exc:  # say where the browser got stuck, and what the hub said
         raise AssertionError(f"stuck at {page.url}: {page.inner_text('body')[:500]}\n"
                              f"hub log:\n{hub.log_text()}") from exc
-    assert "beamdesk.client" in page.inner_text(".jp-Notebook")
+    assert f"PROPOSAL = '{NUMBER}'" in page.inner_text(".jp-Notebook")
+    page.screenshot(path=str(hub.log.parent / "jupyterlab.png"))
     assert len(links) == 1
 
     # 3. The notebook saved in pi's server, run by nbclient, reads what h5py reads.

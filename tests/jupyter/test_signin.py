@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,13 @@ from beamdesk.jupyter.workspace import TOKEN_NAME, prepare_workspace
 from beamdesk.portal.auth import user_from_token
 from beamdesk.portal.models import ApiToken, User
 from tests.jupyter.conftest import NUMBER, OTHER, JWorld
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    """Run a coroutine on a fresh loop in another thread (Playwright's sync API may hold
+    this thread's loop when browser tests ran before)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _user(db, name: str) -> User:  # type: ignore[no-untyped-def]
@@ -80,9 +88,9 @@ def test_authenticator_accepts_a_ticket_once(sessions, settings, jworld: JWorld)
     with sessions() as db:
         ticket = issue_ticket(db, settings.secret_key, _user(db, "pi"))
         db.commit()
-    assert asyncio.run(auth.authenticate(None, {"ticket": ticket})) == {"name": "pi"}
-    assert asyncio.run(auth.authenticate(None, {"ticket": ticket})) is None
-    assert asyncio.run(auth.authenticate(None, {})) is None
+    assert _run(auth.authenticate(None, {"ticket": ticket})) == {"name": "pi"}
+    assert _run(auth.authenticate(None, {"ticket": ticket})) is None
+    assert _run(auth.authenticate(None, {})) is None
     assert auth.login_url("/hub/") == "http://portal.test/jupyter"
     assert auth.normalize_username("Pi") == "Pi"  # the portal's name, unchanged
 

@@ -101,6 +101,8 @@ def proposal_allows(rule: str, persona: str, v: Variant) -> bool:
     open_data = v.has_release_date and not v.released
     if rule == "view_proposal":
         return proposal_sees(persona, v)
+    if rule == "read_data_signed_in":  # data, from a signed-in browser session
+        return persona != "anonymous" and proposal_allows("read_data", persona, v)
     if rule in {"read_data", "download_collection"}:
         return office or member or staff or v.released
     if rule == "edit_proposal":
@@ -138,12 +140,12 @@ PROPOSAL_RULES = {
     "view_proposal", "read_data", "edit_proposal", "manage_members", "write_review",
     "assign_reviewers", "add_beamtime", "release_early", "extend_embargo", "run_job",
     "set_doi", "transition", "edit_collection", "see_collection", "download_collection",
-    "doi_landing", "view_job", "cancel_job",
+    "doi_landing", "view_job", "cancel_job", "read_data_signed_in",
 }
 
 # Rules whose refusal is a plain 404 even for someone who sees the proposal (data, jobs,
 # collections are "not found" rather than "forbidden" to them).
-HIDDEN_WHEN_DENIED = {"read_data", "download_collection", "doi_landing", "view_job",
+HIDDEN_WHEN_DENIED = {"read_data", "read_data_signed_in", "download_collection", "doi_landing", "view_job",
                       "see_collection"}
 
 # (method, path) -> rule. Page forms gated by "view_proposal" report finer refusals
@@ -191,6 +193,7 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/proposals/{number}/h5/stats"): "read_data",
     ("GET", "/api/proposals/{number}/h5/data"): "read_data",
     ("GET", "/api/proposals/{number}/h5/subset"): "read_data",
+    ("GET", "/api/proposals/{number}/h5/line"): "read_data",
     ("GET", "/api/proposals/{number}/browse"): "read_data",
     ("GET", "/proposals/{number}/viewer"): "read_data",
     # --- portal pages and their forms
@@ -203,6 +206,7 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     ("GET", "/office"): "staff_or_office",
     ("GET", "/office/audit"): "user_office",
     ("GET", "/catalogue"): "public",
+    ("GET", "/datasets"): "public",  # data search page, filtered to what the caller may read
     ("POST", "/proposals/{number}/transition"): "view_proposal",
     ("POST", "/proposals/{number}/members"): "view_proposal",
     ("POST", "/proposals/{number}/members/remove"): "view_proposal",
@@ -214,11 +218,11 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     # --- data collections and DOIs
     ("GET", "/proposals/{number}/collections"): "view_proposal",
     ("GET", "/proposals/{number}/collections/new"): "edit_collection",
-    ("POST", "/proposals/{number}/collections/new"): "edit_collection",
+    ("POST", "/proposals/{number}/collections/new"): "view_proposal",  # refusal: a message
     ("GET", "/collections/{collection_id}"): "see_collection",
     ("GET", "/collections/{collection_id}/edit"): "edit_collection",
-    ("POST", "/collections/{collection_id}/edit"): "edit_collection",
-    ("POST", "/collections/{collection_id}/publish"): "edit_collection",
+    ("POST", "/collections/{collection_id}/edit"): "see_collection",  # refusal: a message
+    ("POST", "/collections/{collection_id}/publish"): "see_collection",  # refusal: a message
     ("GET", "/collections/{collection_id}/download.zip"): "download_collection",
     ("GET", "/collections/{collection_id}/{export}"): "see_collection",
     ("GET", "/doi/{prefix}/{suffix:path}"): "doi_landing",
@@ -239,7 +243,7 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/panosc/instruments/{instrument_id}"): "public",
     # --- notebooks
     ("GET", "/jupyter"): "signed_in",
-    ("POST", "/proposals/{number}/notebook"): "read_data",
+    ("POST", "/proposals/{number}/notebook"): "read_data_signed_in",
     # --- analysis jobs
     ("GET", "/api/proposals/{number}/jobs"): "run_job",
     ("POST", "/api/proposals/{number}/jobs"): "run_job",

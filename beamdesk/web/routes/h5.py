@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from h5grove.encoders import orjson_default, orjson_encode
 
-from beamdesk.h5 import content, exports, reading
+from beamdesk.h5 import content, exports, nxline, reading
 from beamdesk.h5.downsample import downsample, parse_size
 from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.handles import FileCache, refresh
@@ -215,6 +215,31 @@ def _encode(data: Any, fmt: str, name: str, headers: dict[str, str], colormap: s
         body, media = exports.to_png(arr, colormap, scale, vmin, vmax), "image/png"
     headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return Response(body, media_type=media, headers=headers)
+
+
+@router.get("/line")
+def get_line(request: Request, folder: ReadableProposal, settings: AppSettings, db: DB,
+             user: CurrentUser, file: str, path: str, selection: str | None = None,
+             signal: str = "") -> Response:
+    """A NeXus line as CSV: axis, signal, errors and auxiliary signals side by side.
+
+    ``signal`` picks the plotted dataset where the group does not name one (old files).
+    """
+    with opened(request, folder, file, path) as (_, node):
+        if not isinstance(node.entity, h5py.Group):
+            raise Problem(422, f"{node.path} is not a group: ask /data for a dataset.")
+        try:
+            columns = nxline.line_columns(node.entity, selection, settings.max_read_bytes,
+                                          signal)
+        except H5RequestError as exc:
+            raise Problem(exc.status, exc.message) from exc
+        body = nxline.to_csv(columns, f"{Path(file).name}::{node.path}"
+                             + (f"[{selection}]" if selection else ""))
+    audit(db, "data_download", user, f"{folder.proposal.number}/{file}::{node.path}",
+          detail="format=nexus-csv")
+    name = exports.download_name(file, node.path, selection or "", "csv")
+    return Response(body, media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/subset")

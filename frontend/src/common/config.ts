@@ -21,9 +21,21 @@ function absolute(url: string): string {
 
 export function readConfig(element: HTMLElement): PageConfig {
   const data = element.dataset;
+  if (!data.api) {
+    // `npm run dev`: viewer.html has no server-filled attributes; take them from the query.
+    const query = new URLSearchParams(window.location.search);
+    const proposal = query.get('proposal') ?? '';
+    return {
+      proposal,
+      apiURL: absolute(`/api/proposals/${proposal}/h5`),
+      browseURL: absolute(`/api/proposals/${proposal}/browse`),
+      file: query.get('file') ?? '',
+      path: query.get('path') || '/',
+    };
+  }
   return {
     proposal: data.proposal ?? '',
-    apiURL: absolute(data.api ?? ''),
+    apiURL: absolute(data.api),
     browseURL: absolute(data.browse ?? ''),
     file: data.file ?? '',
     path: data.path || '/',

@@ -1,0 +1,144 @@
+"""A NeXus line as a table: the signal along one axis with its axis values, errors and
+auxiliary signals, as a scientist wants it in a spreadsheet.
+
+NeXus says which dataset is the signal (``@signal`` on the NXdata group, or the older
+``signal=1`` on the dataset), which datasets are the axes (``@axes``, one name per
+dimension, ``.`` for none, or the older ``@axes="x:y"`` on the signal) and where the
+uncertainties are (``<signal>_errors``, or ``errors``). The selection must leave exactly
+one dimension: that is the line.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from beamdesk.h5.errors import H5RequestError
+from beamdesk.h5.nexus import nx_class, text
+from beamdesk.h5.selection import Selection, parse_selection
+
+
+@dataclass
+class Column:
+    name: str
+    units: str
+    values: np.ndarray
+
+    @property
+    def header(self) -> str:
+        return f"{self.name} ({self.units})" if self.units else self.name
+
+
+def _names(value: object) -> list[str]:
+    """An attribute holding names: a list, or one string split on ':' or ','."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return [text(v) for v in value]
+    names = text(value)
+    return [n.strip() for n in re.split(r"[:,]", names)] if names else []
+
+
+def signal_name(group: h5py.Group, chosen: str = "") -> str:
+    """The signal's name: the caller's choice, @signal, or the old ``signal=1`` marker."""
+    if chosen:
+        if not isinstance(group.get(chosen), h5py.Dataset):
+            raise H5RequestError(422, f"{group.name} has no dataset {chosen!r}.")
+        return chosen
+    named = text(group.attrs.get("signal", ""))
+    if named and isinstance(group.get(named), h5py.Dataset):
+        return named
+    for name, obj in group.items():
+        if isinstance(obj, h5py.Dataset) and text(obj.attrs.get("signal", "")) == "1":
+            return name
+    raise H5RequestError(422, f"{group.name} names no signal (@signal): choose one with "
+                         "signal=<dataset name>.")
+
+
+def _old_style_axes(group: h5py.Group, ndim: int) -> list[str]:
+    """NeXus before 2014: each axis dataset says ``axis=<dimension, from 1>``, and
+    ``primary=1`` picks one when several share a dimension (as GDA writes)."""
+    names = ["."] * ndim
+    ranks = [0] * ndim
+    for name, obj in group.items():
+        if not isinstance(obj, h5py.Dataset) or "axis" not in obj.attrs:
+            continue
+        try:
+            dim = int(text(obj.attrs["axis"]).split(",")[0]) - 1
+        except ValueError:
+            continue
+        rank = 2 if text(obj.attrs.get("primary", "")) == "1" else 1
+        if 0 <= dim < ndim and rank > ranks[dim]:
+            names[dim], ranks[dim] = name, rank
+    return names
+
+
+def axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str]:
+    names = _names(group.attrs.get("axes", "")) or _names(signal.attrs.get("axes", ""))
+    if not names:
+        return _old_style_axes(group, signal.ndim)
+    return names + ["."] * (signal.ndim - len(names))
+
+
+def _line_dimension(sel: Selection) -> int:
+    kept = sel.sliced_axes
+    if len(kept) != 1:
+        raise H5RequestError(
+            422, f"A line needs a selection that keeps exactly one dimension (this one keeps "
+            f"{len(kept)}), e.g. selection=3,: for row 3 of an image.")
+    return kept[0]
+
+
+def _same_shape(group: h5py.Group, name: str, shape: tuple[int, ...]) -> h5py.Dataset | None:
+    obj = group.get(name)
+    return obj if isinstance(obj, h5py.Dataset) and obj.shape == shape else None
+
+
+def line_columns(group: h5py.Group, selection: str | None, limit: int,
+                 signal: str = "") -> list[Column]:
+    """Axis, signal, errors and auxiliary signals of one line of an NXdata group."""
+    if nx_class(group) != "NXdata":
+        raise H5RequestError(422, f"{group.name} is not an NXdata group.")
+    name = signal_name(group, signal)
+    dataset = group[name]
+    shape = dataset.shape or ()
+    sel = parse_selection(selection, shape)
+    dim = _line_dimension(sel)
+    if sel.size() * max(dataset.dtype.itemsize, 8) * 4 > limit:
+        raise H5RequestError(413, "This line is longer than the read limit; slice it.")
+    columns = []
+    axis = axis_names(group, dataset)[dim]
+    member = sel.members[dim]
+    assert isinstance(member, slice)
+    axis_ds = group.get(axis) if axis != "." else None
+    if isinstance(axis_ds, h5py.Dataset) and axis_ds.ndim == 1:
+        values = axis_ds[()]
+        if values.shape[0] == shape[dim] + 1:  # bin edges: the centres label the points
+            values = 0.5 * (values[1:] + values[:-1])
+        if values.shape[0] == shape[dim]:
+            columns.append(Column(axis, text(axis_ds.attrs.get("units", "")), values[member]))
+    if not columns:
+        columns.append(Column("index", "", np.arange(shape[dim])[member]))
+    columns.append(Column(name, text(dataset.attrs.get("units", "")), dataset[sel.key]))
+    for errors in (f"{name}_errors", "errors"):
+        ds = _same_shape(group, errors, shape)
+        if ds is not None:
+            columns.append(Column(errors, text(ds.attrs.get("units", "")), ds[sel.key]))
+            break
+    for aux in _names(group.attrs.get("auxiliary_signals", "")):
+        ds = _same_shape(group, aux, shape)
+        if ds is not None and aux != name:
+            columns.append(Column(aux, text(ds.attrs.get("units", "")), ds[sel.key]))
+    return columns
+
+
+def to_csv(columns: list[Column], title: str) -> bytes:
+    """Comment line, header line, then one row per point (numbers at full precision)."""
+    out = io.StringIO()
+    out.write(f"# {title}\n")
+    out.write(",".join(c.header.replace(",", ";") for c in columns) + "\n")
+    table = np.column_stack([np.asarray(c.values, dtype=np.float64) for c in columns])
+    np.savetxt(out, table, fmt="%.17g", delimiter=",")
+    return out.getvalue().encode()
