@@ -209,6 +209,37 @@ def tokens_create(
     print(new.token)
 
 
+@app.command("backup")
+def backup_command(
+    out_dir: Annotated[Path, typer.Argument(help="New, empty folder for the backup.")],
+    data: DataOption = None,
+) -> None:
+    """Back up the database and the processed results (not raw data; see docs/security.md)."""
+    from beamdesk.backup import BackupError, backup
+
+    try:
+        summary = backup(_settings(data), out_dir, report=console.print)
+    except BackupError as exc:
+        _fail(str(exc))
+    console.print(f"backup in {out_dir}: {summary.rows} rows in {summary.tables} tables, "
+                  f"{summary.files} files")
+
+
+@app.command("restore")
+def restore_command(
+    in_dir: Annotated[Path, typer.Argument(help="Folder written by 'beamdesk backup'.")],
+    data: DataOption = None,
+) -> None:
+    """Restore a backup into an empty instance (run 'beamdesk db upgrade' first)."""
+    from beamdesk.backup import BackupError, restore
+
+    try:
+        summary = restore(_settings(data), in_dir, report=console.print)
+    except BackupError as exc:
+        _fail(str(exc))
+    console.print(f"restored {summary.rows} rows and {summary.files} files, checksums verified")
+
+
 def _add_optional_subcommands() -> None:
     """Analysis tools register their own sub-commands (``beamdesk xrf …``, ``jobs …``)."""
     import importlib

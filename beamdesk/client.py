@@ -9,7 +9,8 @@ environment, so::
     bd.proposals()                                   # what you may see
     bd.datasets("20260001")                          # the files of one proposal
     frame = bd.open("20260001", "raw/scan.nxs", "/entry/data/data", "0,:,:")  # numpy
-    job = bd.submit_xrf_job("20260001", "raw/map.nxs", config={...})
+    job = bd.submit_xrf_job("20260001", "raw/map.nxs", "/entry/data/spectra",
+                            config_file="raw/fit.cfg")
     bd.wait(job)
     bd.results(job)
 
@@ -44,11 +45,6 @@ class BeamDeskError(RuntimeError):
         self.status = status
         self.detail = detail
         self.url = url
-
-
-def _input_spec(file: str) -> str:
-    """The jobs API names its input ``file::/<proposal-relative path>``."""
-    return file if file.startswith("file::") else f"file::/{file.lstrip('/')}"
 
 
 class Client:
@@ -187,11 +183,29 @@ class Client:
         return np.load(io.BytesIO(response.content), allow_pickle=False)
 
     # -- analysis jobs ----------------------------------------------------------------
-    def submit_xrf_job(self, number: str, file: str, config: Mapping[str, Any] | None = None,
-                       *, kind: str = "xrf_map") -> int:
-        """Start an XRF analysis of one file; returns the job's id (see :meth:`wait`)."""
-        body = {"kind": kind, "input": _input_spec(file), "config": dict(config or {})}
-        return self._json("POST", f"/api/proposals/{number}/jobs", json=body)["id"]
+    def submit_xrf_job(self, number: str, file: str, dataset: str,
+                       config: Mapping[str, Any] | None = None, *,
+                       config_file: str | None = None, kind: str = "xrf_map") -> int:
+        """Start an XRF analysis of one dataset; returns the job's id (see :meth:`wait`).
+
+        Args:
+            number: the proposal number.
+            file: the input file, relative to the proposal folder.
+            dataset: the spectra inside it, e.g. ``/entry/data/spectra``.
+            config: the fit configuration as BeamDesk's TOML structure (docs/xrf.md), or
+            config_file: a configuration file of the proposal (``.toml`` or PyMca ``.cfg``).
+            kind: the analysis; ``xrf_map`` fits every pixel.
+        """
+        body: dict[str, Any] = {"kind": kind, "input": f"{file}::{dataset}"}
+        if config is not None:
+            body["config"] = dict(config)
+        if config_file is not None:
+            body["config_file"] = config_file
+        return int(self._json("POST", f"/api/proposals/{number}/jobs", json=body)["id"])
+
+    def jobs(self, number: str) -> list[dict[str, Any]]:
+        """The analysis jobs of a proposal that you may see."""
+        return self._json("GET", f"/api/proposals/{number}/jobs")
 
     def job(self, job_id: int) -> dict[str, Any]:
         """A job's state, progress (0…1) and outputs."""

@@ -179,12 +179,13 @@ class MemoryWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _label(self, proc: psutil.Process) -> str:
-        cmd = " ".join(proc.cmdline())
         if "postgres" in proc.name():
-            return "postgresql (all backends)"
-        if "distributed" in cmd or "dask" in cmd or "multiprocessing" in cmd:
-            return f"dask/multiprocessing pid {proc.pid}"
-        return f"uvicorn pid {proc.pid}"
+            return "postgresql (all backends, USS)"
+        if proc.pid == self.server_pid:
+            return f"uvicorn master pid {proc.pid}"
+        if proc.ppid() == self.server_pid:
+            return f"uvicorn worker pid {proc.pid}"
+        return f"dask (scheduler side/worker) pid {proc.pid}"
 
     def _run(self) -> None:
         while not self._stop.wait(2.0):
@@ -197,7 +198,10 @@ class MemoryWatch:
             sample: dict[str, float] = defaultdict(float)
             for proc in procs:
                 with contextlib.suppress(psutil.Error):
-                    sample[self._label(proc)] += proc.memory_info().rss / 2**20
+                    # PostgreSQL backends share their buffers: count each one's own pages.
+                    mem = (proc.memory_full_info().uss if "postgres" in proc.name()
+                           else proc.memory_info().rss)
+                    sample[self._label(proc)] += mem / 2**20
             for label, mib in sample.items():
                 self.peaks[label] = max(self.peaks[label], mib)
 

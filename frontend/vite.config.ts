@@ -29,6 +29,7 @@ export default defineConfig({
     rollupOptions: {
       input: {
         viewer: resolve(here, 'viewer.html'),
+        workbench: resolve(here, 'workbench.html'),
       },
     },
   },

@@ -254,3 +254,239 @@ def test_outsider_gets_404_for_the_page_and_the_data(  # type: ignore[no-untyped
     assert api.status == 404
     listing = page.request.get(f"{base}/api/proposals/{NUMBER}/browse?path=raw")
     assert listing.status == 404
+
+
+# --- Frame player, 1-D overlay, NeXus line CSV -------------------------------------------
+
+STACK_FILE = "raw/stack_0001.nxs"
+FRAMES, ROWS, COLS = 8, 600, 800  # frames larger than the player's default 512 px: binned
+
+
+def stack_values() -> np.ndarray:
+    """Frame k: a bright disc whose centre moves right by 60 px per frame, on a ramp that
+    rises by 500 per frame, so every frame differs in content and in mean."""
+    y = np.arange(ROWS)[:, None]
+    x = np.arange(COLS)[None, :]
+    frames = []
+    for k in range(FRAMES):
+        disc = ((x - 150 - 60 * k) ** 2 + (y - 300) ** 2 < 90**2) * 30000
+        frames.append(1000 + 500 * k + x * 10 + disc)
+    return np.asarray(frames, dtype="u2")
+
+
+def xanes() -> dict[str, np.ndarray]:
+    energy = np.linspace(7100.0, 7200.0, 201)
+    edge = 1.0 / (1.0 + np.exp(-(energy - 7125.0) / 2.0))
+    return {
+        "energy": energy,
+        "mu": (0.1 + edge).astype("f4"),
+        "mu_errors": (0.01 + 0.001 * edge).astype("f4"),
+        "i0": 1e5 + 10.0 * np.arange(201.0),
+        "it": 5e4 * np.exp(-(0.1 + edge)),
+        "if": (2e4 * edge + 1e4).astype("f4"),
+    }
+
+
+def write_stack_file(path: Path) -> None:
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        data = entry.create_group("data")
+        data.attrs.update({"NX_class": "NXdata", "signal": "data"})
+        data.create_dataset("data", data=stack_values(), chunks=(1, ROWS, COLS))
+        line = entry.create_group("xanes")
+        line.attrs.update({"NX_class": "NXdata", "signal": "mu", "axes": "energy",
+                           "auxiliary_signals": ["i0"]})
+        for name, values in xanes().items():
+            line[name] = values
+        line["energy"].attrs["units"] = "eV"
+
+
+@pytest.fixture
+def stack_world(viewer_world: Path) -> Path:
+    write_stack_file(viewer_world / STACK_FILE)
+    return viewer_world
+
+
+def binned_means(frame: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    rows, cols = frame.shape
+    return frame.astype("f8").reshape(rows // fy, fy, cols // fx, fx).mean(axis=(1, 3))
+
+
+def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
+        page, live_server, stack_world, built_viewer) -> None:
+    base = live_server.url
+    data_requests: list[str] = []
+    page.on("request", lambda r: data_requests.append(r.url) if "/h5/data" in r.url else None)
+    sign_in(page, base, "participant")
+    page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}&path=/entry/data/data")
+    page.locator("[role=treeitem][data-path='/entry/data/data']").wait_for()
+    page.get_by_test_id("mode-frames").click()
+
+    index = page.get_by_test_id("frame-index")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=frame-index]')?.dataset.frame === '0'")
+    stats = page.get_by_test_id("frame-stats")
+    # 600×800 frames with the default size (≤ 512 px): 2×2 bin means from the server.
+    assert stats.get_attribute("data-rows") == "300" and stats.get_attribute("data-cols") == "400"
+    expected = binned_means(stack_values()[0], 2, 2)
+    assert float(stats.get_attribute("data-mean")) == pytest.approx(expected.mean(), rel=1e-9)
+    assert float(stats.get_attribute("data-max")) == pytest.approx(expected.max(), rel=1e-9)
+    assert any("selection=0%2C%3A%2C%3A" in u and "downsample=300x400" not in u
+               and "downsample=" in u for u in data_requests), data_requests
+    first = canvas_pixels_in(page, "stack-player")
+    shoot(page, "viewer-frames.png")
+    assert_drawn(first)
+
+    # Play: the frame index advances, the next frames are fetched ahead, the canvas changes.
+    page.get_by_test_id("speed").select_option("10")
+    page.get_by_test_id("play").click()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=frame-index]')?.dataset.frame) >= 3")
+    page.get_by_test_id("play").click()  # pause
+    page.wait_for_timeout(300)
+    frame = int(index.get_attribute("data-frame") or "-1")
+    assert 3 <= frame < FRAMES
+    assert index.get_attribute("data-selection") == f"{frame},:,:"
+    expected = binned_means(stack_values()[frame], 2, 2)
+    assert float(stats.get_attribute("data-mean")) == pytest.approx(expected.mean(), rel=1e-9)
+    assert any(f"selection={frame + 1}%2C" in u for u in data_requests)  # prefetched
+    later = canvas_pixels_in(page, "stack-player")
+    assert np.abs(later - first).mean() > 1.0, "the canvas did not change"
+    # The frame is in the address: a copied link opens the same frame.
+    assert "view=frames" in page.url and f"frame={frame}" in page.url
+
+    # Slider to the last frame; a reload from the link comes back to it.
+    page.get_by_test_id("frame-slider").fill(str(FRAMES - 1))
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=frame-index]')?.dataset.frame"
+        f" === '{FRAMES - 1}'")
+    page.goto(page.url)
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=frame-index]')?.dataset.frame"
+        f" === '{FRAMES - 1}'")
+    expected = binned_means(stack_values()[FRAMES - 1], 2, 2)
+    assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == \
+        pytest.approx(expected.mean(), rel=1e-9)
+
+    # Full resolution: the frame comes unbinned in its own type.
+    page.get_by_test_id("frame-size").select_option("0")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=frame-stats]')?.dataset.rows === '600'")
+    full = stack_values()[FRAMES - 1].astype("f8")
+    assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == \
+        pytest.approx(full.mean(), rel=1e-9)
+
+
+def canvas_pixels_in(page, testid: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    canvas = page.get_by_test_id(testid).locator("canvas").first
+    canvas.wait_for(state="visible")
+    page.wait_for_timeout(500)  # let WebGL draw the fetched values
+    shot = canvas.screenshot()
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def has_colour(pixels: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 40) -> bool:
+    distance = np.abs(pixels - np.asarray(rgb, dtype=np.int16)).sum(axis=2)
+    return int((distance < tolerance).sum()) > 20
+
+
+def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untyped-def]
+        page, live_server, stack_world, built_viewer, tmp_path: Path) -> None:
+    base = live_server.url
+    sign_in(page, base, "participant")
+    page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}")
+    page.get_by_test_id("mode-overlay").click()
+    overlay = page.get_by_test_id("overlay")
+    overlay.get_by_label("plot /entry/xanes/i0", exact=True).check()
+    overlay.get_by_label("plot /entry/xanes/it", exact=True).check()
+    overlay.get_by_label("plot /entry/xanes/if", exact=True).check()
+    overlay.get_by_label("x axis: /entry/xanes/energy", exact=True).check()
+    # A dataset of another length cannot join.
+    assert overlay.get_by_label("plot /entry/data/data", exact=True).count() == 0  # 3-D
+    legend = page.get_by_test_id("overlay-legend").locator("li")
+    legend.nth(2).wait_for()
+    assert legend.count() == 3
+    pixels = canvas_pixels_in(page, "overlay")
+    shoot(page, "viewer-overlay.png")
+    # Three curves in LineVis' colours: darkblue, then the auxiliaries orangered, forestgreen.
+    for rgb in ((0, 0, 139), (255, 69, 0), (34, 139, 34)):
+        assert has_colour(pixels, rgb), rgb
+    assert "view=overlay" in page.url and "x=%2Fentry%2Fxanes%2Fenergy" in page.url
+
+    with page.expect_download() as info:
+        page.get_by_test_id("overlay-csv").click()
+    assert info.value.suggested_filename == "stack_0001_overlay.csv"
+    saved = tmp_path / "overlay.csv"
+    info.value.save_as(saved)
+    header = saved.read_text().splitlines()[0].split(",")
+    assert header == ["/entry/xanes/energy", "/entry/xanes/i0", "/entry/xanes/it",
+                      "/entry/xanes/if"]
+    table = np.loadtxt(saved, delimiter=",", skiprows=1)
+    with h5py.File(stack_world / STACK_FILE, "r") as f:
+        for k, name in enumerate(("energy", "i0", "it", "if")):
+            ref = f[f"entry/xanes/{name}"][()]
+            np.testing.assert_array_equal(table[:, k].astype(ref.dtype), ref)
+
+    # The same overlay from the link alone.
+    page.goto(page.url)
+    page.get_by_test_id("overlay-legend").locator("li").nth(2).wait_for()
+    assert page.get_by_test_id("overlay-legend").locator("li").count() == 3
+
+
+def test_nexus_line_csv_link_has_axis_errors_and_auxiliaries(  # type: ignore[no-untyped-def]
+        page, live_server, stack_world, built_viewer, tmp_path: Path) -> None:
+    base = live_server.url
+    sign_in(page, base, "participant")
+    page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}&path=/entry/xanes")
+    page.get_by_role("tab", name="NX Line").wait_for()
+    link = page.get_by_test_id("download-line")
+    with page.expect_download() as info:
+        link.click()
+    saved = tmp_path / "line.csv"
+    info.value.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines[1].split(",") == ["energy (eV)", "mu", "mu_errors", "i0"]
+    table = np.loadtxt(saved, delimiter=",", skiprows=2)
+    with h5py.File(stack_world / STACK_FILE, "r") as f:
+        for k, name in enumerate(("energy", "mu", "mu_errors", "i0")):
+            ref = f[f"entry/xanes/{name}"][()]
+            np.testing.assert_array_equal(table[:, k].astype(ref.dtype), ref)
+    # A dataset is no NXdata group: no line link.
+    page.locator("[role=treeitem][data-path='/entry/xanes/mu']").click()
+    page.get_by_role("tab", name="Line").wait_for()
+    assert page.get_by_test_id("download-line").count() == 0
+
+
+@pytest.mark.skipif(not os.environ.get("BEAMDESK_DEMO_STACK"),
+                    reason="set BEAMDESK_DEMO_STACK to the demo's raw/tomo/projections.nxs")
+def test_stack_player_on_the_demo_tomography_stack(  # type: ignore[no-untyped-def]
+        page, live_server, viewer_world, built_viewer) -> None:
+    """`beamdesk demo`'s 520×1024×1024 uint16 stack (1.1 GB, Blosc): frames arrive binned
+    to 512×512 and play; the shown frame's mean equals numpy's 2×2 bin means."""
+    source = Path(os.environ["BEAMDESK_DEMO_STACK"])
+    target = viewer_world / "raw" / "tomo" / "projections.nxs"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+    base = live_server.url
+    sign_in(page, base, "participant")
+    page.goto(f"{base}/proposals/{NUMBER}/viewer?file=raw/tomo/projections.nxs"
+              "&path=/entry/data&view=frames&frame=100&fps=20" + os.environ.get("BEAMDESK_DEMO_EXTRA", ""))
+    index = "document.querySelector('[data-testid=frame-index]')?.dataset.frame"
+    page.wait_for_function(f"() => {index} === '100'")
+    page.get_by_test_id("play").click()
+    started = page.evaluate("performance.now()")
+    page.wait_for_function(f"() => Number({index}) >= 120", timeout=60_000)
+    elapsed = (page.evaluate("performance.now()") - started) / 1000.0
+    page.get_by_test_id("play").click()
+    page.wait_for_timeout(300)
+    frame = int(page.get_by_test_id("frame-index").get_attribute("data-frame") or "-1")
+    fetches = page.evaluate("""performance.getEntriesByType('resource')
+        .filter((e) => e.name.includes('/h5/data')).map((e) => e.duration)""")
+    print(f"demo stack: 20 frames played in {elapsed:.2f} s ({20 / elapsed:.1f} fps); "
+          f"{len(fetches)} frame fetches, median {sorted(fetches)[len(fetches) // 2]:.0f} ms")
+    stats = page.get_by_test_id("frame-stats")
+    assert stats.get_attribute("data-rows") == "512"
+    with h5py.File(target, "r") as f:
+        expected = binned_means(f["entry/data/data"][frame], 2, 2)
+    assert float(stats.get_attribute("data-mean")) == pytest.approx(expected.mean(), rel=1e-9)

@@ -52,6 +52,24 @@ def open_readonly(path: Path) -> h5py.File:
         ) from exc
 
 
+def check_not_truncated(handle: h5py.File, path: Path, size_on_disk: int) -> None:
+    """Refuse a file shorter than libhdf5 believes it is.
+
+    libhdf5 refuses to open a truncated file, except when the same file is still open in
+    this process (a streaming response, a dropped cache entry): it then shares the old
+    state and reads zeros past the new end. Comparing its idea of the size with the disk's
+    catches that; a file growing under a SWMR writer is only ever longer on disk.
+    """
+    try:
+        expected = handle.id.get_filesize()
+    except (OSError, RuntimeError, ValueError):
+        return
+    if size_on_disk < expected:
+        raise H5RequestError(
+            422, f"{path.name} is shorter than its HDF5 structure says: it was truncated or "
+            "is being rewritten.")
+
+
 class FileCache:
     def __init__(self, capacity: int = 32) -> None:
         self.capacity = capacity
@@ -96,6 +114,7 @@ class FileCache:
                     return handle
                 self._files.pop(path, None)
             handle = open_readonly(path)  # outside the cache lock: opening can be slow
+            check_not_truncated(handle, path, sig[1])
             with self._lock:
                 self._remember(path, sig, handle)
                 self._opening.pop(path, None)

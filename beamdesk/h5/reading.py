@@ -10,7 +10,9 @@ above ``max_read_bytes``, with a hint of a selection that fits.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -109,11 +111,32 @@ def as_bytes(data: Any) -> memoryview:
     return memoryview(np.ascontiguousarray(data).reshape(-1)).cast("B")
 
 
+def _file_state(dataset: h5py.Dataset) -> tuple[int, int] | None:
+    """Size and mtime of the open file itself (not of its name: a deleted file still
+    reads correctly through its open handle); None where the driver has no descriptor."""
+    try:
+        st = os.fstat(dataset.file.id.get_vfd_handle())
+    except (OSError, ValueError, TypeError, RuntimeError):
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
 def iter_bytes(dataset: h5py.Dataset, sel: Selection, dtype: str,
                slab_bytes: int = SLAB_BYTES) -> Iterator[memoryview]:
-    """The raw C-order bytes of the selection, one slab at a time."""
+    """The raw C-order bytes of the selection, one slab at a time.
+
+    A file truncated or rewritten while it is streamed reads as zeros past its new end
+    (libhdf5 does not notice), so each slab is sent only if the file is unchanged since
+    the stream began; otherwise the stream stops with an error and the client, short of
+    the announced Content-Length, knows the download failed.
+    """
+    before = _file_state(dataset)
     for part in slab_ranges(dataset, sel, slab_bytes):
-        yield as_bytes(read(dataset, part, dtype))
+        data = as_bytes(read(dataset, part, dtype))
+        if before is not None and _file_state(dataset) != before:
+            raise H5RequestError(409, f"{Path(dataset.file.filename).name} changed while "
+                                 "it was being read; ask again.")
+        yield data
 
 
 def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:

@@ -139,7 +139,7 @@ def dataset_notebook(number: str, file: str, path: str, selection: str = "") -> 
     return _finish(cells, f"{number} {file} {path} {selection}".strip())
 
 
-def xrf_job_notebook(number: str, file: str, config: Mapping[str, Any],
+def xrf_job_notebook(number: str, file: str, dataset: str, config: Mapping[str, Any],
                      kind: str = "xrf_map") -> nbformat.NotebookNode:
     """A notebook that re-runs one XRF analysis with ``config`` and opens its results."""
     config_json = json.dumps(dict(config), indent=2, sort_keys=True)
@@ -147,12 +147,14 @@ def xrf_job_notebook(number: str, file: str, config: Mapping[str, Any],
         new_markdown_cell(f"# XRF analysis of {file}\n\nProposal **{number}**. Re-runs the "
                           f"analysis ({kind}) with the configuration it was made with."),
         new_code_cell("import json\n\nimport numpy as np\n\nfrom beamdesk.client import Client\n"
-                      f"\nPROPOSAL = {number!r}\nFILE = {file!r}\nKIND = {kind!r}\n"
-                      f"CONFIG = json.loads({config_json!r})\nbd = Client.from_env()"),
-        new_code_cell("job = bd.submit_xrf_job(PROPOSAL, FILE, CONFIG, kind=KIND)\n"
+                      f"\nPROPOSAL = {number!r}\nFILE = {file!r}\nDATASET = {dataset!r}\n"
+                      f"KIND = {kind!r}\nCONFIG = json.loads({config_json!r})\n"
+                      "bd = Client.from_env()"),
+        new_code_cell("job = bd.submit_xrf_job(PROPOSAL, FILE, DATASET, CONFIG, kind=KIND)\n"
                       "state = bd.wait(job)\nstate['state'], state.get('progress')"),
         new_code_cell("outputs = bd.results(job)\n[o['path'] for o in outputs]"),
-        new_code_cell("# Open one output dataset, e.g. an element map:\n"
-                      "# bd.meta(PROPOSAL, outputs[0]['path'], '/')"),
+        new_code_cell("# The fitted maps, e.g. Fe K:\n"
+                      "fe = bd.open(PROPOSAL, outputs[0]['path'], "
+                      "'/entry/xrf_fit/results/parameters/Fe_K')\nfe.shape"),
     ]
-    return _finish(cells, f"{number} {kind} {file}")
+    return _finish(cells, f"{number} {kind} {file} {dataset}")

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -39,6 +39,7 @@ ROUTE_MODULES = [
     "viewer",
     "notebooks",
     "jobs_api",
+    "xrf_api",
 ]
 
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.add_exception_handler(RequestValidationError, problems.validation_exception_handler)
     app.add_exception_handler(OverflowError, problems.out_of_range_handler)
     app.add_exception_handler(DataError, problems.out_of_range_handler)
+    app.add_exception_handler(OperationalError, problems.database_unavailable_handler)
     app.add_exception_handler(Exception, problems.unhandled_exception_handler)
 
     app.add_middleware(
@@ -93,7 +95,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         same_site="lax",
         https_only=settings.cookie_secure,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
 
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"beamdesk.web.routes.{name}")

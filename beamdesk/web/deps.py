@@ -6,6 +6,7 @@ Every route that touches a proposal gets it through ``proposal_for`` (or calls
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,16 +15,18 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
 from beamdesk.db import session_scope, utcnow
 from beamdesk.h5.paths import PathNotFound, proposal_root
 from beamdesk.portal import access
 from beamdesk.portal.access import Action, Identity
-from beamdesk.portal.auth import user_from_token
+from beamdesk.portal.auth import audit, user_from_token
 from beamdesk.portal.models import Proposal, User
 from beamdesk.settings import Settings
 from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.ratelimit import client_ip
 
 SESSION_USER = "uid"
 
@@ -32,11 +35,33 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+DENIAL = "access_denied"
+
+
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request, committed before the response is sent (scope="function"),
-    so a client that follows a redirect at once sees what the request wrote."""
-    with session_scope(request.app.state.sessionmaker) as session:
-        yield session
+    so a client that follows a redirect at once sees what the request wrote.
+
+    A refusal recorded by ``proposal_for`` is written to the audit log after the request's
+    own changes are rolled back, so the denial is kept and nothing else of the request is.
+    """
+    try:
+        with session_scope(request.app.state.sessionmaker) as session:
+            yield session
+    except Problem:
+        denial = session.info.pop(DENIAL, None)
+        if denial is not None:
+            _audit_denial(request, denial)
+        raise
+
+
+def _audit_denial(request: Request, denial: tuple[int | None, str, str]) -> None:
+    actor, target, detail = denial
+    try:
+        with session_scope(request.app.state.sessionmaker) as db:
+            audit(db, DENIAL, actor, target, detail, client_ip(request))
+    except SQLAlchemyError:  # the log must never turn a 404 into a 500
+        logging.getLogger("beamdesk.web").exception("could not record an access denial")
 
 
 def get_now(request: Request) -> datetime:
@@ -125,6 +150,9 @@ def proposal_for(
     rel = access.relation(identity, proposal, now)
     if access.may(rel, action):
         return proposal
+    # Audited (by get_db) only if the refusal reaches the caller: pages that send an
+    # anonymous visitor to the sign-in form instead are no denial.
+    db.info[DENIAL] = (identity.user_id, number, action.value)
     if action != Action.view_proposal and access.may(rel, Action.view_proposal):
         if action == Action.read_data:
             raise not_found(f"No data of proposal {number} you may read.")

@@ -23,6 +23,7 @@ TITLES = {
     422: "Invalid input",
     429: "Too many requests",
     500: "Internal error",
+    503: "Service unavailable",
 }
 
 
@@ -89,6 +90,19 @@ async def out_of_range_handler(request: Request, exc: Exception) -> Response:
     query runs; PostgreSQL answers "integer out of range" (a DataError)."""
     return problem_response(request, 422, TITLES[422],
                             "A number in the request is out of range.")
+
+
+async def database_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """The database cannot be reached (restarting, network, "database is locked"): 503 with
+    Retry-After, never a traceback. The pool (pool_pre_ping) reconnects by itself once it
+    is back, so the next request after the outage works without anyone stepping in."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                str(exc).splitlines()[0][:200])
+    response = problem_response(request, 503, "Service unavailable",
+                                "The database is not reachable right now; try again in a "
+                                "few seconds.")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:

@@ -27,6 +27,7 @@ CSP = (
 # silx-kit/h5web#2047), so that page must allow 'unsafe-eval'. It still forbids inline and
 # foreign scripts; every other page keeps the strict policy.
 VIEWER_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'")
+HSTS = b"max-age=31536000; includeSubDomains"
 HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -40,8 +41,10 @@ HEADERS = [
 class SecurityHeadersMiddleware:
     """Pure ASGI (not BaseHTTPMiddleware) so streamed downloads are not buffered."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        # Behind HTTPS (BEAMDESK_COOKIE_SECURE=1) browsers are told to never use plain HTTP.
+        self.headers = HEADERS + ([(b"strict-transport-security", HSTS)] if hsts else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +54,7 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in HEADERS if k not in present]
+                extra = [(k, v) for k, v in self.headers if k not in present]
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 

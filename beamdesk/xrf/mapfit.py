@@ -522,7 +522,10 @@ def fit_map(input_file: str | Path, dataset_path: str | None, config: XRFConfig,
             else:
                 from distributed import as_completed
 
-                [prep_future] = pool.scatter([prep], broadcast=True)
+                # hash=False: identical jobs running at once (same map, same config) would
+                # otherwise share one key, and the first to finish releases it under the
+                # other (seen as KeyError 'Prepared-…' in the scheduler under load).
+                [prep_future] = pool.scatter([prep], broadcast=True, hash=False)
                 futures = pool.map(_fit_block_file, [path] * len(blocks),
                                    [dataset] * len(blocks), blocks,
                                    [prep_future] * len(blocks), pure=False)

@@ -51,7 +51,7 @@ def test_notebook_code_is_valid_python_with_literals_only(tmp_path) -> None:  # 
     setup = nb.cells[1].source
     assert f"FILE = {tricky!r}" in setup and "SELECTION = '0,:,1:3'" in setup
     assert "f[DATASET][0, :, 1:3]" in nb.cells[5].source
-    job = xrf_job_notebook(NUMBER, FILE, {"elements": ["Fe", "Zn"], "energy_kev": 12.0})
+    job = xrf_job_notebook(NUMBER, FILE, "/entry/data/spectra", {"elements": ["Fe", "Zn"], "energy_kev": 12.0})
     for cell in job.cells:
         if cell.cell_type == "code":
             ast.parse(cell.source)

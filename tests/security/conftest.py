@@ -47,10 +47,11 @@ class Facility:
 
     def restore(self) -> None:
         """Put the database back as it was built (after a request that changed it)."""
+        # SQLite's backup API writes through a normal connection, so the app's pooled
+        # connections (and the WAL) stay consistent; copying files under them would not.
         self.app.state.engine.dispose()
-        for suffix in ("-wal", "-shm"):
-            Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
-        shutil.copyfile(self.snapshot, self.db_path)
+        with sqlite3.connect(self.snapshot) as src, sqlite3.connect(self.db_path) as dst:
+            src.backup(dst)
 
     def bearer(self, persona: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.facts.tokens[persona]}"}

@@ -53,7 +53,7 @@ def test_selection_parser_only_refuses_with_its_error(text: str | None,
     try:
         sel = parse_selection(text, shape)
     except H5RequestError as exc:
-        assert exc.status == 422 and "selection" in exc.message.lower() or "empty" in \
+        assert (exc.status == 422 and "selection" in exc.message.lower()) or "empty" in \
             exc.message.lower(), exc.message
         return
     if shape is None:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import h5py
@@ -19,14 +19,28 @@ from fastapi.responses import RedirectResponse, Response
 from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.paths import PathNotFound, resolve_in_proposal
 from beamdesk.h5.selection import parse_selection
+from beamdesk.jobs.service import JobNotFound, visible_job
 from beamdesk.jupyter.config import hub_settings
 from beamdesk.jupyter.hubapi import HubClient, HubUnavailable, lab_path, ticket_login_url
-from beamdesk.jupyter.notebooks import BadSelection, dataset_notebook, default_dataset
+from beamdesk.jupyter.notebooks import (
+    BadSelection,
+    dataset_notebook,
+    default_dataset,
+    xrf_job_notebook,
+)
 from beamdesk.jupyter.notebooks import notebook_name as make_name
 from beamdesk.jupyter.signin import issue_ticket
 from beamdesk.portal.auth import audit
 from beamdesk.portal.models import User
-from beamdesk.web.deps import DB, AppSettings, CurrentUser, ReadableProposal, SignedInUser
+from beamdesk.web.deps import (
+    DB,
+    AppSettings,
+    CurrentIdentity,
+    CurrentUser,
+    Now,
+    ReadableProposal,
+    SignedInUser,
+)
 from beamdesk.web.problems import Problem, not_found
 from beamdesk.web.security import verify_csrf
 
@@ -79,6 +93,9 @@ def _dataset_path(file_path: str, target: str) -> tuple[str, tuple[int, ...] | N
             if not path:
                 raise not_found("This file has no dataset to open in a notebook.")
             obj = f.get(path)
+            if isinstance(obj, h5py.Group):  # a group picked in the viewer: its file's plot
+                path = default_dataset(f)
+                obj = f.get(path) if path else None
             if not isinstance(obj, h5py.Dataset):
                 raise not_found(f"No dataset {path!r} in this file.")
             return obj.name or path, obj.shape
@@ -112,6 +129,13 @@ def open_in_notebook(
     except H5RequestError as exc:
         raise Problem(exc.status, exc.message) from exc
     name = f"notebooks/{number}/{make_name(number, file, dataset, selection)}"
+    audit(db, "notebook_opened", user, f"{number}/{file}", f"{dataset} [{selection}]")
+    return put_and_open(db, settings, user, name, notebook)
+
+
+def put_and_open(db: DB, settings: AppSettings, user: User, name: str,
+                 notebook: dict[str, Any]) -> Response:
+    """Save the notebook in the user's server (started if needed), then open it."""
     try:
         with HubClient(hub_settings(settings)) as hub:
             hub.ensure_user(user.username)
@@ -119,8 +143,28 @@ def open_in_notebook(
             hub.put_notebook(user.username, name, notebook)
     except HubUnavailable as exc:
         raise Problem(503, str(exc)) from exc
-    audit(db, "notebook_opened", user, f"{number}/{file}", f"{dataset} [{selection}]")
     db.commit()
     # Post/redirect/get: a reload of the next page does not make the notebook again.
     target = quote(lab_path(user.username, name), safe="")
     return RedirectResponse(f"/jupyter?next={target}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/notebook", dependencies=[Depends(verify_csrf)])
+def open_job_in_notebook(
+    job_id: int, request: Request, db: DB, settings: AppSettings, user: SignedInUser,
+    identity: CurrentIdentity, now: Now,
+) -> Response:
+    """A notebook that re-runs this analysis with its configuration and opens its results."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        raise Problem(403, "Open notebooks from a signed-in browser session.")
+    try:
+        job = visible_job(db, identity, job_id, now)
+    except JobNotFound as exc:
+        raise not_found(str(exc)) from exc
+    number = job.proposal.number
+    params = job.parameters
+    notebook = xrf_job_notebook(number, params["file"], params["dataset"],
+                                params.get("config") or {}, kind=job.kind)
+    name = f"notebooks/{number}/job_{job.id}_{job.kind}.ipynb"
+    audit(db, "notebook_opened", user, f"{number}/job/{job.id}", job.kind)
+    return put_and_open(db, settings, user, name, notebook)

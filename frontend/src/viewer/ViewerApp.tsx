@@ -8,7 +8,16 @@ import { BinRegistry } from '../common/downsample';
 import { makeGetExportURL } from '../common/exports';
 import { binningFetcher } from '../common/fetcher';
 import FileBrowser from './FileBrowser';
+import OverlayPanel from './OverlayPanel';
+import StackPlayer from './StackPlayer';
 import ViewerBar from './ViewerBar';
+import { type FramesState, type OverlayState, readView, type ViewMode, writeView } from './viewState';
+
+const MODES: [ViewMode, string, string][] = [
+  ['h5web', 'Explore', 'H5Web: tree, inspector, NeXus and N-D views, exports'],
+  ['frames', 'Play frames', 'Play through the frames of the selected 3-D (or N-D) dataset'],
+  ['overlay', 'Overlay 1-D', 'Several 1-D datasets of this file on one plot'],
+];
 
 /** Follow H5Web's selection: its explorer marks the chosen tree item aria-selected. */
 function useSelectedPath(root: HTMLElement | null, initial: string): string {
@@ -46,12 +55,19 @@ function ViewerApp(props: { config: PageConfig }) {
     [config.apiURL, file, registry],
   );
   const selected = useSelectedPath(h5webRoot, initialPath);
+  const [initialView] = useState(readView);
+  const [mode, setMode] = useState<ViewMode>(initialView.mode);
+  const [frames, setFrames] = useState<FramesState>(initialView.frames);
+  const [overlay, setOverlay] = useState<OverlayState>(initialView.overlay);
 
   useEffect(() => rememberInURL(file, selected), [file, selected]);
+  useEffect(() => writeView(mode, frames, overlay), [mode, frames, overlay]);
 
   function open(next: string) {
     setInitialPath('/');
     setFile(next);
+    setFrames((f) => ({ ...f, frame: 0, axis: 0 }));
+    setOverlay({ x: '', y: [] });
   }
 
   return (
@@ -72,7 +88,47 @@ function ViewerApp(props: { config: PageConfig }) {
               path={selected}
               registry={registry}
             />
-            <div className="bd-h5web" ref={setH5webRoot} data-testid="h5web">
+            <div className="bd-modes" role="tablist" aria-label="Views">
+              {MODES.map(([key, label, title]) => (
+                <button
+                  key={key}
+                  type="button"
+                  role="tab"
+                  aria-selected={mode === key}
+                  title={title}
+                  data-testid={`mode-${key}`}
+                  onClick={() => setMode(key)}
+                >
+                  {label}
+                </button>
+              ))}
+            </div>
+            {mode === 'frames' && (
+              <StackPlayer
+                key={`${file}::${selected}`}
+                apiURL={config.apiURL}
+                file={file}
+                path={selected}
+                state={frames}
+                onChange={setFrames}
+              />
+            )}
+            {mode === 'overlay' && (
+              <OverlayPanel
+                key={file}
+                apiURL={config.apiURL}
+                file={file}
+                state={overlay}
+                onChange={setOverlay}
+              />
+            )}
+            {/* H5Web stays mounted (hidden) under our views so its state survives. */}
+            <div
+              className="bd-h5web"
+              ref={setH5webRoot}
+              data-testid="h5web"
+              hidden={mode !== 'h5web'}
+            >
               <H5GroveProvider
                 key={file}
                 url={config.apiURL}

@@ -1,9 +1,10 @@
 // The bar above H5Web: which file and object are shown, and downloads H5Web has no menu
 // for (PNG rendered by the server, HDF5 subset, the whole file), plus a note when the
-// image on screen is binned.
+// image on screen is binned, and the CSV of a NeXus line (axis, signal, errors, auxiliary
+// signals) when an NXdata group is selected.
 import { useEffect, useState } from 'react';
 
-import { type BinRegistry, displayedShape } from '../common/downsample';
+import { type BinRegistry, displayedShape, type H5GroveMeta } from '../common/downsample';
 import { pngURL, subsetURL } from '../common/exports';
 import { sessionFetcher } from '../common/fetcher';
 
@@ -19,6 +20,44 @@ interface Info {
   kind: string;
   shape: number[] | null;
   numeric: boolean;
+  /** NXdata group: the shape of its signal (from @signal). */
+  signalShape?: number[];
+}
+
+const decoder = new TextDecoder();
+
+function parse<T>(buffer: ArrayBuffer): T {
+  return JSON.parse(decoder.decode(buffer)) as T;
+}
+
+/** The signal's shape when `meta` is an NXdata group naming a signal dataset. */
+async function nxSignalShape(
+  apiURL: string,
+  file: string,
+  path: string,
+  meta: H5GroveMeta,
+): Promise<number[] | undefined> {
+  const names = ((meta.attributes ?? []) as { name: string }[]).map((a) => a.name);
+  if (meta.kind !== 'group' || !names.includes('NX_class') || !names.includes('signal')) {
+    return undefined;
+  }
+  const attrs = parse<{ NX_class?: unknown; signal?: unknown }>(
+    await sessionFetcher(`${apiURL}/attr`, { file, path }),
+  );
+  if (attrs.NX_class !== 'NXdata') {
+    return undefined;
+  }
+  const signal = (meta.children ?? []).find((c) => c.name === String(attrs.signal));
+  return signal?.kind === 'dataset' && signal.shape ? signal.shape : undefined;
+}
+
+/** `/h5/line` URL: one line of an NXdata group as CSV with axis, errors and auxiliaries. */
+export function lineURL(apiURL: string, file: string, path: string, selection?: string): string {
+  const params = new URLSearchParams({ file, path });
+  if (selection) {
+    params.set('selection', selection);
+  }
+  return `${apiURL}/line?${params.toString()}`;
 }
 
 function useInfo(apiURL: string, file: string, path: string): Info | undefined {
@@ -28,15 +67,20 @@ function useInfo(apiURL: string, file: string, path: string): Info | undefined {
     setInfo(undefined);
     sessionFetcher(`${apiURL}/meta`, { file, path }).then(
       (buffer) => {
-        const meta = JSON.parse(new TextDecoder().decode(buffer)) as {
-          kind: string;
-          shape?: number[] | null;
-          type?: { class?: number };
+        const meta = parse<H5GroveMeta>(buffer);
+        const cls = meta.type?.class;
+        const base = {
+          kind: meta.kind ?? '',
+          shape: meta.shape ?? null,
+          numeric: cls === 0 || cls === 1,
         };
         if (live) {
-          const cls = meta.type?.class;
-          setInfo({ kind: meta.kind, shape: meta.shape ?? null, numeric: cls === 0 || cls === 1 });
+          setInfo(base);
         }
+        nxSignalShape(apiURL, file, path, meta).then(
+          (signalShape) => live && signalShape && setInfo({ ...base, signalShape }),
+          () => undefined,
+        );
       },
       () => live && setInfo(undefined),
     );
@@ -57,6 +101,13 @@ function ViewerBar(props: Props) {
   const binned = registry.get(path);
   const canSubset = info && (info.kind === 'dataset' || info.kind === 'group');
   const canPng = info?.kind === 'dataset' && info.numeric && info.shape?.length === 2;
+  const signalShape = info?.signalShape;
+  // A 1-D signal is H5Web's NX Line; of a higher-dimensional one, the first line along the
+  // last axis (H5Web's slice is not readable from outside).
+  const lineSelection =
+    signalShape && signalShape.length > 1
+      ? [...signalShape.slice(0, -1).map(() => '0'), ':'].join(',')
+      : undefined;
 
   return (
     <div className="bd-bar" data-testid="viewer-bar">
@@ -72,6 +123,16 @@ function ViewerBar(props: Props) {
             data-testid="download-png"
           >
             PNG
+          </a>
+        )}
+        {signalShape && (
+          <a
+            href={lineURL(apiURL, file, path, lineSelection)}
+            download
+            data-testid="download-line"
+            title="The NeXus line: axis values, signal, errors and auxiliary signals, with units"
+          >
+            {lineSelection ? `Line CSV [${lineSelection}]` : 'Line CSV (axes, errors)'}
           </a>
         )}
         {canSubset && (

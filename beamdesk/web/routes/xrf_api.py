@@ -1,0 +1,696 @@
+"""The XRF workbench's API: fit one spectrum, name lines, load/save configurations, ROI
+maps and RGB-correlator data, and the workbench page itself.
+
+Thin: the science is in ``beamdesk.xrf`` (fit, quant, identify, roi, rgb, config); this
+module picks the spectrum the user asked for inside the proposal folder (confined by
+``beamdesk.h5.paths``), guards sizes, runs the engine in a worker thread and turns its
+results into JSON. A proposal the caller may not read answers 404.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import tempfile
+import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from beamdesk.h5.paths import PathNotFound, clean_relative, proposal_root, resolve_in_proposal
+from beamdesk.portal.access import Action
+from beamdesk.web.deps import (
+    DB,
+    AppSettings,
+    CurrentIdentity,
+    CurrentUser,
+    Now,
+    ReadableFolder,
+    ReadableProposal,
+    SignedInUser,
+    proposal_for,
+)
+from beamdesk.web.frontend import MANIFEST, entry_assets
+from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.security import VIEWER_CSP, verify_csrf
+
+router = APIRouter()
+api = APIRouter(prefix="/api", tags=["xrf"])
+changes = APIRouter(prefix="/api", tags=["xrf"], dependencies=[Depends(verify_csrf)])
+pages = APIRouter(include_in_schema=False)
+
+# A synchronous fit reads at most this much of a map (the sum of a bigger map is a job's
+# work: `beamdesk xrf map` / the job API stream it over the cluster).
+MAX_SUM_BYTES = 2 * 1024**3
+CONFIG_FOLDER = "config"
+CONFIG_SUFFIXES = (".toml", ".cfg")
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+class SpectrumSource(BaseModel):
+    """Which spectrum to fit: a whole 1-D spectrum file/dataset, one pixel, a region, a sum."""
+
+    file: str = Field(description="File inside the proposal folder, e.g. 'raw/xrf/map.nxs'.")
+    path: str | None = Field(
+        None, description="HDF5 dataset (channels last). Omit for .mca/.spe/CSV files.")
+    pixel: list[int] | None = Field(
+        None, description="Index of one pixel (all axes but the last).")
+    rows: list[int] | None = Field(
+        None, min_length=2, max_length=2, description="Region: [first, last+1) rows.")
+    cols: list[int] | None = Field(
+        None, min_length=2, max_length=2, description="Region: [first, last+1) columns.")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> SpectrumSource:
+        if self.pixel is not None and (self.rows is not None or self.cols is not None):
+            raise ValueError("give either 'pixel' or a region ('rows'/'cols'), not both")
+        if (self.pixel is not None or self.rows is not None or self.cols is not None) \
+                and not self.path:
+            raise ValueError("a pixel or region needs the HDF5 'path' of the map")
+        return self
+
+
+class ConfigChoice(BaseModel):
+    config: dict[str, Any] | None = Field(
+        None, description="Fit configuration as the BeamDesk TOML structure (docs/xrf.md).")
+    config_file: str | None = Field(
+        None, description="Or a configuration file of the proposal (.toml or PyMca .cfg).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ConfigChoice:
+        if (self.config is None) == (self.config_file is None):
+            raise ValueError("give either 'config' or 'config_file'")
+        return self
+
+
+class FitIn(ConfigChoice):
+    source: SpectrumSource
+
+
+class ConfigSaveIn(BaseModel):
+    name: str = Field(description="File name inside the proposal's config/ folder, "
+                                  "ending .toml or .cfg (PyMca).")
+    config: dict[str, Any]
+    overwrite: bool = False
+
+
+class Window(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    emin: float = Field(description="keV")
+    emax: float = Field(description="keV")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if not (math.isfinite(self.emin) and math.isfinite(self.emax)) or self.emax <= self.emin:
+            raise ValueError("the window needs emin < emax (keV)")
+        return self
+
+
+class Calibration(BaseModel):
+    zero: float
+    gain: float
+    quad: float = 0.0
+
+
+class RoiIn(BaseModel):
+    file: str
+    path: str
+    windows: list[Window] = Field(min_length=1, max_length=16)
+    calibration: Calibration
+
+
+Scaling = Literal["minmax", "percentile"]
+Transform = Literal["linear", "log", "sqrt"]
+
+
+class Channel(BaseModel):
+    group: str = Field(description="Group of the map result, e.g. 'Fe K'.")
+    scaling: Scaling = "percentile"
+    transform: Transform = "linear"
+
+
+class RgbIn(BaseModel):
+    file: str = Field(description="A map-fit result (processed/…_xrf.nxs).")
+    red: Channel | None = None
+    green: Channel | None = None
+    blue: Channel | None = None
+    scatter: list[str] | None = Field(
+        None, min_length=2, max_length=2,
+        description="Two groups for the scatter plot (default: red and green).")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """What the engine says about bad input becomes a 422 with its one-line message."""
+    from beamdesk.xrf.config import ConfigError
+    from beamdesk.xrf.fit import FitError
+    from beamdesk.xrf.quant import QuantError
+    from beamdesk.xrf.readers import SpectrumReadError
+
+    try:
+        yield
+    except (ConfigError, FitError, QuantError, SpectrumReadError, ValueError) as exc:
+        raise Problem(422, str(exc).splitlines()[0] if str(exc) else "Invalid input.") from None
+
+
+def _file(folder: ReadableFolder, relpath: str) -> Path:
+    number = folder.proposal.number
+    try:
+        path = resolve_in_proposal(folder.data_root, number, relpath)
+    except PathNotFound:
+        raise not_found(f"No file {relpath!r} in proposal {number}.") from None
+    if not path.is_file():
+        raise not_found(f"No file {relpath!r} in proposal {number}.")
+    return path
+
+
+def check_types(obj: Any, where: str = "config") -> None:
+    """Every number of the configuration is a number, every flag a flag: the engine's
+    TOML reader takes values as given, and a browser form can send "" for a number."""
+    if isinstance(obj, list):
+        for i, item in enumerate(obj):
+            check_types(item, f"{where}[{i}]")
+        return
+    if isinstance(obj, dict):
+        for key, item in obj.items():
+            check_types(item, f"{where}.{key}")
+        return
+    if not dataclasses.is_dataclass(obj):
+        return
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, kind = getattr(obj, f.name), hints.get(f.name)
+        name = f"{where}.{f.name}"
+        if kind is float or kind == float | None:
+            ok = (value is None and kind is not float) or (
+                isinstance(value, int | float) and not isinstance(value, bool)
+                and math.isfinite(value))
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is bool:
+            ok = isinstance(value, bool | int)
+        elif kind is str:
+            ok = isinstance(value, str)
+        else:
+            check_types(value, name)
+            continue
+        if not ok:
+            raise Problem(422, f"Invalid configuration: {name} = {value!r} is not a "
+                               f"{getattr(kind, '__name__', 'number')}.")
+
+
+def parse_config(data: dict[str, Any]) -> Any:
+    from beamdesk.xrf.config import from_toml_dict
+
+    with user_errors():
+        cfg = from_toml_dict(data, source="config")
+    check_types(cfg)
+    return cfg
+
+
+def _config(folder: ReadableFolder, choice: ConfigChoice) -> Any:
+    from beamdesk.xrf.config import load_config
+
+    if choice.config is not None:
+        return parse_config(choice.config)
+    with user_errors():
+        return load_config(_file(folder, str(choice.config_file)))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    return [_finite(float(v)) for v in np.asarray(values, dtype=float)]
+
+
+def read_selection(path: Path, source: SpectrumSource, max_bytes: int) -> np.ndarray:
+    """The counts of the chosen spectrum: the dataset itself, a pixel, a region's or the
+    map's sum (summed chunk by chunk, so memory stays small)."""
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers compression filters)
+
+    from beamdesk.xrf.mapfit import sum_spectrum
+    from beamdesk.xrf.readers import SpectrumReadError
+
+    with h5py.File(path, "r") as f:
+        ds = f.get(source.path or "/")
+        if not isinstance(ds, h5py.Dataset):
+            raise SpectrumReadError(f"{source.path}: no such dataset in {source.file}")
+        if ds.ndim == 0 or ds.dtype.kind not in "iuf":
+            raise SpectrumReadError(f"{source.path}: not a numeric spectrum or map")
+        if ds.ndim == 1:
+            if source.pixel is not None or source.rows is not None or source.cols is not None:
+                raise SpectrumReadError(f"{source.path}: a single spectrum has no pixels")
+            return np.asarray(ds[()], dtype=float)
+        if source.pixel is not None:
+            if len(source.pixel) != ds.ndim - 1:
+                raise SpectrumReadError(
+                    f"{source.path} has {ds.ndim} axes: give {ds.ndim - 1} pixel indices")
+            if any(not 0 <= i < n for i, n in zip(source.pixel, ds.shape, strict=False)):
+                raise SpectrumReadError(f"pixel {source.pixel} lies outside the map "
+                                        f"{list(ds.shape[:-1])}")
+            return np.asarray(ds[tuple(source.pixel)], dtype=float)
+        if source.rows is not None or source.cols is not None:
+            if ds.ndim != 3:
+                raise SpectrumReadError("a region needs a map of rows × columns × channels")
+            rows = source.rows or [0, ds.shape[0]]
+            cols = source.cols or [0, ds.shape[1]]
+            if not (0 <= rows[0] < rows[1] <= ds.shape[0]
+                    and 0 <= cols[0] < cols[1] <= ds.shape[1]):
+                raise SpectrumReadError(f"region rows {rows}, columns {cols} lies outside the "
+                                        f"map {list(ds.shape[:-1])}")
+            size = (rows[1] - rows[0]) * (cols[1] - cols[0]) * ds.shape[-1] * ds.dtype.itemsize
+            if size > max_bytes:
+                raise SpectrumReadError(
+                    f"the region holds {size / 2**20:.0f} MiB, more than the "
+                    f"{max_bytes / 2**20:.0f} MiB one request may read: choose a smaller one")
+            block = ds[rows[0]:rows[1], cols[0]:cols[1], :]
+            return np.asarray(block, dtype=float).sum(axis=(0, 1))
+        if ds.size * ds.dtype.itemsize > MAX_SUM_BYTES:
+            raise SpectrumReadError(
+                f"the map holds {ds.size * ds.dtype.itemsize / 2**30:.1f} GiB: sum it in a "
+                "map-fit job, or fit a region")
+        return sum_spectrum(ds)
+
+
+def load_spectrum(path: Path, source: SpectrumSource, max_bytes: int) -> np.ndarray:
+    from beamdesk.xrf.readers import read_spectrum
+
+    if source.path:
+        return read_selection(path, source, max_bytes)
+    return read_spectrum(path).counts
+
+
+def map_shape(path: Path, dataset: str) -> list[int] | None:
+    """Pixels of a map (all axes but the channels), None for a single spectrum."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        ds = f.get(dataset)
+        return list(ds.shape[:-1]) if isinstance(ds, h5py.Dataset) and ds.ndim > 1 else None
+
+
+def fit_payload(counts: np.ndarray, cfg: Any) -> dict[str, Any]:
+    """Run the engine's fit and quantification; the JSON the workbench draws."""
+    from beamdesk.xrf.fit import fit_spectrum
+    from beamdesk.xrf.model import params_from_config
+    from beamdesk.xrf.quant import QuantError, covariance_pairs, quantify, reference_group
+
+    result = fit_spectrum(counts, cfg)
+    quant: dict[str, Any] = {"method": None, "reference": None,
+                             "secondary": min(cfg.concentrations.secondary, 2)}
+    try:
+        q = quantify({k: v.area for k, v in result.groups.items()}, cfg,
+                     {k: v.sigma for k, v in result.groups.items()},
+                     covariance_pairs(list(result.groups), result.area_covariance))
+        result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
+        ref = reference_group(cfg)
+        quant.update(method="internal standard" if ref else "fundamental parameters",
+                     reference=ref)
+    except QuantError as exc:
+        quant["message"] = str(exc)
+    p = result.params
+    all_channels = np.arange(counts.size, dtype=float)
+    full_energy = p.zero + p.gain * all_channels + p.quad * all_channels**2
+    start = params_from_config(cfg)
+    return {
+        "calibration": {"zero": p.zero, "gain": p.gain, "quad": p.quad},
+        "start_calibration": {"zero": start.zero, "gain": start.gain, "quad": start.quad},
+        "noise": p.noise,
+        "fano": p.fano,
+        "chi2_reduced": _finite(result.chi2_reduced),
+        "quantification": quant,
+        "groups": {
+            name: {
+                "area": g.area,
+                "sigma": g.sigma,
+                "mass_fraction": _finite(result.mass_fractions.get(name, float("nan"))),
+                "mass_fraction_sigma": _finite(
+                    result.mass_fraction_sigmas.get(name, float("nan"))),
+            }
+            for name, g in result.groups.items()
+        },
+        "channels": _floats(result.channels),
+        "energy": _floats(result.energy),
+        "data": _floats(result.data),
+        "fit": _floats(result.fit),
+        "background": _floats(result.background),
+        "residuals": _floats(result.residuals),
+        "contributions": {name: _floats(m) for name, m in result.group_models.items()},
+        # the whole spectrum (not only the fitted range), for ROI windows and calibration
+        "spectrum": {"energy": _floats(full_energy), "counts": _floats(counts)},
+    }
+
+
+def _config_dir(folder: ReadableFolder) -> Path:
+    return folder.root / CONFIG_FOLDER
+
+
+def _config_name(name: str) -> str:
+    """A plain file name ending .toml/.cfg: no folders, nothing outside config/."""
+    try:
+        clean = clean_relative(name)
+    except PathNotFound:
+        raise Problem(422, f"{name!r} is not a valid file name.") from None
+    if "/" in clean or not clean.lower().endswith(CONFIG_SUFFIXES) or clean.startswith("."):
+        raise Problem(422, "Give a plain file name ending .toml or .cfg, e.g. 'shell_fit.toml'; "
+                           "it is saved in the proposal's config/ folder.")
+    return clean
+
+
+def write_config_file(folder: Path, name: str, text: str, overwrite: bool) -> Path:
+    """Write atomically (temporary name, then rename) inside ``folder`` only."""
+    folder.mkdir(exist_ok=True)
+    real = folder.resolve()
+    target = real / name
+    if target.parent != real or target.is_symlink():
+        raise Problem(422, f"{name!r} is not a valid file name.")
+    if target.exists() and not overwrite:
+        raise Problem(409, f"config/{name} exists; save with overwrite, or choose another name.")
+    fd, tmp = tempfile.mkstemp(dir=real, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _map_of(f: Any, group: str) -> np.ndarray:
+    from beamdesk.xrf.mapfit import dataset_name
+
+    inner = f"entry/xrf_fit/results/parameters/{dataset_name(group)}"
+    if inner not in f:
+        raise Problem(422, f"The result has no map {group!r}.")
+    return np.asarray(f[inner][()], dtype=float)
+
+
+def result_groups(path: Path) -> list[str]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            grp = f.get("entry/xrf_fit/results/parameters")
+            if grp is None:
+                raise Problem(422, "The file is not a map-fit result (no "
+                                   "/entry/xrf_fit/results/parameters).")
+            return sorted(k.replace("_", " ", 1) for k in grp if k not in ("x", "y"))
+    except OSError:
+        raise Problem(422, "The file is not an HDF5 file.") from None
+
+
+def rgb_payload(path: Path, body: RgbIn) -> dict[str, Any]:
+    import h5py
+
+    from beamdesk.xrf.rgb import scale_channel, scatter_data
+
+    channels = {"red": body.red, "green": body.green, "blue": body.blue}
+    chosen = [c.group for c in channels.values() if c is not None]
+    pair = body.scatter or chosen[:2]
+    if not chosen:
+        raise Problem(422, "Choose at least one map (red, green or blue).")
+    if len(pair) != 2:
+        raise Problem(422, "The scatter plot needs two maps.")
+    try:
+        with h5py.File(path, "r") as f:
+            maps = {g: _map_of(f, g) for g in {*chosen, *pair}}
+    except OSError:
+        raise Problem(422, "The file is not an HDF5 file.") from None
+    shape = next(iter(maps.values())).shape
+    if len(shape) != 2 or any(m.shape != shape for m in maps.values()):
+        raise Problem(422, "The RGB correlator needs 2-D maps of one shape.")
+    out: dict[str, Any] = {"shape": list(shape), "channels": {}}
+    for colour, ch in channels.items():
+        if ch is None:
+            continue
+        values = maps[ch.group]
+        out["channels"][colour] = {
+            "group": ch.group, "scaling": ch.scaling, "transform": ch.transform,
+            "scaled": _floats(scale_channel(values, scaling=ch.scaling,
+                                            transform=ch.transform).ravel()),
+            "min": _finite(float(np.nanmin(values))), "max": _finite(float(np.nanmax(values))),
+        }
+    a, b = maps[pair[0]], maps[pair[1]]
+    pearson = scatter_data(a, b)["pearson_r"]
+    # every pixel, in map order (index = row × columns + column), so a selection in the
+    # scatter plot names map pixels directly; NaN (unfitted) pixels come back as null
+    out["scatter"] = {"x_group": pair[0], "y_group": pair[1], "x": _floats(a.ravel()),
+                      "y": _floats(b.ravel()), "pearson_r": pearson}
+    return out
+
+
+# --- API -----------------------------------------------------------------------------------
+
+@changes.post("/proposals/{number}/xrf/fit")
+async def fit(number: str, body: FitIn, folder: ReadableProposal,
+              settings: AppSettings) -> dict[str, Any]:
+    """Fit one spectrum (a 1-D spectrum, one pixel, a region's or the map's sum) with a
+    configuration; returns parameters, group areas, mass fractions and the curves."""
+    path = _file(folder, body.source.file)
+    cfg = _config(folder, body)
+
+    def work() -> dict[str, Any]:
+        with user_errors():
+            try:
+                counts = load_spectrum(path, body.source, settings.max_read_bytes)
+            except OSError:
+                raise Problem(422, f"{body.source.file}: not readable as a spectrum") from None
+            return fit_payload(counts, cfg)
+
+    out = await run_in_threadpool(work)
+    out["source"] = body.source.model_dump()
+    return out
+
+
+@changes.post("/proposals/{number}/xrf/spectrum")
+async def spectrum(number: str, body: SpectrumSource, folder: ReadableProposal,
+                   settings: AppSettings) -> dict[str, Any]:
+    """The counts of a spectrum, pixel, region or map sum, before any fit (for picking
+    calibration peaks and energy windows), and the map's shape when it is one."""
+    path = _file(folder, body.file)
+
+    def work() -> dict[str, Any]:
+        with user_errors():
+            try:
+                counts = load_spectrum(path, body, settings.max_read_bytes)
+                shape = map_shape(path, body.path) if body.path else None
+            except OSError:
+                raise Problem(422, f"{body.file}: not readable as a spectrum") from None
+        return {"counts": _floats(counts), "map_shape": shape}
+
+    return await run_in_threadpool(work)
+
+
+@api.get("/xrf/identify")
+def identify(user: SignedInUser,
+             energy: Annotated[float, Query(gt=0, le=200, description="keV")],
+             tolerance: Annotated[float, Query(gt=0, le=1)] = 0.05,
+             excitation: Annotated[float | None, Query(gt=0, le=200)] = None,
+             limit: Annotated[int, Query(ge=1, le=50)] = 8) -> dict[str, Any]:
+    """Element lines within ``tolerance`` keV of ``energy``, strongest and closest first."""
+    from beamdesk.xrf.identify import identify as find
+
+    found = find(energy, tolerance, excitation=excitation, limit=limit)
+    return {"energy": energy, "lines": [
+        {"element": c.element, "group": c.group, "line": c.line, "energy": c.energy,
+         "rate": c.rate, "distance": c.distance} for c in found]}
+
+
+@functools.lru_cache(maxsize=8)
+def element_table(excitation: float | None) -> tuple[dict[str, Any], ...]:
+    """Z 11–92: the strongest line of each K/L/M group and whether the beam excites it."""
+    from beamdesk.xrf import physics
+
+    out = []
+    for z in range(11, 93):
+        el = physics.symbol(z)
+        groups: dict[str, Any] = {}
+        for group, shell in (("K", "K"), ("L", "L3"), ("M", "M5")):
+            try:
+                lines = physics.group_lines(el, group)
+            except physics.PhysicsError:
+                continue
+            if not lines:
+                continue
+            main = max(lines, key=lambda line: line.rate)
+            # PyMca offers K lines from 1 keV, L from ~0.5 keV: softer ones are not fitted
+            if main.energy < 0.9:
+                continue
+            edge = physics.edge_energy(el, shell)
+            groups[group] = {"energy": round(main.energy, 4), "edge": round(edge, 4),
+                             "excited": excitation is None or edge < excitation}
+        out.append({"z": z, "symbol": el, "groups": groups})
+    return tuple(out)
+
+
+@api.get("/xrf/elements")
+def elements(user: SignedInUser,
+             excitation: Annotated[float | None, Query(gt=0, le=200)] = None
+             ) -> dict[str, Any]:
+    """The periodic table of the element picker: main line energies of K, L and M."""
+    return {"excitation": excitation, "elements": list(element_table(excitation))}
+
+
+@api.get("/proposals/{number}/xrf/config")
+def load_config_file(number: str, folder: ReadableProposal,
+                     file: Annotated[str, Query(description="e.g. config/xrf_map.cfg")],
+                     to: Literal["toml", "cfg"] | None = None) -> dict[str, Any]:
+    """A configuration file of the proposal as the TOML structure, and its text in the
+    other format when ``to`` is given (conversion TOML ⇄ PyMca .cfg)."""
+    from beamdesk.xrf.config import (
+        ConfigError,
+        config_text,
+        load_config,
+        to_pymca_dict,
+        to_toml_dict,
+        write_pymca_dict,
+    )
+
+    path = _file(folder, file)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        raise Problem(422, f"Invalid configuration: {str(exc).splitlines()[0]}") from None
+    out: dict[str, Any] = {"file": clean_relative(file), "config": to_toml_dict(cfg),
+                           "format": "cfg" if path.suffix.lower() == ".cfg" else "toml"}
+    if to == "cfg":
+        out["text"] = write_pymca_dict(to_pymca_dict(cfg))
+    elif to == "toml":
+        out["text"] = config_text(cfg)
+    return out
+
+
+@api.get("/proposals/{number}/xrf/configs")
+def list_configs(number: str, folder: ReadableProposal) -> dict[str, Any]:
+    """The configuration files in the proposal's config/ folder."""
+    cdir = _config_dir(folder)
+    names = sorted(p.name for p in cdir.iterdir()
+                   if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES
+                   and not p.name.startswith(".")) if cdir.is_dir() else []
+    return {"folder": CONFIG_FOLDER, "files": [f"{CONFIG_FOLDER}/{n}" for n in names]}
+
+
+@changes.post("/proposals/{number}/xrf/config/save", status_code=201)
+def save_config_file(number: str, body: ConfigSaveIn, db: DB, identity: CurrentIdentity,
+                     now: Now, folder: ReadableProposal) -> dict[str, Any]:
+    """Save a configuration as TOML or PyMca .cfg (by extension) into config/; never
+    anywhere else, never over an existing file unless ``overwrite``."""
+    from beamdesk.xrf.config import config_text, to_pymca_dict, write_pymca_dict
+
+    proposal_for(db, identity, number, Action.run_job, now)  # members and staff only
+    name = _config_name(body.name)
+    cfg = parse_config(body.config)
+    text = write_pymca_dict(to_pymca_dict(cfg)) if name.lower().endswith(".cfg") \
+        else config_text(cfg)
+    write_config_file(_config_dir(folder), name, text, body.overwrite)
+    return {"file": f"{CONFIG_FOLDER}/{name}", "bytes": len(text.encode())}
+
+
+@changes.post("/proposals/{number}/xrf/roi")
+async def roi(number: str, body: RoiIn, folder: ReadableProposal) -> dict[str, Any]:
+    """Counts in energy windows for every pixel of a map (streamed block by block)."""
+    from beamdesk.xrf.roi import roi_maps
+
+    path = _file(folder, body.file)
+
+    def work() -> dict[str, Any]:
+        with user_errors():
+            try:
+                maps = roi_maps(str(path), body.path,
+                                [(w.name, w.emin, w.emax) for w in body.windows],
+                                zero=body.calibration.zero, gain=body.calibration.gain,
+                                quad=body.calibration.quad)
+            except (OSError, KeyError):
+                raise Problem(422, f"{body.file}::{body.path}: not a readable map") from None
+        shape = next(iter(maps.values())).shape
+        return {"shape": list(shape),
+                "maps": {name: _floats(m.ravel()) for name, m in maps.items()}}
+
+    return await run_in_threadpool(work)
+
+
+@api.get("/proposals/{number}/xrf/result")
+def result_info(number: str, folder: ReadableProposal,
+                file: Annotated[str, Query()]) -> dict[str, Any]:
+    """The groups of a map-fit result and where their maps are (for /h5/data)."""
+    from beamdesk.xrf.mapfit import dataset_name
+
+    path = _file(folder, file)
+    groups = result_groups(path)
+    return {"file": clean_relative(file), "groups": groups, "maps": {
+        g: f"/entry/xrf_fit/results/parameters/{dataset_name(g)}" for g in groups}}
+
+
+@changes.post("/proposals/{number}/xrf/rgb")
+async def rgb(number: str, body: RgbIn, folder: ReadableProposal) -> dict[str, Any]:
+    """Three element maps scaled per channel, and the scatter of two of them."""
+    path = _file(folder, body.file)
+    return await run_in_threadpool(rgb_payload, path, body)
+
+
+# --- page ----------------------------------------------------------------------------------
+
+@pages.get("/proposals/{number}/workbench", response_class=HTMLResponse)
+def workbench_page(
+    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
+    settings: AppSettings, now: Now, file: str = "", path: str = "",
+) -> Response:
+    try:
+        proposal = proposal_for(db, identity, number, Action.read_data, now)
+    except Problem:
+        if user is None:  # signing in may give access; 404 for everyone else
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        raise
+    status, problem = 200, ""
+    try:
+        proposal_root(settings.data_root, number)
+        has_data = True
+    except PathNotFound:
+        has_data, file = False, ""
+    if file:
+        try:
+            file = clean_relative(file)
+            if not resolve_in_proposal(settings.data_root, number, file).is_file():
+                raise PathNotFound(file)
+        except PathNotFound:
+            status, problem = 404, f"No file {file!r} in this proposal."
+            file = ""
+    may_run = True
+    try:
+        proposal_for(db, identity, number, Action.run_job, now)
+    except Problem:
+        may_run = False
+    context: dict[str, Any] = {
+        "user": user, "messages": [("error", problem)] if problem else [], "p": proposal,
+        "file": file, "h5path": path, "has_data": has_data, "may_run": may_run,
+        "assets": entry_assets("workbench.html",
+                               getattr(request.app.state, "frontend_manifest", MANIFEST)),
+    }
+    response = request.app.state.templates.TemplateResponse(
+        request, "workbench.html", context, status_code=status)
+    # @h5web/lib keeps arrays in scijs ndarray, which compiles accessors with Function()
+    response.headers["content-security-policy"] = VIEWER_CSP
+    return response
+
+
+router.include_router(api)
+router.include_router(changes)
+router.include_router(pages)

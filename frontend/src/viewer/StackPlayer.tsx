@@ -1,0 +1,349 @@
+// Frame player for image stacks (3-D and N-D datasets, last two axes = image): play/pause,
+// speed, frame slider, loop, with frames fetched from /h5/data (binned on the server to the
+// chosen size) and the next frames fetched while the current one is on screen. H5Web 17 has
+// no such view (h5web #1771), so this is our own, drawn by @h5web/lib's HeatmapVis.
+import { type ColorMap, type ColorScaleType, type Domain, getDomain, HeatmapVis, ScaleType } from '@h5web/lib';
+import ndarray from 'ndarray';
+import { useEffect, useMemo, useState } from 'react';
+
+import {
+  binFactor,
+  fetchFrame,
+  type Frame,
+  FrameCache,
+  frameSelection,
+  frameStats,
+  resolveStack,
+  type StackInfo,
+} from './stack';
+import type { FramesState } from './viewState';
+
+interface Props {
+  apiURL: string;
+  file: string;
+  path: string;
+  state: FramesState;
+  onChange: (state: FramesState) => void;
+}
+
+const SPEEDS = [1, 2, 5, 10, 20, 30];
+const SIDES = [256, 512, 1024, 2048, 0];
+const COLORMAPS: ColorMap[] = ['Viridis', 'Greys', 'Inferno', 'Magma', 'Cividis', 'Turbo'];
+const SCALES: ColorScaleType[] = [ScaleType.Linear, ScaleType.Log, ScaleType.SymLog];
+/** Frames fetched ahead of the one on screen. */
+const AHEAD = 4;
+
+function useStack(apiURL: string, file: string, path: string) {
+  const [stack, setStack] = useState<StackInfo>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    let live = true;
+    setStack(undefined);
+    setError(undefined);
+    resolveStack(apiURL, file, path).then(
+      (s) => live && setStack(s),
+      (err: unknown) => live && setError(err instanceof Error ? err.message : String(err)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [apiURL, file, path]);
+  return { stack, error };
+}
+
+/** Pixel edges of the bins along one axis, so the axes show real pixel coordinates. */
+function edges(n: number, factor: number, count: number): Float64Array {
+  return Float64Array.from({ length: count + 1 }, (_, i) => Math.min(n, i * factor));
+}
+
+function StackPlayer(props: Props) {
+  const { apiURL, file, path, state, onChange } = props;
+  const { stack, error } = useStack(apiURL, file, path);
+  const [playing, setPlaying] = useState(false);
+  const [loop, setLoop] = useState(true);
+  const [fixed, setFixed] = useState<number[]>([]);
+  const [shown, setShown] = useState<Frame>();
+  const [frameError, setFrameError] = useState<string>();
+  const [colorMap, setColorMap] = useState<ColorMap>('Viridis');
+  const [scaleType, setScaleType] = useState<ColorScaleType>(ScaleType.Linear);
+  const [lockRange, setLockRange] = useState(true);
+  const [lockedDomain, setLockedDomain] = useState<Domain>();
+  const [flipY, setFlipY] = useState(false);
+
+  const ndim = stack?.shape.length ?? 0;
+  const axis = stack && state.axis < ndim - 2 ? state.axis : 0;
+  const count = stack ? stack.shape[axis] : 0;
+  const frame = Math.min(state.frame, Math.max(0, count - 1));
+  const side = state.side || undefined;
+
+  const cache = useMemo(
+    () =>
+      stack && new FrameCache((selection) => fetchFrame(apiURL, file, stack, selection, side)),
+    [apiURL, file, stack, side],
+  );
+  const selectionOf = (k: number) => (stack ? frameSelection(stack.shape, axis, fixed, k) : '');
+  const selection = selectionOf(frame);
+
+  // A new stack, axis or resolution: the colour range is taken again from the next frame.
+  useEffect(() => setLockedDomain(undefined), [stack, axis, side, fixed, scaleType]);
+
+  // Show the requested frame as soon as it is there; fetch the next ones meanwhile.
+  useEffect(() => {
+    if (!cache || !stack) {
+      return undefined;
+    }
+    let live = true;
+    setFrameError(undefined);
+    cache.get(selection).then(
+      (f) => live && setShown(f),
+      (err: unknown) => {
+        if (live) {
+          setPlaying(false);
+          setFrameError(err instanceof Error ? err.message : String(err));
+        }
+      },
+    );
+    for (let k = 1; k <= AHEAD; k += 1) {
+      const next = frame + k;
+      if (next < count || loop) {
+        cache.get(selectionOf(next % count)).catch(() => undefined);
+      }
+    }
+    return () => {
+      live = false;
+    };
+    // selectionOf depends on stack, axis and fixed, all listed.
+  }, [cache, selection, frame, count, loop]);
+
+  // Playing: once the requested frame is on screen, wait one period and ask for the next.
+  const ready = shown?.selection === selection;
+  useEffect(() => {
+    if (!playing || !ready || count < 2) {
+      return undefined;
+    }
+    const timer = window.setTimeout(() => {
+      const next = frame + 1;
+      if (next >= count && !loop) {
+        setPlaying(false);
+        return;
+      }
+      onChange({ ...state, axis, frame: next % count });
+    }, 1000 / state.fps);
+    return () => window.clearTimeout(timer);
+  }, [playing, ready, frame, count, loop, state, axis, onChange]);
+
+  const frameDomain = useMemo(
+    () =>
+      shown &&
+      getDomain(shown.values, {
+        scaleType: scaleType === ScaleType.Linear ? undefined : scaleType,
+      }),
+    [shown, scaleType],
+  );
+  useEffect(() => {
+    if (lockRange && !lockedDomain && frameDomain) {
+      setLockedDomain(frameDomain);
+    }
+  }, [lockRange, lockedDomain, frameDomain]);
+  const domain = lockRange ? (lockedDomain ?? frameDomain) : frameDomain;
+  const stats = useMemo(() => shown && frameStats(shown.values), [shown]);
+  // New arrays only when a new frame arrives: HeatmapVis redoes its work on new props.
+  const plot = useMemo(() => {
+    if (!shown || !stack) {
+      return undefined;
+    }
+    const [rows, cols] = stack.shape.slice(-2);
+    return {
+      dataArray: ndarray(shown.values, [shown.rows, shown.cols]),
+      abscissa: { value: edges(cols, shown.factors[1], shown.cols) },
+      ordinate: { value: edges(rows, shown.factors[0], shown.rows) },
+    };
+  }, [shown, stack]);
+
+  if (error) {
+    return (
+      <p className="bd-empty" data-testid="player-error">
+        {error}
+      </p>
+    );
+  }
+  if (!stack) {
+    return <p className="bd-empty">Loading…</p>;
+  }
+  const rows = stack.shape[ndim - 2];
+  const cols = stack.shape[ndim - 1];
+  const wouldBin =
+    !stack.ctor || (side !== undefined && Math.max(rows, cols) > side)
+      ? [binFactor(rows, side ?? rows), binFactor(cols, side ?? cols)]
+      : [1, 1];
+
+  return (
+    <div className="bd-player" data-testid="stack-player">
+      <div className="bd-controls">
+        <button
+          type="button"
+          onClick={() => setPlaying(!playing)}
+          data-testid="play"
+          aria-pressed={playing}
+        >
+          {playing ? '⏸ Pause' : '▶ Play'}
+        </button>
+        <input
+          type="range"
+          min={0}
+          max={Math.max(0, count - 1)}
+          value={frame}
+          aria-label="Frame"
+          data-testid="frame-slider"
+          onChange={(e) => onChange({ ...state, axis, frame: Number(e.target.value) })}
+        />
+        <span
+          data-testid="frame-index"
+          data-frame={shown && ready ? frame : ''}
+          data-selection={shown?.selection ?? ''}
+        >
+          Frame {frame} / {count - 1}
+        </span>
+        <label>
+          Speed{' '}
+          <select
+            value={state.fps}
+            data-testid="speed"
+            onChange={(e) => onChange({ ...state, axis, frame, fps: Number(e.target.value) })}
+          >
+            {SPEEDS.map((fps) => (
+              <option key={fps} value={fps}>
+                {fps} fps
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          <input type="checkbox" checked={loop} onChange={(e) => setLoop(e.target.checked)} />{' '}
+          Loop
+        </label>
+        {ndim > 3 && (
+          <label>
+            Play along{' '}
+            <select
+              value={axis}
+              onChange={(e) => onChange({ ...state, axis: Number(e.target.value), frame: 0 })}
+            >
+              {stack.shape.slice(0, -2).map((n, i) => (
+                <option key={i} value={i}>
+                  axis {i} ({n})
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        {ndim > 3 &&
+          stack.shape.slice(0, -2).map((n, i) =>
+            i === axis ? null : (
+              <label key={i}>
+                axis {i}{' '}
+                <input
+                  type="number"
+                  min={0}
+                  max={n - 1}
+                  value={fixed[i] ?? 0}
+                  className="bd-index"
+                  onChange={(e) => {
+                    const next = [...fixed];
+                    next[i] = Math.min(n - 1, Math.max(0, Number(e.target.value) || 0));
+                    setFixed(next);
+                  }}
+                />
+              </label>
+            ),
+          )}
+        <label>
+          Size{' '}
+          <select
+            value={state.side}
+            data-testid="frame-size"
+            onChange={(e) => onChange({ ...state, axis, frame, side: Number(e.target.value) })}
+          >
+            {SIDES.map((s) => (
+              <option key={s} value={s}>
+                {s ? `≤ ${s} px` : 'full'}
+              </option>
+            ))}
+          </select>
+        </label>
+        <select
+          value={colorMap}
+          aria-label="Colour map"
+          onChange={(e) => setColorMap(e.target.value as ColorMap)}
+        >
+          {COLORMAPS.map((c) => (
+            <option key={c}>{c}</option>
+          ))}
+        </select>
+        <select
+          value={scaleType}
+          aria-label="Scale"
+          onChange={(e) => setScaleType(e.target.value as ColorScaleType)}
+        >
+          {SCALES.map((s) => (
+            <option key={s}>{s}</option>
+          ))}
+        </select>
+        <label title="Row 0 at the top, as in most image viewers">
+          <input type="checkbox" checked={flipY} onChange={(e) => setFlipY(e.target.checked)} />{' '}
+          Flip Y
+        </label>
+        <label title="Keep the colour range of the first frame while playing">
+          <input
+            type="checkbox"
+            checked={lockRange}
+            onChange={(e) => setLockRange(e.target.checked)}
+          />{' '}
+          Fixed range
+        </label>
+        {lockRange && (
+          <button type="button" onClick={() => setLockedDomain(frameDomain)}>
+            Fit to frame
+          </button>
+        )}
+      </div>
+      <div className="bd-player-note" data-testid="frame-note">
+        {stack.path} [{selection}] · {stack.shape.join('×')}
+        {wouldBin[0] * wouldBin[1] > 1 &&
+          ` · shown binned ${wouldBin.join('×')} (mean) on the server`}
+        {stats && (
+          <span
+            data-testid="frame-stats"
+            data-min={stats.min}
+            data-max={stats.max}
+            data-mean={stats.mean}
+            data-rows={shown?.rows}
+            data-cols={shown?.cols}
+          >
+            {' '}
+            · min {stats.min.toPrecision(5)} · max {stats.max.toPrecision(5)} · mean{' '}
+            {stats.mean.toPrecision(5)}
+          </span>
+        )}
+        {frameError && <span className="bd-error"> · {frameError}</span>}
+      </div>
+      <div className="bd-player-plot">
+        {plot && (
+          <HeatmapVis
+            dataArray={plot.dataArray}
+            domain={domain}
+            colorMap={colorMap}
+            scaleType={scaleType}
+            aspect="equal"
+            flipYAxis={flipY}
+            title={`${stack.path} — frame ${frame}`}
+            abscissaParams={plot.abscissa}
+            ordinateParams={plot.ordinate}
+          />
+        )}
+      </div>
+    </div>
+  );
+}
+
+export default StackPlayer;

@@ -1,0 +1,116 @@
+// Data of the overlay view (OverlayPanel.tsx): the 1-D numeric datasets of a file, their
+// values, and the CSV of an overlay (x column, then one column per curve).
+import { ctorOf, type H5GroveMeta } from '../common/downsample';
+import { problemText } from './stack';
+
+export interface Series {
+  path: string;
+  length: number;
+  dtype: string;
+  units?: string;
+}
+
+/** Groups visited at most when listing a file (each is one /meta request). */
+const MAX_GROUPS = 400;
+
+function query(params: Record<string, string>): string {
+  return new URLSearchParams(params).toString();
+}
+
+async function meta(apiURL: string, file: string, path: string): Promise<H5GroveMeta> {
+  const response = await fetch(`${apiURL}/meta?${query({ file, path })}`, {
+    credentials: 'same-origin',
+  });
+  if (!response.ok) {
+    throw new Error(await problemText(response));
+  }
+  return (await response.json()) as H5GroveMeta;
+}
+
+function isNumeric(m: H5GroveMeta): boolean {
+  return m.type?.class === 0 || m.type?.class === 1;
+}
+
+/**
+ * Every 1-D numeric dataset (≥ 2 values) of the file, breadth first from the root. Links
+ * are not followed (a soft link would list its target twice; external ones may leave the
+ * file), and the walk stops after MAX_GROUPS groups.
+ */
+export async function listSeries(apiURL: string, file: string): Promise<Series[]> {
+  const found: Series[] = [];
+  const queue = ['/'];
+  let visited = 0;
+  while (queue.length > 0 && visited < MAX_GROUPS) {
+    const batch = queue.splice(0, 8);
+    visited += batch.length;
+    const metas = await Promise.all(batch.map((p) => meta(apiURL, file, p)));
+    metas.forEach((group, i) => {
+      const prefix = batch[i].replace(/\/+$/u, '');
+      for (const child of group.children ?? []) {
+        const path = `${prefix}/${child.name ?? ''}`;
+        if (child.kind === 'group') {
+          queue.push(path);
+        } else if (
+          child.kind === 'dataset' &&
+          isNumeric(child) &&
+          child.shape?.length === 1 &&
+          child.shape[0] >= 2
+        ) {
+          found.push({ path, length: child.shape[0], dtype: child.type?.dtype ?? '' });
+        }
+      }
+    });
+  }
+  return found.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/** All values of a 1-D dataset as numbers (raw bytes when the type allows, else JSON). */
+export async function fetchSeries(
+  apiURL: string,
+  file: string,
+  path: string,
+): Promise<Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array> {
+  const m = await meta(apiURL, file, path);
+  const ctor = ctorOf(m.type);
+  const format = ctor ? 'bin' : 'json';
+  const response = await fetch(
+    `${apiURL}/data?${query({ file, path, format, dtype: 'safe' })}`,
+    { credentials: 'same-origin' },
+  );
+  if (!response.ok) {
+    throw new Error(await problemText(response));
+  }
+  if (ctor) {
+    return new ctor(await response.arrayBuffer());
+  }
+  // 64-bit integers: JSON numbers (exact up to 2^53, enough for a plot).
+  return Float64Array.from((await response.json()) as number[]);
+}
+
+function csvField(text: string): string {
+  return /[",\n]/u.test(text) ? `"${text.replace(/"/gu, '""')}"` : text;
+}
+
+/**
+ * The overlay as CSV: a header row of dataset paths, then one row per point; numbers are
+ * written in full precision (JavaScript's shortest round-trip form), NaN as `nan`.
+ */
+export function overlayCSV(
+  x: { label: string; values: ArrayLike<number> },
+  curves: { label: string; values: ArrayLike<number> }[],
+): string {
+  const columns = [x, ...curves];
+  const lines = [columns.map((c) => csvField(c.label)).join(',')];
+  const n = Math.min(...columns.map((c) => c.values.length));
+  for (let i = 0; i < n; i += 1) {
+    lines.push(
+      columns
+        .map((c) => {
+          const v = Number(c.values[i]);
+          return Number.isNaN(v) ? 'nan' : String(v);
+        })
+        .join(','),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

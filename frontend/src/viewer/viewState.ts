@@ -1,0 +1,77 @@
+// The viewer's own views (frame player, overlay) in the address bar, next to `file` and
+// `path` (../common/config.ts: rememberInURL), so a copied link reopens the same frame or
+// the same overlay for a colleague who may read the file.
+//
+//   ?file=…&path=/entry/data/data&view=frames&frame=120&axis=0&fps=10
+//   ?file=…&view=overlay&x=/entry/energy&y=/entry/i0&y=/entry/it
+
+export type ViewMode = 'h5web' | 'frames' | 'overlay';
+
+export interface FramesState {
+  frame: number;
+  axis: number;
+  fps: number;
+  /** Largest side of the displayed frame (binned on the server); 0 = full resolution. */
+  side: number;
+}
+
+export interface OverlayState {
+  /** Dataset used as x axis; '' = index. */
+  x: string;
+  y: string[];
+}
+
+const KEYS = ['view', 'frame', 'axis', 'fps', 'side', 'x', 'y'];
+
+function intParam(query: URLSearchParams, key: string, fallback: number): number {
+  const value = Number.parseInt(query.get(key) ?? '', 10);
+  return Number.isFinite(value) && value >= 0 ? value : fallback;
+}
+
+export function readView(search = window.location.search): {
+  mode: ViewMode;
+  frames: FramesState;
+  overlay: OverlayState;
+} {
+  const query = new URLSearchParams(search);
+  const view = query.get('view');
+  const mode: ViewMode = view === 'frames' || view === 'overlay' ? view : 'h5web';
+  return {
+    mode,
+    frames: {
+      frame: intParam(query, 'frame', 0),
+      axis: intParam(query, 'axis', 0),
+      fps: intParam(query, 'fps', 5) || 5,
+      side: intParam(query, 'side', 512),
+    },
+    overlay: { x: query.get('x') ?? '', y: query.getAll('y') },
+  };
+}
+
+/** Replace the view part of the address (file and path are left as they are). */
+export function writeView(
+  mode: ViewMode,
+  frames?: FramesState,
+  overlay?: OverlayState,
+): void {
+  const url = new URL(window.location.href);
+  KEYS.forEach((key) => url.searchParams.delete(key));
+  if (mode === 'frames' && frames) {
+    url.searchParams.set('view', 'frames');
+    url.searchParams.set('frame', String(frames.frame));
+    url.searchParams.set('axis', String(frames.axis));
+    url.searchParams.set('fps', String(frames.fps));
+    url.searchParams.set('side', String(frames.side));
+  } else if (mode === 'overlay' && overlay) {
+    url.searchParams.set('view', 'overlay');
+    if (overlay.x) {
+      url.searchParams.set('x', overlay.x);
+    }
+    overlay.y.forEach((y) => url.searchParams.append('y', y));
+  } else if (mode !== 'h5web') {
+    url.searchParams.set('view', mode);
+  }
+  if (url.href !== window.location.href) {
+    window.history.replaceState(null, '', url);
+  }
+}
