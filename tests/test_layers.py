@@ -18,7 +18,14 @@ FORBIDDEN = {
     "portal": {"beamdesk.web", "beamdesk.jobs", "beamdesk.jupyter", "fastapi", "starlette"},
     "jobs": {"beamdesk.web"},
     "demo": {"beamdesk.web", "beamdesk.jobs", "fastapi", "starlette"},
+    "jupyter": {"beamdesk.web", "beamdesk.jobs"},
 }
+
+
+def test_client_talks_http_only() -> None:
+    """``beamdesk.client`` runs in notebooks: it must not pull in the server's code."""
+    names = imported_modules(PACKAGE / "client.py")
+    assert [n for n in names if n.startswith("beamdesk")] == []
 
 
 def imported_modules(path: Path) -> set[str]:

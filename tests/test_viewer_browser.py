@@ -274,6 +274,17 @@ def stack_values() -> np.ndarray:
     return np.asarray(frames, dtype="u2")
 
 
+def four_d_values() -> np.ndarray:
+    """A 3×4 grid of 20×30 images, each a different constant plus a ramp."""
+    a, b = np.meshgrid(np.arange(3), np.arange(4), indexing="ij")
+    ramp = np.arange(20 * 30, dtype="f4").reshape(20, 30)
+    return (100.0 * a[..., None, None] + 10.0 * b[..., None, None] + ramp).astype("f4")
+
+
+def series_values() -> np.ndarray:
+    return np.asarray([xanes()["mu"] * (1.0 + 0.1 * k) for k in range(4)], dtype="f8")
+
+
 def xanes() -> dict[str, np.ndarray]:
     energy = np.linspace(7100.0, 7200.0, 201)
     edge = 1.0 / (1.0 + np.exp(-(energy - 7125.0) / 2.0))
@@ -294,12 +305,20 @@ def write_stack_file(path: Path) -> None:
         data = entry.create_group("data")
         data.attrs.update({"NX_class": "NXdata", "signal": "data"})
         data.create_dataset("data", data=stack_values(), chunks=(1, ROWS, COLS))
+        entry["scan4d"] = four_d_values()
         line = entry.create_group("xanes")
         line.attrs.update({"NX_class": "NXdata", "signal": "mu", "axes": "energy",
                            "auxiliary_signals": ["i0"]})
         for name, values in xanes().items():
             line[name] = values
         line["energy"].attrs["units"] = "eV"
+        # Four spectra in one 2-D signal, shown by H5Web as "NX Line" with a slider.
+        series = entry.create_group("series")
+        series.attrs.update({"NX_class": "NXdata", "signal": "mu", "axes": [".", "energy"]})
+        series["mu"] = series_values()
+        series["mu"].attrs["interpretation"] = "spectrum"
+        series["mu_errors"] = np.sqrt(np.abs(series_values()))
+        series["energy"] = xanes()["energy"]
 
 
 @pytest.fixture
@@ -314,7 +333,7 @@ def binned_means(frame: np.ndarray, fy: int, fx: int) -> np.ndarray:
 
 
 def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
-        page, live_server, stack_world, built_viewer) -> None:
+        page, live_server, stack_world, built_viewer, tmp_path: Path) -> None:
     base = live_server.url
     data_requests: list[str] = []
     page.on("request", lambda r: data_requests.append(r.url) if "/h5/data" in r.url else None)
@@ -350,17 +369,20 @@ def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
     assert index.get_attribute("data-selection") == f"{frame},:,:"
     expected = binned_means(stack_values()[frame], 2, 2)
     assert float(stats.get_attribute("data-mean")) == pytest.approx(expected.mean(), rel=1e-9)
-    assert any(f"selection={frame + 1}%2C" in u for u in data_requests)  # prefetched
+    ahead = (frame + 1) % FRAMES  # fetched ahead (looping after the last frame)
+    assert any(f"selection={ahead}%2C" in u for u in data_requests)
     later = canvas_pixels_in(page, "stack-player")
     assert np.abs(later - first).mean() > 1.0, "the canvas did not change"
     # The frame is in the address: a copied link opens the same frame.
-    assert "view=frames" in page.url and f"frame={frame}" in page.url
+    # (written 0.4 s after the state rests)
+    page.wait_for_function(f"() => location.search.includes('view=frames&frame={frame}&')")
 
     # Slider to the last frame; a reload from the link comes back to it.
     page.get_by_test_id("frame-slider").fill(str(FRAMES - 1))
     page.wait_for_function(
         f"() => document.querySelector('[data-testid=frame-index]')?.dataset.frame"
         f" === '{FRAMES - 1}'")
+    page.wait_for_function(f"() => location.search.includes('frame={FRAMES - 1}')")
     page.goto(page.url)
     page.wait_for_function(
         f"() => document.querySelector('[data-testid=frame-index]')?.dataset.frame"
@@ -369,6 +391,13 @@ def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
     assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == \
         pytest.approx(expected.mean(), rel=1e-9)
 
+    # The frame on screen, at full resolution, as NPY from the server.
+    with page.expect_download() as info:
+        page.get_by_test_id("frame-npy").click()
+    saved = tmp_path / "frame.npy"
+    info.value.save_as(saved)
+    np.testing.assert_array_equal(np.load(saved), stack_values()[FRAMES - 1])
+
     # Full resolution: the frame comes unbinned in its own type.
     page.get_by_test_id("frame-size").select_option("0")
     page.wait_for_function(
@@ -376,6 +405,37 @@ def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
     full = stack_values()[FRAMES - 1].astype("f8")
     assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == \
         pytest.approx(full.mean(), rel=1e-9)
+
+
+def test_stack_player_slices_n_d_datasets(  # type: ignore[no-untyped-def]
+        page, live_server, stack_world, built_viewer) -> None:
+    base = live_server.url
+    sign_in(page, base, "participant")
+    # Play along axis 1, starting at its frame 2 (from the link), with axis 0 fixed at 1.
+    page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}&path=/entry/scan4d"
+              "&view=frames&axis=1&frame=2")
+    index = page.get_by_test_id("frame-index")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=frame-index]')?.dataset.frame === '2'")
+    assert index.get_attribute("data-selection") == "0,2,:,:"
+    page.get_by_label("index along axis 0").fill("1")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=frame-index]')?.dataset.selection"
+        " === '1,2,:,:'")
+    stats = page.get_by_test_id("frame-stats")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=frame-stats]')?.dataset.rows === '20'")
+    assert float(stats.get_attribute("data-mean")) == \
+        pytest.approx(float(four_d_values()[1, 2].astype("f8").mean()), rel=1e-9)
+    assert page.get_by_test_id("play-axis").input_value() == "1"
+    page.wait_for_function("() => location.search.includes('fix=1%2C0')")
+    assert_drawn(canvas_pixels_in(page, "stack-player"))
+
+    # Back to H5Web: it was kept (hidden) and draws again.
+    page.get_by_test_id("mode-h5web").click()
+    page.get_by_role("tab", name="Heatmap").wait_for()
+    assert_drawn(canvas_pixels(page))
+    page.wait_for_function("() => !location.search.includes('view=')")
 
 
 def canvas_pixels_in(page, testid: str) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -394,6 +454,10 @@ def has_colour(pixels: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 4
 def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untyped-def]
         page, live_server, stack_world, built_viewer, tmp_path: Path) -> None:
     base = live_server.url
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text)
+            if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     sign_in(page, base, "participant")
     page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}")
     page.get_by_test_id("mode-overlay").click()
@@ -412,7 +476,8 @@ def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untype
     # Three curves in LineVis' colours: darkblue, then the auxiliaries orangered, forestgreen.
     for rgb in ((0, 0, 139), (255, 69, 0), (34, 139, 34)):
         assert has_colour(pixels, rgb), rgb
-    assert "view=overlay" in page.url and "x=%2Fentry%2Fxanes%2Fenergy" in page.url
+    page.wait_for_function(
+        "() => location.search.includes('view=overlay&x=%2Fentry%2Fxanes%2Fenergy&y=')")
 
     with page.expect_download() as info:
         page.get_by_test_id("overlay-csv").click()
@@ -432,6 +497,7 @@ def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untype
     page.goto(page.url)
     page.get_by_test_id("overlay-legend").locator("li").nth(2).wait_for()
     assert page.get_by_test_id("overlay-legend").locator("li").count() == 3
+    assert not problems, problems
 
 
 def test_nexus_line_csv_link_has_axis_errors_and_auxiliaries(  # type: ignore[no-untyped-def]
@@ -452,26 +518,54 @@ def test_nexus_line_csv_link_has_axis_errors_and_auxiliaries(  # type: ignore[no
         for k, name in enumerate(("energy", "mu", "mu_errors", "i0")):
             ref = f[f"entry/xanes/{name}"][()]
             np.testing.assert_array_equal(table[:, k].astype(ref.dtype), ref)
+    # An N-D signal as "NX Line": the link follows H5Web's slicing slider.
+    page.locator("[role=treeitem][data-path='/entry/series']").click()
+    page.get_by_role("tab", name="NX Line").wait_for()
+    link = page.get_by_test_id("download-line")
+    link.wait_for()
+    assert link.text_content() == "Line CSV [0,:]"
+    page.locator("[role=slider][aria-labelledby='h5w-slider-0-label']").focus()
+    page.keyboard.press("End")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=download-line]')?.textContent"
+        " !== 'Line CSV [0,:]'")
+    selection = (link.text_content() or "").removeprefix("Line CSV [").removesuffix("]")
+    row = int(selection.split(",")[0])
+    assert row > 0 and selection == f"{row},:"
+    with page.expect_download() as info:
+        link.click()
+    info.value.save_as(saved)
+    assert saved.read_text().splitlines()[1].split(",") == ["energy", "mu", "mu_errors"]
+    table = np.loadtxt(saved, delimiter=",", skiprows=2)
+    np.testing.assert_array_equal(table[:, 0], xanes()["energy"])
+    np.testing.assert_array_equal(table[:, 1], series_values()[row])
+    np.testing.assert_array_equal(table[:, 2], np.sqrt(series_values()[row]))
+    # An image (NX Heatmap) is no line: no link.
+    page.get_by_role("tab", name="NX Heatmap").click()
+    page.wait_for_timeout(300)
+    assert page.get_by_test_id("download-line").count() == 0
+
     # A dataset is no NXdata group: no line link.
     page.locator("[role=treeitem][data-path='/entry/xanes/mu']").click()
     page.get_by_role("tab", name="Line").wait_for()
     assert page.get_by_test_id("download-line").count() == 0
 
 
-@pytest.mark.skipif(not os.environ.get("BEAMDESK_DEMO_STACK"),
-                    reason="set BEAMDESK_DEMO_STACK to the demo's raw/tomo/projections.nxs")
+@pytest.mark.slow
 def test_stack_player_on_the_demo_tomography_stack(  # type: ignore[no-untyped-def]
         page, live_server, viewer_world, built_viewer) -> None:
     """`beamdesk demo`'s 520×1024×1024 uint16 stack (1.1 GB, Blosc): frames arrive binned
     to 512×512 and play; the shown frame's mean equals numpy's 2×2 bin means."""
-    source = Path(os.environ["BEAMDESK_DEMO_STACK"])
+    from datetime import UTC, datetime
+
+    from beamdesk.demo.files import write_projection_stack
+
     target = viewer_world / "raw" / "tomo" / "projections.nxs"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(source.read_bytes())
+    write_projection_stack(target, start=datetime(2026, 1, 1, tzinfo=UTC))  # as the demo
     base = live_server.url
     sign_in(page, base, "participant")
     page.goto(f"{base}/proposals/{NUMBER}/viewer?file=raw/tomo/projections.nxs"
-              "&path=/entry/data&view=frames&frame=100&fps=20" + os.environ.get("BEAMDESK_DEMO_EXTRA", ""))
+              "&path=/entry/data&view=frames&frame=100&fps=20")
     index = "document.querySelector('[data-testid=frame-index]')?.dataset.frame"
     page.wait_for_function(f"() => {index} === '100'")
     page.get_by_test_id("play").click()

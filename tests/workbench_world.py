@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from beamdesk.portal.catalogue import index_data_root
 from beamdesk.portal.models import ProposalState
 from beamdesk.settings import Settings
 from tests.factories import World, make_proposal, make_world
@@ -69,4 +70,7 @@ def build(settings: Settings, sessions: sessionmaker[Session]) -> WorkbenchWorld
         f["entry/data/spectra"] = np.arange(1024, dtype=np.uint16)
     (folder / CONFIG_FILE).write_text(cfg_text())
     (settings.data_root / OTHER / "secret.cfg").write_text(cfg_text())
+    with sessions() as db:  # catalogued, so the proposal page lists the files
+        index_data_root(db, settings.data_root, only=NUMBER)
+        db.commit()
     return WorkbenchWorld(world, folder, amplitudes)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import tifffile
 
 from beamdesk.h5.errors import H5RequestError
 
@@ -52,6 +51,8 @@ def to_tiff(data: np.ndarray) -> bytes:
     if arr.ndim not in (2, 3) or arr.dtype.kind == "c":
         raise H5RequestError(422, "format=tiff needs a real-valued 2-D image or 3-D stack.")
     buf = io.BytesIO()
+    import tifffile  # on first TIFF export: ~24 MiB a server need not carry otherwise
+
     tifffile.imwrite(buf, arr, photometric="minisblack")
     return buf.getvalue()
 

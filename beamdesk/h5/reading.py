@@ -130,7 +130,8 @@ def iter_bytes(dataset: h5py.Dataset, sel: Selection, dtype: str,
     the stream began; otherwise the stream stops with an error and the client, short of
     the announced Content-Length, knows the download failed.
     """
-    before = _file_state(dataset)
+    # A file open for SWMR reading grows under its writer (what is written stays).
+    before = None if dataset.file.swmr_mode else _file_state(dataset)
     for part in slab_ranges(dataset, sel, slab_bytes):
         data = as_bytes(read(dataset, part, dtype))
         if before is not None and _file_state(dataset) != before:

@@ -13,13 +13,34 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from beamdesk.h5.nexus import default_entry, nx_class, text
+
+if TYPE_CHECKING:
+    import nbformat
+
+
+# nbformat is imported when a notebook is made, not with the web app: its JSON-schema
+# validation stack costs ~35 MiB and ~2 s at import in every server process.
+def new_code_cell(source: str) -> Any:
+    from nbformat.v4 import new_code_cell as make
+
+    return make(source)
+
+
+def new_markdown_cell(source: str) -> Any:
+    from nbformat.v4 import new_markdown_cell as make
+
+    return make(source)
+
+
+def new_notebook(**kwargs: Any) -> Any:
+    from nbformat.v4 import new_notebook as make
+
+    return make(**kwargs)
 
 _MEMBER = r"\s*(-?\d+|-?\d*\s*:\s*-?\d*(\s*:\s*\d*)?)\s*"
 SELECTION = re.compile(rf"^({_MEMBER})(,{_MEMBER})*$")
@@ -92,6 +113,8 @@ def _finish(cells: list[Any], title: str) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = KERNEL
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata["beamdesk"] = {"title": title}
+    import nbformat
+
     nbformat.validate(nb)
     return nb
 

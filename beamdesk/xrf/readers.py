@@ -77,7 +77,12 @@ def read_spe(path: Path) -> Spectrum:
     head = blocks["DATA"][0].split()
     if len(head) != 2:
         raise SpectrumReadError(f"{path}: $DATA: must start with 'first last' channel numbers")
-    first, last = (int(float(x)) for x in head)
+    try:
+        first, last = (int(x) for x in _numbers(head, str(path), "$DATA channel range"))
+    except SpectrumReadError:
+        raise
+    except (OverflowError, ValueError):  # inf or nan: numbers, but no channel numbers
+        raise SpectrumReadError(f"{path}: $DATA: channel numbers must be integers") from None
     values = _numbers(" ".join(blocks["DATA"][1:]).split(), str(path), "$DATA")
     if len(values) != last - first + 1:
         raise SpectrumReadError(

@@ -224,7 +224,8 @@ def test_queued_job_is_cancelled_at_once_without_a_runner(
 
 
 def test_progress_is_streamed_per_block(jobs_client: TestClient, jobs_world: JobsWorld) -> None:
-    write_slow_map(jobs_world.folder / "raw" / "slow.h5", rows=200, cols=160)
+    # big enough (several seconds) that progress is seen between blocks on a fast machine
+    write_slow_map(jobs_world.folder / "raw" / "slow.h5", rows=480, cols=160)
     pi = jobs_world.token("pi")
     r = jobs_client.post(
         SUBMIT, json={"input": f"raw/slow.h5::{DS}", "config_file": "raw/fit.cfg"}, headers=pi

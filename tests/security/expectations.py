@@ -244,6 +244,20 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     # --- notebooks
     ("GET", "/jupyter"): "signed_in",
     ("POST", "/proposals/{number}/notebook"): "read_data_signed_in",
+    ("POST", "/jobs/{job_id}/notebook"): "view_job",
+    # --- XRF workbench: computations on data the caller may read
+    ("GET", "/proposals/{number}/workbench"): "read_data",
+    ("GET", "/api/proposals/{number}/xrf/config"): "read_data",
+    ("GET", "/api/proposals/{number}/xrf/configs"): "read_data",
+    ("GET", "/api/proposals/{number}/xrf/result"): "read_data",
+    ("GET", "/api/proposals/{number}/xrf/spectra"): "read_data",
+    ("POST", "/api/proposals/{number}/xrf/fit"): "read_data",
+    ("POST", "/api/proposals/{number}/xrf/spectrum"): "read_data",
+    ("POST", "/api/proposals/{number}/xrf/roi"): "read_data",
+    ("POST", "/api/proposals/{number}/xrf/rgb"): "read_data",
+    ("POST", "/api/proposals/{number}/xrf/config/save"): "run_job",  # writes into processed/
+    ("GET", "/api/xrf/elements"): "signed_in",
+    ("GET", "/api/xrf/identify"): "signed_in",
     # --- analysis jobs
     ("GET", "/api/proposals/{number}/jobs"): "run_job",
     ("POST", "/api/proposals/{number}/jobs"): "run_job",

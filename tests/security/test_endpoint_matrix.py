@@ -52,7 +52,7 @@ from tests.security.world import H5_DATASET, H5_FILE
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
 # Endpoints that hand over to a service the matrix does not run (503 once access passed).
-NEEDS_SERVICE = {"/jupyter", "/proposals/{number}/notebook"}
+NEEDS_SERVICE = {"/jupyter", "/proposals/{number}/notebook", "/jobs/{job_id}/notebook"}
 
 
 @dataclass(frozen=True)

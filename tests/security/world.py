@@ -71,8 +71,11 @@ def build(db: Session, settings: Settings) -> Facts:
         index_proposal(db, p, settings.data_root)
         dataset = db.query(Dataset).filter_by(proposal_id=p.id, path=H5_FILE).one()
         facts.dataset_ids[v.number] = dataset.id
-        job = Job(owner_id=world.users["pi"].id, proposal_id=p.id, kind="roi",
-                  parameters={}, inputs=[H5_FILE], state=JobState.done, progress=1.0)
+        # As beamdesk.jobs.service.submit records one.
+        job = Job(owner_id=world.users["pi"].id, proposal_id=p.id, kind="xrf_map",
+                  parameters={"input": f"{H5_FILE}::{H5_DATASET}", "file": H5_FILE,
+                              "dataset": H5_DATASET, "config": {}, "config_file": None},
+                  inputs=[H5_FILE], state=JobState.done, progress=1.0)
         db.add(job)
         coll = Collection(proposal_id=p.id, title=f"Data of {v.number}",
                           creators=[{"name": "Pi, Test"}], created_by=world.users["pi"].id)

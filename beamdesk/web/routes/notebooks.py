@@ -162,7 +162,9 @@ def open_job_in_notebook(
     except JobNotFound as exc:
         raise not_found(str(exc)) from exc
     number = job.proposal.number
-    params = job.parameters
+    params = job.parameters or {}
+    if not params.get("file") or not params.get("dataset"):
+        raise Problem(422, f"Job {job.id} has no input file and dataset to re-run.")
     notebook = xrf_job_notebook(number, params["file"], params["dataset"],
                                 params.get("config") or {}, kind=job.kind)
     name = f"notebooks/{number}/job_{job.id}_{job.kind}.ipynb"

@@ -52,6 +52,10 @@ pages = APIRouter(include_in_schema=False)
 # A synchronous fit reads at most this much of a map (the sum of a bigger map is a job's
 # work: `beamdesk xrf map` / the job API stream it over the cluster).
 MAX_SUM_BYTES = 2 * 1024**3
+# Maps travel as JSON (the RGB correlator needs every pixel for its scatter plot): 1 M
+# pixels is ~20 MB of JSON for three maps and a scatter; bigger maps: /h5/data (binary).
+MAX_MAP_PIXELS = 1_000_000
+MAX_CHANNELS = 65_536
 CONFIG_FOLDER = "config"
 CONFIG_SUFFIXES = (".toml", ".cfg")
 
@@ -157,12 +161,14 @@ def user_errors() -> Iterator[None]:
     """What the engine says about bad input becomes a 422 with its one-line message."""
     from beamdesk.xrf.config import ConfigError
     from beamdesk.xrf.fit import FitError
+    from beamdesk.xrf.mapfit import MapFitError
     from beamdesk.xrf.quant import QuantError
     from beamdesk.xrf.readers import SpectrumReadError
 
     try:
         yield
-    except (ConfigError, FitError, QuantError, SpectrumReadError, ValueError) as exc:
+    except (ConfigError, FitError, MapFitError, QuantError, SpectrumReadError,
+            ValueError) as exc:
         raise Problem(422, str(exc).splitlines()[0] if str(exc) else "Invalid input.") from None
 
 
@@ -305,8 +311,31 @@ def map_shape(path: Path, dataset: str) -> list[int] | None:
         return list(ds.shape[:-1]) if isinstance(ds, h5py.Dataset) and ds.ndim > 1 else None
 
 
+def find_spectra(path: Path, limit: int = 20) -> list[dict[str, Any]]:
+    import h5py
+
+    found: list[dict[str, Any]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if len(found) >= 200 or not isinstance(obj, h5py.Dataset):
+            return
+        if obj.ndim == 0 or obj.dtype.kind not in "iuf" or obj.shape[-1] < 64:
+            return
+        marked = _text(obj.attrs.get("interpretation", "")) == "spectrum"
+        found.append({"path": "/" + name, "shape": list(obj.shape), "spectrum": marked})
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    found.sort(key=lambda d: (not d["spectrum"], -math.prod(d["shape"][:-1]), d["path"]))
+    return found[:limit]
+
+
 def fit_payload(counts: np.ndarray, cfg: Any) -> dict[str, Any]:
     """Run the engine's fit and quantification; the JSON the workbench draws."""
+    from beamdesk.xrf.fit import FitError
+
+    if counts.size > MAX_CHANNELS:
+        raise FitError(f"the spectrum has {counts.size} channels, more than {MAX_CHANNELS}")
     from beamdesk.xrf.fit import fit_spectrum
     from beamdesk.xrf.model import params_from_config
     from beamdesk.xrf.quant import QuantError, covariance_pairs, quantify, reference_group
@@ -402,6 +431,10 @@ def _map_of(f: Any, group: str) -> np.ndarray:
     return np.asarray(f[inner][()], dtype=float)
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def result_groups(path: Path) -> list[str]:
     import h5py
 
@@ -411,7 +444,14 @@ def result_groups(path: Path) -> list[str]:
             if grp is None:
                 raise Problem(422, "The file is not a map-fit result (no "
                                    "/entry/xrf_fit/results/parameters).")
-            return sorted(k.replace("_", " ", 1) for k in grp if k not in ("x", "y"))
+            # the maps are the NXdata's signals; its axes (axis0, …) are not
+            signal = grp.attrs.get("signal")
+            names = [signal] if signal else []
+            names += list(grp.attrs.get("auxiliary_signals", []))
+            if not names:
+                axes = {str(a) for a in np.atleast_1d(grp.attrs.get("axes", []))}
+                names = [k for k in grp if k not in axes and grp[k].ndim >= 1]
+            return [str(_text(n)).replace("_", " ", 1) for n in names]
     except OSError:
         raise Problem(422, "The file is not an HDF5 file.") from None
 
@@ -434,6 +474,9 @@ def rgb_payload(path: Path, body: RgbIn) -> dict[str, Any]:
     except OSError:
         raise Problem(422, "The file is not an HDF5 file.") from None
     shape = next(iter(maps.values())).shape
+    if math.prod(shape) > MAX_MAP_PIXELS:
+        raise Problem(413, f"The maps have {math.prod(shape)} pixels, more than the "
+                           f"{MAX_MAP_PIXELS} the correlator handles; use /h5/data.")
     if len(shape) != 2 or any(m.shape != shape for m in maps.values()):
         raise Problem(422, "The RGB correlator needs 2-D maps of one shape.")
     out: dict[str, Any] = {"shape": list(shape), "channels": {}}
@@ -498,6 +541,20 @@ async def spectrum(number: str, body: SpectrumSource, folder: ReadableProposal,
     return await run_in_threadpool(work)
 
 
+@api.get("/proposals/{number}/xrf/spectra")
+def spectra_in_file(number: str, folder: ReadableProposal,
+                    file: Annotated[str, Query()]) -> dict[str, Any]:
+    """Datasets of an HDF5 file that look like spectra or maps of spectra (numeric, last
+    axis ≥ 64 channels), the likeliest first: marked ``interpretation = spectrum``, then
+    the most pixels."""
+    path = _file(folder, file)
+    try:
+        found = find_spectra(path)
+    except OSError:
+        raise Problem(422, f"{file}: not an HDF5 file") from None
+    return {"file": clean_relative(file), "datasets": found}
+
+
 @api.get("/xrf/identify")
 def identify(user: SignedInUser,
              energy: Annotated[float, Query(gt=0, le=200, description="keV")],
@@ -524,7 +581,8 @@ def element_table(excitation: float | None) -> tuple[dict[str, Any], ...]:
         groups: dict[str, Any] = {}
         for group, shell in (("K", "K"), ("L", "L3"), ("M", "M5")):
             try:
-                lines = physics.group_lines(el, group)
+                # the label line: Kα, Lα (of L3), Mα (of M5), what users look for
+                lines = physics.group_lines(el, shell)
             except physics.PhysicsError:
                 continue
             if not lines:
@@ -613,6 +671,10 @@ async def roi(number: str, body: RoiIn, folder: ReadableProposal) -> dict[str, A
     def work() -> dict[str, Any]:
         with user_errors():
             try:
+                shape = map_shape(path, body.path)
+                if shape and math.prod(shape) > MAX_MAP_PIXELS:
+                    raise Problem(413, f"The map has {math.prod(shape)} pixels, more than "
+                                       f"{MAX_MAP_PIXELS}: run `beamdesk xrf roi` instead.")
                 maps = roi_maps(str(path), body.path,
                                 [(w.name, w.emin, w.emax) for w in body.windows],
                                 zero=body.calibration.zero, gain=body.calibration.gain,

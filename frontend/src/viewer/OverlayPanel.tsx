@@ -6,7 +6,7 @@ import { type Domain, getCombinedDomain, getDomain, LineVis } from '@h5web/lib';
 import ndarray from 'ndarray';
 import { type CSSProperties, useEffect, useMemo, useState } from 'react';
 
-import { fetchSeries, listSeries, overlayCSV, type Series } from './overlay';
+import { fetchSeries, listSeries, overlayCSV, type Series, type SeriesValues } from './overlay';
 import type { OverlayState } from './viewState';
 
 interface Props {
@@ -32,7 +32,7 @@ const AUX = [
 ];
 export const MAX_CURVES = AUX.length + 1;
 
-type Values = Awaited<ReturnType<typeof fetchSeries>>;
+type Values = SeriesValues;
 
 function stem(file: string): string {
   const name = file.slice(file.lastIndexOf('/') + 1);
@@ -103,9 +103,17 @@ function OverlayPanel(props: Props) {
     return (series ?? []).filter((s) => !needle || s.path.toLowerCase().includes(needle));
   }, [series, filter]);
 
-  const curves = state.y.filter((p) => values[p]);
-  const ready = curves.length === state.y.length && (!state.x || values[state.x]);
-  const xValues: Values | undefined = state.x ? values[state.x] : undefined;
+  const loaded = state.y.filter((p) => values[p]);
+  const ready = loaded.length === state.y.length && (!state.x || values[state.x]);
+  // A link may name datasets of different lengths: plot those as long as the first one.
+  const n = loaded.length > 0 ? values[loaded[0]].length : 0;
+  const curves = loaded.filter((p) => values[p].length === n);
+  const xValues: Values | undefined =
+    state.x && values[state.x]?.length === n ? values[state.x] : undefined;
+  const dropped = loaded.filter((p) => !curves.includes(p));
+  if (state.x && ready && !xValues) {
+    dropped.push(state.x);
+  }
   const domain = useMemo<Domain | undefined>(
     () => getCombinedDomain(curves.map((p) => getDomain(values[p]))),
     [curves, values],
@@ -117,7 +125,6 @@ function OverlayPanel(props: Props) {
   }
 
   function exportCSV() {
-    const n = values[curves[0]].length;
     const x = xValues
       ? { label: state.x, values: xValues }
       : { label: 'index', values: Float64Array.from({ length: n }, (_, i) => i) };
@@ -233,13 +240,18 @@ function OverlayPanel(props: Props) {
           </button>
         </div>
         {loadError && <p className="bd-error">{loadError}</p>}
+        {dropped.length > 0 && (
+          <p className="bd-error">
+            Not {n} values long, left out: {dropped.join(', ')}
+          </p>
+        )}
         {curves.length === 0 && <p className="bd-empty">Tick one or more datasets on the left.</p>}
         {ready && curves.length > 0 && (
           <div className="bd-player-plot">
             <LineVis
               dataArray={ndarray(values[curves[0]])}
               domain={domain}
-              abscissaParams={{ value: xValues, label: state.x || 'index' }}
+              abscissaParams={{ value: xValues, label: xValues ? state.x : 'index' }}
               ordinateLabel={curves.length === 1 ? curves[0] : undefined}
               title={`${curves.length} curve${curves.length > 1 ? 's' : ''}`}
               auxiliaries={curves.slice(1).map((p) => ({ array: ndarray(values[p]), label: p }))}

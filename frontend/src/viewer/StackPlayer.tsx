@@ -2,9 +2,16 @@
 // speed, frame slider, loop, with frames fetched from /h5/data (binned on the server to the
 // chosen size) and the next frames fetched while the current one is on screen. H5Web 17 has
 // no such view (h5web #1771), so this is our own, drawn by @h5web/lib's HeatmapVis.
-import { type ColorMap, type ColorScaleType, type Domain, getDomain, HeatmapVis, ScaleType } from '@h5web/lib';
+import {
+  type ColorMap,
+  type ColorScaleType,
+  type Domain,
+  getDomain,
+  HeatmapVis,
+  ScaleType,
+} from '@h5web/lib';
 import ndarray from 'ndarray';
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 
 import {
   binFactor,
@@ -51,6 +58,17 @@ function useStack(apiURL: string, file: string, path: string) {
   return { stack, error };
 }
 
+/** Full-resolution export of one frame by the server (named after file, dataset, frame). */
+function frameURL(
+  apiURL: string,
+  file: string,
+  path: string,
+  selection: string,
+  format: string,
+): string {
+  return `${apiURL}/data?${new URLSearchParams({ file, path, selection, format }).toString()}`;
+}
+
 /** Pixel edges of the bins along one axis, so the axes show real pixel coordinates. */
 function edges(n: number, factor: number, count: number): Float64Array {
   return Float64Array.from({ length: count + 1 }, (_, i) => Math.min(n, i * factor));
@@ -61,7 +79,6 @@ function StackPlayer(props: Props) {
   const { stack, error } = useStack(apiURL, file, path);
   const [playing, setPlaying] = useState(false);
   const [loop, setLoop] = useState(true);
-  const [fixed, setFixed] = useState<number[]>([]);
   const [shown, setShown] = useState<Frame>();
   const [frameError, setFrameError] = useState<string>();
   const [colorMap, setColorMap] = useState<ColorMap>('Viridis');
@@ -75,6 +92,7 @@ function StackPlayer(props: Props) {
   const count = stack ? stack.shape[axis] : 0;
   const frame = Math.min(state.frame, Math.max(0, count - 1));
   const side = state.side || undefined;
+  const { fixed } = state;
 
   const cache = useMemo(
     () =>
@@ -112,23 +130,27 @@ function StackPlayer(props: Props) {
     return () => {
       live = false;
     };
-    // selectionOf depends on stack, axis and fixed, all listed.
+    // selectionOf(k) depends only on what `selection` encodes (stack, axis, fixed).
   }, [cache, selection, frame, count, loop]);
 
-  // Playing: once the requested frame is on screen, wait one period and ask for the next.
+  // Playing: once the requested frame is on screen, ask for the next one a period after
+  // the previous step (at once when fetching and drawing took longer than a period).
   const ready = shown?.selection === selection;
+  const lastStep = useRef(0);
   useEffect(() => {
     if (!playing || !ready || count < 2) {
       return undefined;
     }
+    const wait = Math.max(0, 1000 / state.fps - (performance.now() - lastStep.current));
     const timer = window.setTimeout(() => {
+      lastStep.current = performance.now();
       const next = frame + 1;
       if (next >= count && !loop) {
         setPlaying(false);
         return;
       }
       onChange({ ...state, axis, frame: next % count });
-    }, 1000 / state.fps);
+    }, wait);
     return () => window.clearTimeout(timer);
   }, [playing, ready, frame, count, loop, state, axis, onChange]);
 
@@ -227,6 +249,7 @@ function StackPlayer(props: Props) {
             Play along{' '}
             <select
               value={axis}
+              data-testid="play-axis"
               onChange={(e) => onChange({ ...state, axis: Number(e.target.value), frame: 0 })}
             >
               {stack.shape.slice(0, -2).map((n, i) => (
@@ -248,10 +271,11 @@ function StackPlayer(props: Props) {
                   max={n - 1}
                   value={fixed[i] ?? 0}
                   className="bd-index"
+                  aria-label={`index along axis ${i}`}
                   onChange={(e) => {
-                    const next = [...fixed];
+                    const next = stack.shape.slice(0, -2).map((_, j) => fixed[j] ?? 0);
                     next[i] = Math.min(n - 1, Math.max(0, Number(e.target.value) || 0));
-                    setFixed(next);
+                    onChange({ ...state, axis, frame, fixed: next });
                   }}
                 />
               </label>
@@ -290,7 +314,11 @@ function StackPlayer(props: Props) {
           ))}
         </select>
         <label title="Row 0 at the top, as in most image viewers">
-          <input type="checkbox" checked={flipY} onChange={(e) => setFlipY(e.target.checked)} />{' '}
+          <input
+            type="checkbox"
+            checked={flipY}
+            onChange={(e) => setFlipY(e.target.checked)}
+          />{' '}
           Flip Y
         </label>
         <label title="Keep the colour range of the first frame while playing">
@@ -306,6 +334,19 @@ function StackPlayer(props: Props) {
             Fit to frame
           </button>
         )}
+        <span className="bd-downloads">
+          {(['npy', 'tiff'] as const).map((format) => (
+            <a
+              key={format}
+              href={frameURL(apiURL, file, stack.path, selection, format)}
+              download
+              data-testid={`frame-${format}`}
+              title="This frame at full resolution"
+            >
+              {format.toUpperCase()}
+            </a>
+          ))}
+        </span>
       </div>
       <div className="bd-player-note" data-testid="frame-note">
         {stack.path} [{selection}] · {stack.shape.join('×')}

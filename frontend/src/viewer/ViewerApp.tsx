@@ -10,8 +10,16 @@ import { binningFetcher } from '../common/fetcher';
 import FileBrowser from './FileBrowser';
 import OverlayPanel from './OverlayPanel';
 import StackPlayer from './StackPlayer';
+import ViewBoundary from './ViewBoundary';
 import ViewerBar from './ViewerBar';
-import { type FramesState, type OverlayState, readView, type ViewMode, writeView } from './viewState';
+import {
+  type FramesState,
+  type H5WebView,
+  type OverlayState,
+  readView,
+  type ViewMode,
+  writeView,
+} from './viewState';
 
 const MODES: [ViewMode, string, string][] = [
   ['h5web', 'Explore', 'H5Web: tree, inspector, NeXus and N-D views, exports'],
@@ -19,9 +27,31 @@ const MODES: [ViewMode, string, string][] = [
   ['overlay', 'Overlay 1-D', 'Several 1-D datasets of this file on one plot'],
 ];
 
-/** Follow H5Web's selection: its explorer marks the chosen tree item aria-selected. */
-function useSelectedPath(root: HTMLElement | null, initial: string): string {
+function readSlice(root: HTMLElement): string[] {
+  const slice: string[] = [];
+  const mapper = root.querySelectorAll('[id^="h5w-slider-"][id$="-label"]');
+  if (mapper.length === 0) {
+    return slice;
+  }
+  const dims = Math.max(...Array.from(mapper, (el) => Number(el.id.split('-')[2]))) + 1;
+  for (let d = 0; d < dims; d += 1) {
+    const label = root.querySelector(`#h5w-slider-${d}-label`);
+    const thumb = root.querySelector(`[role="slider"][aria-labelledby="h5w-slider-${d}-label"]`);
+    slice.push(label ? (thumb?.getAttribute('aria-valuenow') ?? '0') : ':');
+  }
+  return slice;
+}
+
+/**
+ * Follow H5Web's selection (its explorer marks the chosen tree item aria-selected), its
+ * active visualization tab and the positions of its slicing sliders.
+ */
+function useH5WebState(
+  root: HTMLElement | null,
+  initial: string,
+): { path: string; view: H5WebView } {
   const [path, setPath] = useState(initial);
+  const [view, setView] = useState<H5WebView>({ tab: '', slice: [] });
   useEffect(() => {
     setPath(initial);
     if (!root) {
@@ -33,12 +63,25 @@ function useSelectedPath(root: HTMLElement | null, initial: string): string {
       if (selected) {
         setPath(selected);
       }
+      // The explorer's own tabs (icons, no text) come first; the visualization tab last.
+      const tabs = Array.from(root.querySelectorAll('[role="tab"][aria-selected="true"]'))
+        .map((el) => el.textContent ?? '')
+        .filter(Boolean);
+      const tab = tabs[tabs.length - 1] ?? '';
+      const slice = readSlice(root);
+      setView((old) =>
+        old.tab === tab && old.slice.join() === slice.join() ? old : { tab, slice },
+      );
     };
     const observer = new MutationObserver(read);
-    observer.observe(root, { subtree: true, childList: true, attributeFilter: ['aria-selected'] });
+    observer.observe(root, {
+      subtree: true,
+      childList: true,
+      attributeFilter: ['aria-selected', 'aria-valuenow'],
+    });
     return () => observer.disconnect();
   }, [root, initial]);
-  return path;
+  return { path, view };
 }
 
 function ViewerApp(props: { config: PageConfig }) {
@@ -54,19 +97,41 @@ function ViewerApp(props: { config: PageConfig }) {
     () => makeGetExportURL(config.apiURL, file, registry),
     [config.apiURL, file, registry],
   );
-  const selected = useSelectedPath(h5webRoot, initialPath);
+  const { path: selected, view: h5webView } = useH5WebState(h5webRoot, initialPath);
   const [initialView] = useState(readView);
   const [mode, setMode] = useState<ViewMode>(initialView.mode);
   const [frames, setFrames] = useState<FramesState>(initialView.frames);
   const [overlay, setOverlay] = useState<OverlayState>(initialView.overlay);
 
   useEffect(() => rememberInURL(file, selected), [file, selected]);
-  useEffect(() => writeView(mode, frames, overlay), [mode, frames, overlay]);
+  // Written once the state rests, not on every frame while playing (browsers throttle
+  // history updates, and the link only needs the frame one stops at).
+  useEffect(() => {
+    const timer = window.setTimeout(() => writeView(mode, frames, overlay), 400);
+    return () => window.clearTimeout(timer);
+  }, [mode, frames, overlay]);
+
+  // The same element while our views change state (every frame when playing), so React
+  // does not re-render H5Web's whole tree behind them.
+  const h5web = useMemo(
+    () => (
+      <H5GroveProvider
+        key={file}
+        url={config.apiURL}
+        filepath={file}
+        fetcher={fetcher}
+        getExportURL={getExportURL}
+      >
+        <App initialPath={initialPath} disableDarkMode />
+      </H5GroveProvider>
+    ),
+    [file, config.apiURL, fetcher, getExportURL, initialPath],
+  );
 
   function open(next: string) {
     setInitialPath('/');
     setFile(next);
-    setFrames((f) => ({ ...f, frame: 0, axis: 0 }));
+    setFrames((f) => ({ ...f, frame: 0, axis: 0, fixed: [] }));
     setOverlay({ x: '', y: [] });
   }
 
@@ -87,6 +152,7 @@ function ViewerApp(props: { config: PageConfig }) {
               file={file}
               path={selected}
               registry={registry}
+              h5webView={h5webView}
             />
             <div className="bd-modes" role="tablist" aria-label="Views">
               {MODES.map(([key, label, title]) => (
@@ -104,23 +170,26 @@ function ViewerApp(props: { config: PageConfig }) {
               ))}
             </div>
             {mode === 'frames' && (
-              <StackPlayer
-                key={`${file}::${selected}`}
-                apiURL={config.apiURL}
-                file={file}
-                path={selected}
-                state={frames}
-                onChange={setFrames}
-              />
+              <ViewBoundary key={`${file}::${selected}`} resetKey={JSON.stringify(frames)}>
+                <StackPlayer
+                  key={`${file}::${selected}`}
+                  apiURL={config.apiURL}
+                  file={file}
+                  path={selected}
+                  state={frames}
+                  onChange={setFrames}
+                />
+              </ViewBoundary>
             )}
             {mode === 'overlay' && (
-              <OverlayPanel
-                key={file}
-                apiURL={config.apiURL}
-                file={file}
-                state={overlay}
-                onChange={setOverlay}
-              />
+              <ViewBoundary key={file} resetKey={`${overlay.x}::${overlay.y.join()}`}>
+                <OverlayPanel
+                  apiURL={config.apiURL}
+                  file={file}
+                  state={overlay}
+                  onChange={setOverlay}
+                />
+              </ViewBoundary>
             )}
             {/* H5Web stays mounted (hidden) under our views so its state survives. */}
             <div
@@ -129,15 +198,7 @@ function ViewerApp(props: { config: PageConfig }) {
               data-testid="h5web"
               hidden={mode !== 'h5web'}
             >
-              <H5GroveProvider
-                key={file}
-                url={config.apiURL}
-                filepath={file}
-                fetcher={fetcher}
-                getExportURL={getExportURL}
-              >
-                <App initialPath={initialPath} disableDarkMode />
-              </H5GroveProvider>
+              {h5web}
             </div>
           </>
         ) : (

@@ -7,6 +7,7 @@ import { useEffect, useState } from 'react';
 import { type BinRegistry, displayedShape, type H5GroveMeta } from '../common/downsample';
 import { pngURL, subsetURL } from '../common/exports';
 import { sessionFetcher } from '../common/fetcher';
+import type { H5WebView } from './viewState';
 
 interface Props {
   apiURL: string;
@@ -14,6 +15,8 @@ interface Props {
   file: string;
   path: string;
   registry: BinRegistry;
+  /** H5Web's active tab and slice (ViewerApp reads them from its DOM). */
+  h5webView: H5WebView;
 }
 
 interface Info {
@@ -91,24 +94,34 @@ function useInfo(apiURL: string, file: string, path: string): Info | undefined {
   return info;
 }
 
+/**
+ * Selection of the NeXus line on screen: '' for a 1-D signal; for an N-D signal shown as
+ * "NX Line", H5Web's slider positions with ':' on the plotted dimension; undefined when no
+ * line is shown.
+ */
+export function nxLineSelection(shape: number[], view: H5WebView): string | undefined {
+  if (shape.length === 1) {
+    return '';
+  }
+  if (view.tab !== 'NX Line') {
+    return undefined;
+  }
+  const members = shape.map((_, d) => view.slice[d] ?? ':');
+  return members.filter((m) => m === ':').length === 1 ? members.join(',') : undefined;
+}
+
 function fileURL(proposal: string, file: string): string {
   return `/api/proposals/${proposal}/files/${file.split('/').map(encodeURIComponent).join('/')}`;
 }
 
 function ViewerBar(props: Props) {
-  const { apiURL, proposal, file, path, registry } = props;
+  const { apiURL, proposal, file, path, registry, h5webView } = props;
   const info = useInfo(apiURL, file, path);
   const binned = registry.get(path);
   const canSubset = info && (info.kind === 'dataset' || info.kind === 'group');
   const canPng = info?.kind === 'dataset' && info.numeric && info.shape?.length === 2;
   const signalShape = info?.signalShape;
-  // A 1-D signal is H5Web's NX Line; of a higher-dimensional one, the first line along the
-  // last axis (H5Web's slice is not readable from outside).
-  const lineSelection =
-    signalShape && signalShape.length > 1
-      ? [...signalShape.slice(0, -1).map(() => '0'), ':'].join(',')
-      : undefined;
-
+  const lineSelection = signalShape && nxLineSelection(signalShape, h5webView);
   return (
     <div className="bd-bar" data-testid="viewer-bar">
       <span className="bd-where">
@@ -125,14 +138,14 @@ function ViewerBar(props: Props) {
             PNG
           </a>
         )}
-        {signalShape && (
+        {lineSelection !== undefined && (
           <a
-            href={lineURL(apiURL, file, path, lineSelection)}
+            href={lineURL(apiURL, file, path, lineSelection || undefined)}
             download
             data-testid="download-line"
             title="The NeXus line: axis values, signal, errors and auxiliary signals, with units"
           >
-            {lineSelection ? `Line CSV [${lineSelection}]` : 'Line CSV (axes, errors)'}
+            {lineSelection ? `Line CSV [${lineSelection}]` : 'Line CSV'}
           </a>
         )}
         {canSubset && (

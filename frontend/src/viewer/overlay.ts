@@ -1,6 +1,6 @@
 // Data of the overlay view (OverlayPanel.tsx): the 1-D numeric datasets of a file, their
 // values, and the CSV of an overlay (x column, then one column per curve).
-import { ctorOf, type H5GroveMeta } from '../common/downsample';
+import { ctorOf, type H5GroveMeta, type NumCtor } from '../common/downsample';
 import { problemText } from './stack';
 
 export interface Series {
@@ -9,6 +9,8 @@ export interface Series {
   dtype: string;
   units?: string;
 }
+
+export type SeriesValues = Float64Array | InstanceType<NumCtor>;
 
 /** Groups visited at most when listing a file (each is one /meta request). */
 const MAX_GROUPS = 400;
@@ -69,7 +71,7 @@ export async function fetchSeries(
   apiURL: string,
   file: string,
   path: string,
-): Promise<Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array> {
+): Promise<SeriesValues> {
   const m = await meta(apiURL, file, path);
   const ctor = ctorOf(m.type);
   const format = ctor ? 'bin' : 'json';

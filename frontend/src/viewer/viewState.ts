@@ -2,7 +2,7 @@
 // `path` (../common/config.ts: rememberInURL), so a copied link reopens the same frame or
 // the same overlay for a colleague who may read the file.
 //
-//   ?file=…&path=/entry/data/data&view=frames&frame=120&axis=0&fps=10
+//   ?file=…&path=/entry/data/data&view=frames&frame=120&axis=0&fps=10&side=512[&fix=1,0]
 //   ?file=…&view=overlay&x=/entry/energy&y=/entry/i0&y=/entry/it
 
 export type ViewMode = 'h5web' | 'frames' | 'overlay';
@@ -13,6 +13,8 @@ export interface FramesState {
   fps: number;
   /** Largest side of the displayed frame (binned on the server); 0 = full resolution. */
   side: number;
+  /** Indices of the other leading axes of an N-D dataset (`fix=1,0`). */
+  fixed: number[];
 }
 
 export interface OverlayState {
@@ -21,7 +23,7 @@ export interface OverlayState {
   y: string[];
 }
 
-const KEYS = ['view', 'frame', 'axis', 'fps', 'side', 'x', 'y'];
+const KEYS = ['view', 'frame', 'axis', 'fps', 'side', 'fix', 'x', 'y'];
 
 function intParam(query: URLSearchParams, key: string, fallback: number): number {
   const value = Number.parseInt(query.get(key) ?? '', 10);
@@ -43,6 +45,9 @@ export function readView(search = window.location.search): {
       axis: intParam(query, 'axis', 0),
       fps: intParam(query, 'fps', 5) || 5,
       side: intParam(query, 'side', 512),
+      fixed: query.get('fix')
+        ? (query.get('fix') ?? '').split(',').map((v) => Math.max(0, Number.parseInt(v, 10) || 0))
+        : [],
     },
     overlay: { x: query.get('x') ?? '', y: query.getAll('y') },
   };
@@ -62,6 +67,9 @@ export function writeView(
     url.searchParams.set('axis', String(frames.axis));
     url.searchParams.set('fps', String(frames.fps));
     url.searchParams.set('side', String(frames.side));
+    if (frames.fixed.some((v) => v > 0)) {
+      url.searchParams.set('fix', frames.fixed.join(','));
+    }
   } else if (mode === 'overlay' && overlay) {
     url.searchParams.set('view', 'overlay');
     if (overlay.x) {
@@ -74,4 +82,16 @@ export function writeView(
   if (url.href !== window.location.href) {
     window.history.replaceState(null, '', url);
   }
+}
+
+/** What H5Web shows, read from its DOM (it has no API for it). */
+export interface H5WebView {
+  /** Name of the active visualization tab ("NX Line", "Heatmap", …). */
+  tab: string;
+  /**
+   * Per dimension of the plotted dataset: the index of its slicing slider, or ':' for a
+   * dimension on an axis (no slider); dimensions after the last slider are missing (on an
+   * axis too). H5Web labels each slider `h5w-slider-<dim>-label`.
+   */
+  slice: string[];
 }

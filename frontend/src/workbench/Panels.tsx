@@ -55,12 +55,13 @@ function NumberInput(props: {
 
 export function SourcePanel(props: {
   source: SourceState;
+  candidates: string[];
   mapShape: number[] | null;
   onChange: (s: SourceState) => void;
   onLoad: () => void;
   busy: boolean;
 }) {
-  const { source, mapShape, onChange, onLoad, busy } = props;
+  const { source, candidates, mapShape, onChange, onLoad, busy } = props;
   const set = (patch: Partial<SourceState>) => onChange({ ...source, ...patch });
   return (
     <fieldset className="bd-wb-panel" data-testid="source-panel">
@@ -73,7 +74,10 @@ export function SourcePanel(props: {
       <label className="bd-wb-field wide">
         <span>HDF5 path</span>
         <input value={source.path} data-testid="source-path" placeholder="/entry/…/data (none for .mca)"
-               onChange={(e) => set({ path: e.target.value })} />
+               list="bd-wb-candidates" onChange={(e) => set({ path: e.target.value })} />
+        <datalist id="bd-wb-candidates">
+          {candidates.map((c) => <option key={c} value={c} />)}
+        </datalist>
       </label>
       <div className="bd-wb-radio" role="radiogroup" aria-label="Which spectrum">
         {(

@@ -23,20 +23,22 @@ function RgbImage(props: { answer: RgbAnswer; selected: Set<number> | null }) {
     const ctx = canvas.current?.getContext('2d');
     if (!ctx) return;
     const image = ctx.createImageData(cols, rows);
+    // map pixel i = row × cols + col; row 0 at the bottom, as H5Web draws the heatmaps
     for (let i = 0; i < rows * cols; i += 1) {
+      const p = (rows - 1 - Math.floor(i / cols)) * cols + (i % cols);
       COLOURS.forEach((c, k) => {
         const v = answer.channels[c]?.scaled[i] ?? 0;
-        image.data[4 * i + k] = Math.round(255 * (v ?? 0));
+        image.data[4 * p + k] = Math.round(255 * (v ?? 0));
       });
-      image.data[4 * i + 3] = 255;
+      image.data[4 * p + 3] = 255;
       if (selected && !selected.has(i)) {
         // outside the selection: dimmed, so the selected pixels stand out
-        for (let k = 0; k < 3; k += 1) image.data[4 * i + k] = Math.round(image.data[4 * i + k] * 0.25);
+        for (let k = 0; k < 3; k += 1) image.data[4 * p + k] = Math.round(image.data[4 * p + k] * 0.25);
       }
       if (selected?.has(i)) {
-        const v = Math.max(image.data[4 * i], image.data[4 * i + 1], image.data[4 * i + 2]);
-        image.data[4 * i + 3] = 255;
-        if (v < 96) for (let k = 0; k < 3; k += 1) image.data[4 * i + k] = 200;
+        const v = Math.max(image.data[4 * p], image.data[4 * p + 1], image.data[4 * p + 2]);
+        image.data[4 * p + 3] = 255;
+        if (v < 96) for (let k = 0; k < 3; k += 1) image.data[4 * p + k] = 200;
       }
     }
     ctx.putImageData(image, 0, 0);
@@ -63,23 +65,28 @@ function inBox(answer: RgbAnswer, box: Box): Set<number> {
 export function RgbCorrelator(props: { proposal: string; csrf: string; file: string;
   groups: string[] }) {
   const { proposal, csrf, file, groups } = props;
-  const pick = (n: number) => groups[Math.min(n, groups.length - 1)] ?? '';
+  // red: Fe when fitted (the usual first question), green and blue: the next groups
+  const fe = groups.find((g) => g.startsWith('Fe '));
+  const order = fe ? [fe, ...groups.filter((g) => g !== fe)] : groups;
+  const pick = (n: number) => order[Math.min(n, order.length - 1)] ?? '';
   const [channels, setChannels] = useState<Record<Colour, RgbChannel>>({
-    red: { group: pick(groups.findIndex((g) => g.startsWith('Fe ')) >= 0
-      ? groups.findIndex((g) => g.startsWith('Fe ')) : 0), scaling: 'percentile', transform: 'linear' },
+    red: { group: pick(0), scaling: 'percentile', transform: 'linear' },
     green: { group: pick(1), scaling: 'percentile', transform: 'linear' },
     blue: { group: pick(2), scaling: 'percentile', transform: 'linear' },
   });
+  // the scatter plot's two maps: red against green unless chosen otherwise
+  const [pair, setPair] = useState<[string, string] | null>(null);
   const [answer, setAnswer] = useState<RgbAnswer | null>(null);
   const [error, setError] = useState('');
   const [box, setBox] = useState<Box | null>(null);
 
   useEffect(() => {
     setError('');
-    postJSON<RgbAnswer>(`/api/proposals/${proposal}/xrf/rgb`, csrf, { file, ...channels })
+    postJSON<RgbAnswer>(`/api/proposals/${proposal}/xrf/rgb`, csrf,
+      { file, ...channels, scatter: pair ?? [channels.red.group, channels.green.group] })
       .then(setAnswer)
       .catch((err: Error) => setError(err.message));
-  }, [proposal, csrf, file, channels]);
+  }, [proposal, csrf, file, channels, pair]);
 
   const selected = useMemo(() => (answer && box ? inBox(answer, box) : null), [answer, box]);
   const scatter = useMemo(() => {
@@ -120,6 +127,21 @@ export function RgbCorrelator(props: { proposal: string; csrf: string; file: str
               <option value="log">log</option>
             </select>
           </fieldset>
+        ))}
+      </div>
+      <div className="bd-wb-row">
+        <span>Scatter plot:</span>
+        {([0, 1] as const).map((k) => (
+          <select key={k} data-testid={`scatter-${k ? 'y' : 'x'}`}
+                  value={(pair ?? [channels.red.group, channels.green.group])[k]}
+                  onChange={(e) => {
+                    const next: [string, string] = [...(pair ?? [channels.red.group, channels.green.group])] as [string, string];
+                    next[k] = e.target.value;
+                    setPair(next);
+                    setBox(null);
+                  }}>
+            {groups.map((g) => <option key={g}>{g}</option>)}
+          </select>
         ))}
       </div>
       {error && <p className="bd-wb-error">{error}</p>}

@@ -22,6 +22,11 @@ interface TooltipData {
   abscissa: number;
 }
 
+// Colours of the auxiliary curves (fit, background, groups), handed to H5Web through its CSS
+// variable so the legend below the plot can name them.
+const AUX_COLOURS = ['#d62728', '#7f7f7f', '#1f77b4', '#2ca02c', '#9467bd', '#8c564b',
+  '#e377c2', '#17becf', '#bcbd22', '#ff7f0e'];
+
 const lineCache = new Map<string, LineCandidate[]>();
 
 /** Lines within 50 eV of an energy, fetched once per 10 eV step. */
@@ -125,15 +130,22 @@ function SpectrumPlot(props: Props) {
     );
   }
 
+  const style = { '--h5w-line--colorAux': AUX_COLOURS.join(', ') } as React.CSSProperties;
   return (
-    // eslint-disable-next-line jsx-a11y/click-events-have-key-events
+    <>
     <div
       className="bd-wb-plot"
+      style={style}
       data-testid="spectrum-plot"
       data-floor={floor}
       onClick={(evt) => {
         if (onPick && hovered.current !== null && !evt.shiftKey && !evt.ctrlKey) {
-          onPick(hovered.current, curves.energy[hovered.current]);
+          // snap to the highest channel within ±5 of the click: the peak the user meant
+          let best = hovered.current;
+          const lo = Math.max(0, best - 5);
+          const hi = Math.min(curves.data.length - 1, best + 5);
+          for (let i = lo; i <= hi; i += 1) if (curves.data[i] > curves.data[best]) best = i;
+          onPick(best, curves.energy[best]);
         }
       }}
     >
@@ -170,6 +182,14 @@ function SpectrumPlot(props: Props) {
         )}
       </LineVis>
     </div>
+    <p className="bd-wb-legend" data-testid="spectrum-legend">
+      <span style={{ color: '#00008b' }}>— data</span>
+      {auxiliaries.map((a, i) => (
+        <span key={a.label} style={{ color: AUX_COLOURS[i % AUX_COLOURS.length] }}>— {a.label}</span>
+      ))}
+      <span className="muted">drag: pan · wheel: zoom · Ctrl+drag: zoom box · Shift+drag: energy window · click: calibration point</span>
+    </p>
+    </>
   );
 }
 

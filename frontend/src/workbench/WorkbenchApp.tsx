@@ -33,7 +33,7 @@ const DEFAULT_CONFIG: XrfConfig = {
 };
 
 function percent(value: number | null): string {
-  return value === null ? '—' : `${(100 * value).toPrecision(3)} %`;
+  return value === null ? '—' : `${Number((100 * value).toPrecision(3))} %`;
 }
 
 function ResultsTable(props: { fit: FitResult }) {
@@ -166,6 +166,22 @@ function WorkbenchApp(props: { page: WorkbenchConfig }) {
       .catch((err: Error) => setConfigStatus(err.message));
   }, [page.proposal]);
 
+  const [candidates, setCandidates] = useState<string[]>([]);
+  // opened with a file but no dataset (e.g. from the proposal's file list): find its spectra
+  useEffect(() => {
+    if (!page.file) return;
+    getJSON<{ datasets: { path: string; shape: number[] }[] }>(
+      `/api/proposals/${page.proposal}/xrf/spectra?file=${encodeURIComponent(page.file)}`)
+      .then((answer) => {
+        setCandidates(answer.datasets.map((d) => d.path));
+        const best = answer.datasets[0];
+        if (!page.path && best) {
+          setSource((s) => ({ ...s, path: best.path, mode: best.shape.length > 1 ? 'sum' : 'whole' }));
+        }
+      })
+      .catch(() => setCandidates([])); // not HDF5 (.mca, .spe …): a single spectrum
+  }, [page.proposal, page.file, page.path]);
+
   useEffect(() => {
     getJSON<{ files: string[] }>(`/api/proposals/${page.proposal}/xrf/configs`)
       .then((answer) => {
@@ -255,7 +271,7 @@ function WorkbenchApp(props: { page: WorkbenchConfig }) {
   return (
     <div className="bd-wb">
       <aside className="bd-wb-side">
-        <SourcePanel source={source} mapShape={mapShape} onChange={setSource}
+        <SourcePanel source={source} mapShape={mapShape} onChange={setSource} candidates={candidates}
                      onLoad={loadSpectrum} busy={Boolean(busy)} />
         <ConfigFilesPanel files={configFiles} current={configFile} onLoad={loadConfig}
                           onSave={saveConfig} mayWrite={page.mayRun} status={configStatus} />
@@ -308,7 +324,7 @@ function WorkbenchApp(props: { page: WorkbenchConfig }) {
         {curves ? (
           <>
             <SpectrumPlot curves={curves} log={log} excitation={excitation}
-                          onPick={(index) => setPoints([...points, { channel: index + (fit ? fit.channels[0] : 0), energy: null }])}
+                          onPick={(index) => setPoints([...points, { channel: fit ? fit.channels[index] : index, energy: null }])}
                           onWindow={(a, b) => void roiMap(a, b)} />
             {fit && <ResidualPlot energy={fit.energy} data={fit.data} fit={fit.fit} />}
           </>
