@@ -26,6 +26,7 @@ job is completed and registered rather than computed again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -247,6 +248,10 @@ class JobRunner:
                     "exists in the proposal.",
                 )
                 return
+            short = space_shortfall(spec)
+            if short:
+                self._fail(job, DISK_FULL_MESSAGE + f" ({short} more needed)")
+                return
             task = TASKS[job.kind]
             try:
                 future = self.client.submit(task, spec, key=key, retries=RETRIES, pure=False)
@@ -467,6 +472,41 @@ def part_path(final: Path) -> Path:
     return final.with_name(final.name + ".part")
 
 
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+DISK_FULL_MESSAGE = (
+    "The result could not be written: the disk holding the proposal's processed data is "
+    "full. Nothing was saved; ask the staff to free space and run the job again."
+)
+
+
+def space_shortfall(spec: dict[str, Any]) -> str:
+    """'' if the output folder has room for the result, else how much is missing.
+
+    Checked before the job starts: HDF5 does not fail gracefully when the disk fills in
+    the middle of a write (the library can crash the worker), so a job that cannot fit
+    must not start. The estimate: per pixel, four float32 values per peak group
+    (area, σ, mass fraction, its σ) plus χ², doubled for HDF5 overhead, plus 1 MiB.
+    """
+    import shutil
+
+    import h5py
+
+    try:
+        with h5py.File(spec["input"], "r") as fh:
+            shape = fh[spec["dataset"]].shape
+    except (OSError, KeyError):
+        return ""  # the driver reports unreadable input in its own words
+    pixels = 1
+    for n in shape[:-1]:
+        pixels *= int(n)
+    groups = max(len((spec.get("config") or {}).get("peaks", {})), 1) * 2
+    need = 2 * pixels * 4 * (4 * groups + 1) + 2**20
+    free = shutil.disk_usage(Path(spec["output"]).parent).free
+    if free >= need:
+        return ""
+    return f"{(need - free) / 2**20:.1f} MiB"
+
+
 def failure_message(exc: BaseException | None, job_id: int) -> str:
     """A sentence for the user; the details are in the server log."""
     name = type(exc).__name__ if exc is not None else ""
@@ -477,6 +517,8 @@ def failure_message(exc: BaseException | None, job_id: int) -> str:
         )
     if isinstance(exc, MemoryError):
         return "The computation ran out of memory; ask the beamline staff for a larger worker."
+    if isinstance(exc, OSError) and (exc.errno in DISK_FULL or "No space left" in str(exc)):
+        return DISK_FULL_MESSAGE
     return (
         f"The job failed because of an internal error (not your input); the staff can "
         f"find the details in the server log under job {job_id}."
