@@ -25,16 +25,16 @@ if TYPE_CHECKING:
 
 # nbformat is imported when a notebook is made, not with the web app: its JSON-schema
 # validation stack costs ~35 MiB and ~2 s at import in every server process.
-def new_code_cell(source: str) -> Any:
+def new_code_cell(source: str, **kwargs: Any) -> Any:
     from nbformat.v4 import new_code_cell as make
 
-    return make(source)
+    return make(source, **kwargs)
 
 
-def new_markdown_cell(source: str) -> Any:
+def new_markdown_cell(source: str, **kwargs: Any) -> Any:
     from nbformat.v4 import new_markdown_cell as make
 
-    return make(source)
+    return make(source, **kwargs)
 
 
 def new_notebook(**kwargs: Any) -> Any:
