@@ -263,7 +263,6 @@ def write_data(root: Path, report: DemoReport, progress: Callable[[str], None],
     log = p8 / "raw" / "logs" / "beamline_log.nxs"
     _make(log, report, lambda: files.write_compound_log(log, start=ago, seed=81))
     stack = p8 / "raw" / "tomo" / "projections.nxs"
-    progress("tomography stack (1.1 GB of uint16, compressed)")
     _make(stack, report, lambda: files.write_projection_stack(stack, start=ago,
                                                               progress=progress))
     _copy_examples(p8, report)

@@ -130,7 +130,8 @@ class FileCache:
         return len(self._files)
 
 
-_refresh_locks: dict[int, threading.Lock] = {}
+# One lock per live (SWMR) file name: bounded by the files being written, not by opens.
+_refresh_locks: dict[str, threading.Lock] = {}
 _refresh_guard = threading.Lock()
 
 
@@ -139,6 +140,6 @@ def refresh(dataset: h5py.Dataset) -> None:
     if not dataset.file.swmr_mode:
         return
     with _refresh_guard:
-        lock = _refresh_locks.setdefault(id(dataset.file.id), threading.Lock())
+        lock = _refresh_locks.setdefault(dataset.file.filename, threading.Lock())
     with lock:
         dataset.refresh()

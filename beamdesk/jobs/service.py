@@ -22,6 +22,7 @@ from beamdesk.jobs.models import ACTIVE_STATES, Job, JobState
 from beamdesk.portal import access
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.models import MemberRole, Proposal, User
+from beamdesk.portal.proposals import load_proposal
 from beamdesk.settings import Settings
 
 KINDS = ("xrf_map",)
@@ -63,21 +64,9 @@ class JobRequest:
     config_file: str | None = None
 
 
-def _load_proposal(db: Session, number: str) -> Proposal | None:
-    return db.scalar(
-        select(Proposal)
-        .where(Proposal.number == number)
-        .options(
-            selectinload(Proposal.members),
-            selectinload(Proposal.reviews),
-            selectinload(Proposal.beamtimes),
-        )
-    )
-
-
 def runnable_proposal(db: Session, identity: Identity, number: str, now: datetime) -> Proposal:
     """The proposal if the identity may run jobs on it; JobNotFound/JobForbidden otherwise."""
-    proposal = _load_proposal(db, number)
+    proposal = load_proposal(db, number)
     if proposal is None:
         raise JobNotFound(f"No proposal {number}, or you may not see it.")
     rel = access.relation(identity, proposal, now)

@@ -120,17 +120,15 @@ def describe_into(row: Dataset, path: Path, stat: os.stat_result) -> None:
     row.start_time = row.end_time = None
     row.parameters = None
     row.indexed_at = utcnow()
-    row.search_text = search_text_of(row)
-    if not row.is_hdf5:
-        return
-    try:
-        meta = nexus.describe(path)
-    except Exception as exc:  # any broken file is recorded, never fatal
-        row.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
-        return
-    row.title, row.instrument, row.nx_classes = meta.title, meta.instrument, meta.nx_classes
-    row.start_time, row.end_time = meta.start_time, meta.end_time
-    row.parameters = meta.parameters or None
+    if row.is_hdf5:
+        try:
+            meta = nexus.describe(path)
+        except Exception as exc:  # any broken file is recorded, never fatal
+            row.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+        else:
+            row.title, row.instrument = meta.title, meta.instrument
+            row.nx_classes, row.parameters = meta.nx_classes, meta.parameters or None
+            row.start_time, row.end_time = meta.start_time, meta.end_time
     row.search_text = search_text_of(row)
 
 
@@ -246,7 +244,6 @@ class DatasetQuery:
     since: datetime | None = None
     until: datetime | None = None
     kind: str = ""
-    hdf5_only: bool = False
 
 
 def _like(text: str) -> str:
@@ -285,8 +282,6 @@ def dataset_filter(identity: Identity, now: datetime, query: DatasetQuery) -> Se
         stmt = stmt.where(moment < query.until)
     if query.kind:
         stmt = stmt.where(Dataset.kind == query.kind)
-    if query.hdf5_only:
-        stmt = stmt.where(Dataset.is_hdf5.is_(True))
     return stmt
 
 

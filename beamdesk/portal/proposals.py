@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from beamdesk.portal import access, embargo
 from beamdesk.portal.access import Action, Identity
@@ -74,6 +74,23 @@ def _record(
         row.at = now
     proposal.transitions.append(row)
     audit(db, f"proposal_{action}", actor_id, proposal.number, comment)
+
+
+def load_proposal(db: Session, number: str) -> Proposal | None:
+    """The proposal with what the access rules read (members, reviews, beamtimes).
+
+    Joined in one round trip rather than three: this runs on every proposal request, and
+    the collections are a handful of rows each.
+    """
+    return db.execute(
+        select(Proposal)
+        .where(Proposal.number == number)
+        .options(
+            joinedload(Proposal.members),
+            joinedload(Proposal.reviews),
+            joinedload(Proposal.beamtimes),
+        )
+    ).unique().scalar_one_or_none()
 
 
 def next_number(db: Session, now: datetime) -> str:

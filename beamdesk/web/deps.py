@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from beamdesk.db import session_scope, utcnow
-from beamdesk.h5.paths import PathNotFound, proposal_root
+from beamdesk.h5.paths import PathNotFound, proposal_root, resolve_in_proposal
 from beamdesk.portal import access
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.auth import audit, user_from_token
 from beamdesk.portal.models import Proposal, User
+from beamdesk.portal.proposals import load_proposal
 from beamdesk.settings import Settings
 from beamdesk.web.problems import Problem, not_found
 from beamdesk.web.ratelimit import client_ip
@@ -118,23 +118,6 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Now = Annotated[datetime, Depends(get_now)]
 
 
-def load_proposal(db: Session, number: str) -> Proposal | None:
-    """The proposal with what the access rules read (members, reviews, beamtimes).
-
-    Joined in one round trip rather than three: this runs on every proposal request, and
-    the collections are a handful of rows each.
-    """
-    return db.execute(
-        select(Proposal)
-        .where(Proposal.number == number)
-        .options(
-            joinedload(Proposal.members),
-            joinedload(Proposal.reviews),
-            joinedload(Proposal.beamtimes),
-        )
-    ).unique().scalar_one_or_none()
-
-
 def proposal_for(
     db: Session, identity: Identity, number: str, action: Action, now: datetime
 ) -> Proposal:
@@ -167,6 +150,17 @@ class ReadableFolder:
     proposal: Proposal
     root: Path
     data_root: Path
+
+    def file(self, relpath: str) -> Path:
+        """The confined file ``relpath`` of this proposal; 404 if absent, a folder, or out."""
+        number = self.proposal.number
+        try:
+            path = resolve_in_proposal(self.data_root, number, relpath)
+        except PathNotFound:
+            raise not_found(f"No file {relpath!r} in proposal {number}.") from None
+        if not path.is_file():
+            raise not_found(f"{relpath!r} is a folder, not a file.")
+        return path
 
 
 def readable_folder(

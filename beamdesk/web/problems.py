@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from beamdesk.portal.proposals import InvalidRequest, PermissionDenied, StateConflict
 
 log = logging.getLogger("beamdesk.web")
 
@@ -110,3 +114,16 @@ async def unhandled_exception_handler(request: Request, exc: Exception) -> Respo
     return problem_response(
         request, 500, TITLES[500], "Something went wrong on our side; it has been logged."
     )
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn the portal services' refusals into HTTP answers the caller can act on."""
+    try:
+        yield
+    except PermissionDenied as exc:
+        raise Problem(403, f"You {exc}.") from exc
+    except StateConflict as exc:
+        raise Problem(409, sentence(str(exc))) from exc
+    except InvalidRequest as exc:
+        raise Problem(422, sentence(str(exc))) from exc

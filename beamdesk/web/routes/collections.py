@@ -8,8 +8,6 @@ requests for resuming), so one route decides who may read data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -39,8 +37,8 @@ from beamdesk.web.deps import (
     Now,
     proposal_for,
 )
-from beamdesk.web.problems import Problem, not_found, sentence
-from beamdesk.web.routes.pages import flash, render, to_login
+from beamdesk.web.problems import Problem, not_found, sentence, service_errors
+from beamdesk.web.routes.pages import flash, proposal_or_sign_in, render, to_login
 from beamdesk.web.security import verify_csrf
 
 pages = APIRouter(include_in_schema=False)
@@ -97,16 +95,6 @@ def by_doi(db: Session, doi: str) -> Collection | None:
     return load_collection(db, cid) if cid is not None else None
 
 
-@contextmanager
-def service_errors() -> Iterator[None]:
-    try:
-        yield
-    except PermissionDenied as exc:
-        raise Problem(403, f"You {exc}.") from exc
-    except InvalidRequest as exc:
-        raise Problem(422, sentence(str(exc))) from exc
-
-
 def _relation(identity: Identity, collection: Collection, now: datetime) -> access.Relation:
     return access.relation(identity, collection.proposal, now)
 
@@ -123,12 +111,10 @@ def proposal_collections(
     number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
     now: Now,
 ) -> Response:
-    try:
-        proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    except Problem:
-        if user is None:
-            return to_login(request)
-        raise
+    proposal = proposal_or_sign_in(request, db, identity, user, number, Action.view_proposal,
+                                   now)
+    if isinstance(proposal, RedirectResponse):
+        return proposal
     rel = access.relation(identity, proposal, now)
     rows = [c for c in db.scalars(select(Collection).where(Collection.proposal_id == proposal.id)
                                   .order_by(Collection.id))

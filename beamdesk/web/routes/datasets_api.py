@@ -11,7 +11,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from beamdesk.portal.access import Action
-from beamdesk.portal.catalogue import DatasetQuery, proposal_dataset_records, search_datasets
+from beamdesk.portal.catalogue import (
+    PUBLIC_FIELDS,
+    DatasetQuery,
+    proposal_dataset_records,
+    search_datasets,
+)
 from beamdesk.portal.models import Dataset
 from beamdesk.web import schemas
 from beamdesk.web.deps import DB, CurrentIdentity, Now, proposal_for
@@ -38,13 +43,7 @@ class DatasetOut(BaseModel):
 
     @classmethod
     def of(cls, row: Dataset, number: str) -> DatasetOut:
-        return cls(
-            proposal=number, path=row.path, size=row.size, mtime=row.mtime, sha256=row.sha256,
-            is_hdf5=row.is_hdf5, title=row.title, start_time=row.start_time,
-            end_time=row.end_time, instrument=row.instrument, nx_classes=row.nx_classes,
-            kind=row.kind, error=row.error, provenance=row.provenance,
-            parameters=row.parameters,
-        )
+        return cls(proposal=number, **{name: getattr(row, name) for name in PUBLIC_FIELDS})
 
 
 @router.get("/proposals/{number}/datasets", response_model=schemas.Page[DatasetOut])

@@ -10,10 +10,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from beamdesk.portal import access, proposals
-from beamdesk.portal.access import Action
+from beamdesk.portal.access import Action, Identity
+from beamdesk.portal.catalogue import proposal_datasets
 from beamdesk.portal.collections import published_collections
 from beamdesk.portal.lifecycle import TRANSITIONS, actions_from
 from beamdesk.portal.models import (
@@ -52,6 +53,20 @@ def render(request: Request, template: str, user: User | None, **context: Any) -
 def to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def proposal_or_sign_in(
+    request: Request, db: Session, identity: Identity, user: User | None, number: str,
+    action: Action, now: datetime,
+) -> Proposal | RedirectResponse:
+    """``proposal_for`` for pages: an anonymous visitor the rules refuse is sent to sign in
+    (signing in may give access); anyone else refused gets the usual 404."""
+    try:
+        return proposal_for(db, identity, number, action, now)
+    except Problem:
+        if user is None:
+            return to_login(request)
+        raise
 
 
 def back_to(number: str) -> RedirectResponse:
@@ -139,21 +154,16 @@ def proposal_page(
     number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
     now: Now,
 ) -> Response:
-    try:
-        proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    except Problem:
-        if user is None:
-            return to_login(request)
-        raise
+    proposal = proposal_or_sign_in(request, db, identity, user, number, Action.view_proposal,
+                                   now)
+    if isinstance(proposal, RedirectResponse):
+        return proposal
     rel = access.relation(identity, proposal, now)
     may = {a.value for a in Action if access.may(rel, a)}
     datasets = []
     total_files = 0
     if "read_data" in may:
-        total_files = db.scalar(select(func.count()).select_from(Dataset)
-                                .where(Dataset.proposal_id == proposal.id)) or 0
-        datasets = db.scalars(select(Dataset).where(Dataset.proposal_id == proposal.id)
-                              .order_by(Dataset.path).limit(200)).all()
+        datasets, total_files = proposal_datasets(db, proposal, limit=200)
     reviewers = (db.scalars(select(User).where(User.role == GlobalRole.reviewer)
                             .order_by(User.username)).all()
                  if "assign_reviewers" in may else [])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from beamdesk.portal import access, proposals
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.models import Beamline, Proposal, ProposalState, User
-from beamdesk.portal.proposals import InvalidRequest, PermissionDenied, SampleInput, StateConflict
+from beamdesk.portal.proposals import SampleInput
 from beamdesk.web import schemas
 from beamdesk.web.deps import (
     DB,
@@ -24,24 +23,11 @@ from beamdesk.web.deps import (
     SignedInUser,
     proposal_for,
 )
-from beamdesk.web.problems import Problem, sentence
+from beamdesk.web.problems import Problem, service_errors
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter(prefix="/api", tags=["proposals"])
 changes = APIRouter(tags=["proposals"], dependencies=[Depends(verify_csrf)])
-
-
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """Turn the services' refusals into HTTP answers the caller can act on."""
-    try:
-        yield
-    except PermissionDenied as exc:
-        raise Problem(403, f"You {exc}.") from exc
-    except StateConflict as exc:
-        raise Problem(409, sentence(str(exc))) from exc
-    except InvalidRequest as exc:
-        raise Problem(422, sentence(str(exc))) from exc
 
 
 def _beamline(db: Session, name: str | None) -> Beamline | None:

@@ -8,7 +8,6 @@ to the h5grove-compatible API in routes/h5.py with the session cookie.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,29 +22,29 @@ from beamdesk.web.deps import (
     CurrentUser,
     Now,
     ReadableProposal,
-    proposal_for,
 )
 from beamdesk.web.frontend import MANIFEST, entry_assets
-from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.problems import not_found
+from beamdesk.web.routes.pages import proposal_or_sign_in
 from beamdesk.web.security import VIEWER_CSP
 
 router = APIRouter()
 
 
-@router.get("/proposals/{number}/viewer", response_class=HTMLResponse, include_in_schema=False)
-def viewer_page(
-    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
-    settings: AppSettings, now: Now, file: str = "", path: str = "/",
+def app_page(
+    request: Request, *, template: str, entry: str, number: str, file: str, h5path: str,
+    user: CurrentUser, identity: CurrentIdentity, db: DB, settings: AppSettings, now: Now,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
-    try:
-        proposal = proposal_for(db, identity, number, Action.read_data, now)
-    except Problem:
-        if user is None:  # signing in may give access; 404 for everyone else
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-        raise
-    status, problem = 200, ""
-    has_data = True
+    """A page around a built front end (viewer, workbench) for one file of a proposal.
+
+    Readers only (anonymous visitors are sent to sign in, others get 404); a file that is
+    not in the proposal leaves the page usable with a 404 status and a message.
+    """
+    proposal = proposal_or_sign_in(request, db, identity, user, number, Action.read_data, now)
+    if isinstance(proposal, RedirectResponse):
+        return proposal
+    status, problem, has_data = 200, "", True
     try:
         proposal_root(settings.data_root, number)
     except PathNotFound:
@@ -60,18 +59,29 @@ def viewer_page(
             file = ""
     context: dict[str, Any] = {
         "user": user, "messages": [("error", problem)] if problem else [], "p": proposal,
-        "file": file, "h5path": path or "/", "has_data": has_data,
+        "file": file, "h5path": h5path, "has_data": has_data,
         # Tests point app.state.frontend_manifest elsewhere to see the "not built" page.
-        "assets": entry_assets("viewer.html",
-                               getattr(request.app.state, "frontend_manifest", MANIFEST)),
-        "api_url": f"/api/proposals/{number}/h5",
-        "browse_url": f"/api/proposals/{number}/browse",
+        "assets": entry_assets(entry, getattr(request.app.state, "frontend_manifest", MANIFEST)),
+        **(extra or {}),
     }
     response = request.app.state.templates.TemplateResponse(
-        request, "viewer.html", context, status_code=status)
-    # H5Web needs 'unsafe-eval' (see VIEWER_CSP); the middleware keeps a page's own policy.
+        request, template, context, status_code=status)
+    # H5Web and @h5web/lib need 'unsafe-eval' (see VIEWER_CSP: scijs ndarray compiles
+    # accessors with Function()); the middleware keeps a page's own policy.
     response.headers["content-security-policy"] = VIEWER_CSP
     return response
+
+
+@router.get("/proposals/{number}/viewer", response_class=HTMLResponse, include_in_schema=False)
+def viewer_page(
+    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
+    settings: AppSettings, now: Now, file: str = "", path: str = "/",
+) -> Response:
+    return app_page(request, template="viewer.html", entry="viewer.html", number=number,
+                    file=file, h5path=path or "/", user=user, identity=identity, db=db,
+                    settings=settings, now=now,
+                    extra={"api_url": f"/api/proposals/{number}/h5",
+                           "browse_url": f"/api/proposals/{number}/browse"})
 
 
 @router.get("/api/proposals/{number}/browse", tags=["files"])

@@ -19,15 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from beamdesk.h5.paths import PathNotFound, clean_relative, proposal_root, resolve_in_proposal
+from beamdesk.h5.paths import PathNotFound, clean_relative
 from beamdesk.portal.access import Action
 from beamdesk.web.deps import (
     DB,
@@ -40,9 +39,9 @@ from beamdesk.web.deps import (
     SignedInUser,
     proposal_for,
 )
-from beamdesk.web.frontend import MANIFEST, entry_assets
-from beamdesk.web.problems import Problem, not_found
-from beamdesk.web.security import VIEWER_CSP, verify_csrf
+from beamdesk.web.problems import Problem
+from beamdesk.web.routes.viewer import app_page
+from beamdesk.web.security import verify_csrf
 
 router = APIRouter()
 api = APIRouter(prefix="/api", tags=["xrf"])
@@ -172,17 +171,6 @@ def user_errors() -> Iterator[None]:
         raise Problem(422, str(exc).splitlines()[0] if str(exc) else "Invalid input.") from None
 
 
-def _file(folder: ReadableFolder, relpath: str) -> Path:
-    number = folder.proposal.number
-    try:
-        path = resolve_in_proposal(folder.data_root, number, relpath)
-    except PathNotFound:
-        raise not_found(f"No file {relpath!r} in proposal {number}.") from None
-    if not path.is_file():
-        raise not_found(f"No file {relpath!r} in proposal {number}.")
-    return path
-
-
 def check_types(obj: Any, where: str = "config") -> None:
     """Every number of the configuration is a number, every flag a flag: the engine's
     TOML reader takes values as given, and a browser form can send "" for a number."""
@@ -233,7 +221,7 @@ def _config(folder: ReadableFolder, choice: ConfigChoice) -> Any:
     if choice.config is not None:
         return parse_config(choice.config)
     with user_errors():
-        return load_config(_file(folder, str(choice.config_file)))
+        return load_config(folder.file(str(choice.config_file)))
 
 
 def _finite(value: float) -> float | None:
@@ -506,7 +494,7 @@ async def fit(number: str, body: FitIn, folder: ReadableProposal,
               settings: AppSettings) -> dict[str, Any]:
     """Fit one spectrum (a 1-D spectrum, one pixel, a region's or the map's sum) with a
     configuration; returns parameters, group areas, mass fractions and the curves."""
-    path = _file(folder, body.source.file)
+    path = folder.file(body.source.file)
     cfg = _config(folder, body)
 
     def work() -> dict[str, Any]:
@@ -527,7 +515,7 @@ async def spectrum(number: str, body: SpectrumSource, folder: ReadableProposal,
                    settings: AppSettings) -> dict[str, Any]:
     """The counts of a spectrum, pixel, region or map sum, before any fit (for picking
     calibration peaks and energy windows), and the map's shape when it is one."""
-    path = _file(folder, body.file)
+    path = folder.file(body.file)
 
     def work() -> dict[str, Any]:
         with user_errors():
@@ -547,7 +535,7 @@ def spectra_in_file(number: str, folder: ReadableProposal,
     """Datasets of an HDF5 file that look like spectra or maps of spectra (numeric, last
     axis ≥ 64 channels), the likeliest first: marked ``interpretation = spectrum``, then
     the most pixels."""
-    path = _file(folder, file)
+    path = folder.file(file)
     try:
         found = find_spectra(path)
     except OSError:
@@ -621,7 +609,7 @@ def load_config_file(number: str, folder: ReadableProposal,
         write_pymca_dict,
     )
 
-    path = _file(folder, file)
+    path = folder.file(file)
     try:
         cfg = load_config(path)
     except ConfigError as exc:
@@ -666,7 +654,7 @@ async def roi(number: str, body: RoiIn, folder: ReadableProposal) -> dict[str, A
     """Counts in energy windows for every pixel of a map (streamed block by block)."""
     from beamdesk.xrf.roi import roi_maps
 
-    path = _file(folder, body.file)
+    path = folder.file(body.file)
 
     def work() -> dict[str, Any]:
         with user_errors():
@@ -694,7 +682,7 @@ def result_info(number: str, folder: ReadableProposal,
     """The groups of a map-fit result and where their maps are (for /h5/data)."""
     from beamdesk.xrf.mapfit import dataset_name
 
-    path = _file(folder, file)
+    path = folder.file(file)
     groups = result_groups(path)
     return {"file": clean_relative(file), "groups": groups, "maps": {
         g: f"/entry/xrf_fit/results/parameters/{dataset_name(g)}" for g in groups}}
@@ -703,7 +691,7 @@ def result_info(number: str, folder: ReadableProposal,
 @changes.post("/proposals/{number}/xrf/rgb")
 async def rgb(number: str, body: RgbIn, folder: ReadableProposal) -> dict[str, Any]:
     """Three element maps scaled per channel, and the scatter of two of them."""
-    path = _file(folder, body.file)
+    path = folder.file(body.file)
     return await run_in_threadpool(rgb_payload, path, body)
 
 
@@ -715,42 +703,13 @@ def workbench_page(
     settings: AppSettings, now: Now, file: str = "", path: str = "",
 ) -> Response:
     try:
-        proposal = proposal_for(db, identity, number, Action.read_data, now)
-    except Problem:
-        if user is None:  # signing in may give access; 404 for everyone else
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-        raise
-    status, problem = 200, ""
-    try:
-        proposal_root(settings.data_root, number)
-        has_data = True
-    except PathNotFound:
-        has_data, file = False, ""
-    if file:
-        try:
-            file = clean_relative(file)
-            if not resolve_in_proposal(settings.data_root, number, file).is_file():
-                raise PathNotFound(file)
-        except PathNotFound:
-            status, problem = 404, f"No file {file!r} in this proposal."
-            file = ""
-    may_run = True
-    try:
         proposal_for(db, identity, number, Action.run_job, now)
+        may_run = True
     except Problem:
         may_run = False
-    context: dict[str, Any] = {
-        "user": user, "messages": [("error", problem)] if problem else [], "p": proposal,
-        "file": file, "h5path": path, "has_data": has_data, "may_run": may_run,
-        "assets": entry_assets("workbench.html",
-                               getattr(request.app.state, "frontend_manifest", MANIFEST)),
-    }
-    response = request.app.state.templates.TemplateResponse(
-        request, "workbench.html", context, status_code=status)
-    # @h5web/lib keeps arrays in scijs ndarray, which compiles accessors with Function()
-    response.headers["content-security-policy"] = VIEWER_CSP
-    return response
+    return app_page(request, template="workbench.html", entry="workbench.html", number=number,
+                    file=file, h5path=path, user=user, identity=identity, db=db,
+                    settings=settings, now=now, extra={"may_run": may_run})
 
 
 router.include_router(api)
