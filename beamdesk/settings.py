@@ -62,6 +62,11 @@ class Settings:
     dask_scheduler: str = ""
     dask_workers: int = 2
     max_concurrent_jobs: int = 2
+    # Reader workers that parse users' files (beamdesk.sandbox): "bwrap" confines each to
+    # one proposal's folder; "process" only isolates crashes (machines without bubblewrap).
+    sandbox: str = "bwrap"
+    reader_memory_bytes: int = 3 * 1024 * MiB
+    reader_timeout: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -94,6 +99,9 @@ def settings_from_env(data_root: str | Path | None = None) -> Settings:
         dask_scheduler=_env("DASK_SCHEDULER", ""),
         dask_workers=int(_env("DASK_WORKERS", "2")),
         max_concurrent_jobs=int(_env("MAX_CONCURRENT_JOBS", "2")),
+        sandbox=_env("SANDBOX", "bwrap"),
+        reader_memory_bytes=int(_env("READER_MEMORY_BYTES", str(3 * 1024 * MiB))),
+        reader_timeout=float(_env("READER_TIMEOUT", "60")),
     )
 
 

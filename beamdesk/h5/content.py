@@ -10,6 +10,7 @@ H5Web's H5GroveProvider reads them unchanged.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -119,20 +120,48 @@ def confined_opener(folder: Path, open_file: Callable[[Path], h5py.File]) -> Ope
     return opener
 
 
-def check_storage(dataset: h5py.Dataset, folder: Path) -> None:
-    """Refuse virtual or external-storage datasets whose raw data lies outside ``folder``."""
-    base = Path(dataset.file.filename).parent
+def _storage_names(dataset: h5py.Dataset) -> list[str]:
     names: list[str] = []
     if dataset.is_virtual:
         names = [vs.file_name for vs in dataset.virtual_sources() if vs.file_name != "."]
     if dataset.external:
-        names += [
-            (n.decode() if isinstance(n, bytes) else n) for n, *_ in dataset.external
-        ]
-    for name in names:
-        target = (base / name).resolve()
-        if not target.is_relative_to(folder):
-            raise H5RequestError(404, f"{dataset.name} stores its data outside this proposal.")
+        names += [(n.decode() if isinstance(n, bytes) else n) for n, *_ in dataset.external]
+    return names
+
+
+def _libhdf5_candidates(name: str, file_dir: Path) -> list[Path]:
+    """Every place libhdf5 may look for a source or external file called ``name``.
+
+    libhdf5 tries an absolute name as given and then its base name beside the file; a
+    relative name against the prefixes (``HDF5_VDS_PREFIX``, ``HDF5_EXTFILE_PREFIX``,
+    ``${ORIGIN}`` meaning the file's folder), the file's folder and the working directory.
+    """
+    pure = PurePosixPath(name)
+    if pure.is_absolute():
+        return [Path(name), file_dir / pure.name]
+    places = [file_dir, Path.cwd()]
+    for variable in ("HDF5_VDS_PREFIX", "HDF5_EXTFILE_PREFIX"):
+        for prefix in filter(None, os.environ.get(variable, "").split(":")):
+            places.append(Path(prefix.replace("${ORIGIN}", str(file_dir))))
+    return [place / name for place in places]
+
+
+def check_storage(dataset: h5py.Dataset, folder: Path) -> None:
+    """Refuse virtual or external-storage datasets whose raw data may lie outside ``folder``.
+
+    Every place libhdf5 could read such data from must resolve inside the proposal, so no
+    spelling of the name (absolute, ``..``, a symlink, a prefix) reaches another file.
+    """
+    file_dir = Path(dataset.file.filename).parent
+    for name in _storage_names(dataset):
+        for candidate in _libhdf5_candidates(name, file_dir):
+            try:
+                target = candidate.resolve()
+            except (OSError, RuntimeError):  # a symlink loop
+                target = Path("/")
+            if not target.is_relative_to(folder):
+                raise H5RequestError(
+                    404, f"{dataset.name} stores its data outside this proposal.")
 
 
 # --- metadata, in h5grove 4's shapes -------------------------------------------------------

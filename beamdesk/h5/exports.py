@@ -33,6 +33,7 @@ def _numeric(data: np.ndarray, fmt: str) -> np.ndarray:
 
 
 def to_csv(data: np.ndarray) -> bytes:
+    """Numbers only (``_numeric`` refuses text), so no cell can be a formula (see csvsafe)."""
     arr = _numeric(data, "csv")
     if arr.ndim not in (1, 2):
         raise H5RequestError(422, f"format=csv needs a 1-D or 2-D selection, not {arr.ndim}-D; "

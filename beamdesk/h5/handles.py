@@ -41,11 +41,11 @@ def signature(path: Path) -> Signature:
 def open_readonly(path: Path) -> h5py.File:
     """Open for reading; in SWMR-read mode only if a SWMR writer holds the file."""
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", locking=False)
     except OSError:
         pass
     try:
-        return h5py.File(path, "r", swmr=True)
+        return h5py.File(path, "r", swmr=True, locking=False)
     except OSError as exc:
         raise H5RequestError(
             422, f"{path.name} is not a readable HDF5 file (it may be truncated or damaged)."

@@ -78,16 +78,34 @@ def parse_time(value: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _never_external(holder: h5py.File, filename: str) -> None:
+    return None
+
+
+def inside(group: h5py.Group, path: str) -> h5py.Group | h5py.Dataset | None:
+    """What ``path`` (absolute, or relative to ``group``) names in the same file, walked
+    link by link; None if it is absent or any hop is an external link."""
+    from beamdesk.h5.content import resolve
+    from beamdesk.h5.errors import H5RequestError
+
+    if not path.startswith("/"):
+        path = f"{(group.name or '').rstrip('/')}/{path}"
+    try:
+        entity = resolve(group.file, path, _never_external).entity
+    except H5RequestError:
+        return None
+    return entity if isinstance(entity, h5py.Group | h5py.Dataset) else None
+
+
+def own_storage(obj: h5py.Dataset) -> bool:
+    """True if the dataset's bytes are in its own file (not virtual, not external)."""
+    return not obj.is_virtual and not obj.external
+
+
 def _scalar(group: h5py.Group, name: str) -> str:
     """A small scalar dataset's value as text; '' if absent, not a scalar, or a link out."""
-    link = group.get(name, getlink=True)
-    if not isinstance(link, h5py.HardLink | h5py.SoftLink):
-        return ""
-    try:
-        obj = group[name]
-    except (KeyError, OSError):
-        return ""
-    if not isinstance(obj, h5py.Dataset) or obj.size != 1:
+    obj = inside(group, name)
+    if not isinstance(obj, h5py.Dataset) or obj.size != 1 or not own_storage(obj):
         return ""
     return text(obj[()])
 
@@ -109,8 +127,9 @@ def _children(group: h5py.Group, cls: str) -> list[h5py.Group]:
 
 def default_entry(root: h5py.File) -> h5py.Group | None:
     named = text(root.attrs.get("default", ""))
-    if named and isinstance(root.get(named), h5py.Group):
-        return root[named]
+    entry = inside(root, named) if named else None
+    if isinstance(entry, h5py.Group):
+        return entry
     entries = _children(root, "NXentry")
     return entries[0] if entries else None
 
@@ -126,7 +145,7 @@ def default_plot_classes(root: h5py.File) -> str:
         if nx_class(group) == "NXdata":
             break
         named = text(group.attrs.get("default", ""))
-        nxt = group.get(named) if named else None
+        nxt = inside(group, named) if named else None
         if not isinstance(nxt, h5py.Group):
             data = _children(group, "NXdata")
             nxt = data[0] if data else None
@@ -173,7 +192,8 @@ def collect_parameters(entry: h5py.Group) -> dict[str, dict[str, Any]]:
             key = f"{prefix}/{name}"
             if isinstance(obj, h5py.Group) and depth < _PARAMETER_DEPTH:
                 visit(obj, key, depth + 1)
-            elif isinstance(obj, h5py.Dataset) and obj.size == 1 and obj.dtype.kind in "iufSOU":
+            elif (isinstance(obj, h5py.Dataset) and obj.size == 1
+                  and obj.dtype.kind in "iufSOU" and own_storage(obj)):
                 value = _number_or_text(obj[()])
                 if value not in (None, ""):
                     found[key] = {"value": value, "unit": text(obj.attrs.get("units", ""))}
@@ -184,17 +204,47 @@ def collect_parameters(entry: h5py.Group) -> dict[str, dict[str, Any]]:
     return found
 
 
-def describe(path: Path) -> FileMetadata:
-    """Catalogue metadata of an HDF5 file. Raises OSError if HDF5 cannot open it."""
-    with h5py.File(path, "r", locking=False) as root:
-        meta = FileMetadata()
-        entry = default_entry(root)
-        if entry is None:
-            return meta
-        meta.title = _scalar(entry, "title")[:1000]
-        meta.start_time = parse_time(_scalar(entry, "start_time"))
-        meta.end_time = parse_time(_scalar(entry, "end_time"))
-        meta.instrument = _instrument_name(entry)[:250]
-        meta.nx_classes = default_plot_classes(root)[:250]
-        meta.parameters = collect_parameters(entry)
+def describe(root: h5py.File) -> FileMetadata:
+    """Catalogue metadata of an open HDF5 file (attributes and small scalars only)."""
+    meta = FileMetadata()
+    entry = default_entry(root)
+    if entry is None:
         return meta
+    meta.title = _scalar(entry, "title")[:1000]
+    meta.start_time = parse_time(_scalar(entry, "start_time"))
+    meta.end_time = parse_time(_scalar(entry, "end_time"))
+    meta.instrument = _instrument_name(entry)[:250]
+    meta.nx_classes = default_plot_classes(root)[:250]
+    meta.parameters = collect_parameters(entry)
+    return meta
+
+
+def default_signal(root: h5py.File) -> str:
+    """The dataset NeXus would plot (``default`` attributes, then ``signal``), else the
+    first numeric dataset with at least one dimension; '' when there is none."""
+    group: h5py.Group | None = default_entry(root)
+    for _ in range(4):
+        if group is None:
+            break
+        if nx_class(group) == "NXdata":
+            signal = text(group.attrs.get("signal", ""))
+            obj = inside(group, signal) if signal else None
+            if isinstance(obj, h5py.Dataset):
+                return obj.name or ""
+            break
+        named = text(group.attrs.get("default", ""))
+        nxt = inside(group, named) if named else None
+        if not isinstance(nxt, h5py.Group):
+            data = _children(group, "NXdata")
+            nxt = data[0] if data else None
+        group = nxt
+    found: list[str] = []
+
+    def visit(name: str, obj: Any) -> Any:  # hard links only
+        if isinstance(obj, h5py.Dataset) and obj.ndim >= 1 and obj.dtype.kind in "iufb":
+            found.append("/" + name)
+            return True
+        return None
+
+    root.visititems(visit)
+    return found[0] if found else ""

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
+from beamdesk.h5 import csvsafe
 from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.nexus import nx_class, text
 from beamdesk.h5.selection import Selection, parse_selection
+
+
+Lookup = Callable[[h5py.Group, str], "h5py.Dataset | None"]
 
 
 @dataclass
@@ -41,29 +46,40 @@ def _names(value: object) -> list[str]:
     return [n.strip() for n in re.split(r"[:,]", names)] if names else []
 
 
-def signal_name(group: h5py.Group, chosen: str = "") -> str:
+def _linked_dataset(group: h5py.Group, name: str) -> h5py.Dataset | None:
+    """A dataset reached by a hard or soft link (external links are never followed here)."""
+    link = group.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink | h5py.SoftLink):
+        return None
+    obj = group.get(name)
+    return obj if isinstance(obj, h5py.Dataset) else None
+
+
+def signal_name(group: h5py.Group, chosen: str = "", lookup: Lookup = _linked_dataset) -> str:
     """The signal's name: the caller's choice, @signal, or the old ``signal=1`` marker."""
     if chosen:
-        if not isinstance(group.get(chosen), h5py.Dataset):
+        if lookup(group, chosen) is None:
             raise H5RequestError(422, f"{group.name} has no dataset {chosen!r}.")
         return chosen
     named = text(group.attrs.get("signal", ""))
-    if named and isinstance(group.get(named), h5py.Dataset):
+    if named and lookup(group, named) is not None:
         return named
-    for name, obj in group.items():
-        if isinstance(obj, h5py.Dataset) and text(obj.attrs.get("signal", "")) == "1":
+    for name in group:
+        obj = lookup(group, name)
+        if obj is not None and text(obj.attrs.get("signal", "")) == "1":
             return name
     raise H5RequestError(422, f"{group.name} names no signal (@signal): choose one with "
                          "signal=<dataset name>.")
 
 
-def _old_style_axes(group: h5py.Group, ndim: int) -> list[str]:
+def _old_style_axes(group: h5py.Group, ndim: int, lookup: Lookup) -> list[str]:
     """NeXus before 2014: each axis dataset says ``axis=<dimension, from 1>``, and
     ``primary=1`` picks one when several share a dimension (as GDA writes)."""
     names = ["."] * ndim
     ranks = [0] * ndim
-    for name, obj in group.items():
-        if not isinstance(obj, h5py.Dataset) or "axis" not in obj.attrs:
+    for name in group:
+        obj = lookup(group, name)
+        if obj is None or "axis" not in obj.attrs:
             continue
         try:
             dim = int(text(obj.attrs["axis"]).split(",")[0]) - 1
@@ -75,10 +91,11 @@ def _old_style_axes(group: h5py.Group, ndim: int) -> list[str]:
     return names
 
 
-def axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str]:
+def axis_names(group: h5py.Group, signal: h5py.Dataset,
+               lookup: Lookup = _linked_dataset) -> list[str]:
     names = _names(group.attrs.get("axes", "")) or _names(signal.attrs.get("axes", ""))
     if not names:
-        return _old_style_axes(group, signal.ndim)
+        return _old_style_axes(group, signal.ndim, lookup)
     return names + ["."] * (signal.ndim - len(names))
 
 
@@ -91,29 +108,35 @@ def _line_dimension(sel: Selection) -> int:
     return kept[0]
 
 
-def _same_shape(group: h5py.Group, name: str, shape: tuple[int, ...]) -> h5py.Dataset | None:
-    obj = group.get(name)
-    return obj if isinstance(obj, h5py.Dataset) and obj.shape == shape else None
+def _same_shape(group: h5py.Group, name: str, shape: tuple[int, ...],
+                lookup: Lookup) -> h5py.Dataset | None:
+    obj = lookup(group, name)
+    return obj if obj is not None and obj.shape == shape else None
 
 
 def line_columns(group: h5py.Group, selection: str | None, limit: int,
-                 signal: str = "") -> list[Column]:
-    """Axis, signal, errors and auxiliary signals of one line of an NXdata group."""
+                 signal: str = "", lookup: Lookup = _linked_dataset) -> list[Column]:
+    """Axis, signal, errors and auxiliary signals of one line of an NXdata group.
+
+    ``lookup`` finds a member dataset by name; the content API passes the proposal's
+    opener (``ProposalFiles.child``), which also refuses storage outside the proposal.
+    """
     if nx_class(group) != "NXdata":
         raise H5RequestError(422, f"{group.name} is not an NXdata group.")
-    name = signal_name(group, signal)
-    dataset = group[name]
+    name = signal_name(group, signal, lookup)
+    dataset = lookup(group, name)
+    assert dataset is not None
     shape = dataset.shape or ()
     sel = parse_selection(selection, shape)
     dim = _line_dimension(sel)
     if sel.size() * max(dataset.dtype.itemsize, 8) * 4 > limit:
         raise H5RequestError(413, "This line is longer than the read limit; slice it.")
     columns = []
-    axis = axis_names(group, dataset)[dim]
+    axis = axis_names(group, dataset, lookup)[dim]
     member = sel.members[dim]
     assert isinstance(member, slice)
-    axis_ds = group.get(axis) if axis != "." else None
-    if isinstance(axis_ds, h5py.Dataset) and axis_ds.ndim == 1:
+    axis_ds = lookup(group, axis) if axis != "." else None
+    if axis_ds is not None and axis_ds.ndim == 1:
         values = axis_ds[()]
         if values.shape[0] == shape[dim] + 1:  # bin edges: the centres label the points
             values = 0.5 * (values[1:] + values[:-1])
@@ -123,12 +146,12 @@ def line_columns(group: h5py.Group, selection: str | None, limit: int,
         columns.append(Column("index", "", np.arange(shape[dim])[member]))
     columns.append(Column(name, text(dataset.attrs.get("units", "")), dataset[sel.key]))
     for errors in (f"{name}_errors", "errors"):
-        ds = _same_shape(group, errors, shape)
+        ds = _same_shape(group, errors, shape, lookup)
         if ds is not None:
             columns.append(Column(errors, text(ds.attrs.get("units", "")), ds[sel.key]))
             break
     for aux in _names(group.attrs.get("auxiliary_signals", "")):
-        ds = _same_shape(group, aux, shape)
+        ds = _same_shape(group, aux, shape, lookup)
         if ds is not None and aux != name:
             columns.append(Column(aux, text(ds.attrs.get("units", "")), ds[sel.key]))
     return columns
@@ -137,8 +160,9 @@ def line_columns(group: h5py.Group, selection: str | None, limit: int,
 def to_csv(columns: list[Column], title: str) -> bytes:
     """Comment line, header line, then one row per point (numbers at full precision)."""
     out = io.StringIO()
-    out.write(f"# {title}\n")
-    out.write(",".join(c.header.replace(",", ";") for c in columns) + "\n")
+    # Names, units and the title come from the file: no formula, no extra cell or row.
+    out.write(csvsafe.comment(title))
+    out.write(csvsafe.row(csvsafe.flat(c.header).replace(",", ";") for c in columns))
     table = np.column_stack([np.asarray(c.values, dtype=np.float64) for c in columns])
     np.savetxt(out, table, fmt="%.17g", delimiter=",")
     return out.getvalue().encode()

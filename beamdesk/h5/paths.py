@@ -58,7 +58,11 @@ def proposal_root(data_root: Path, number: str) -> Path:
 
 def resolve_in_proposal(data_root: Path, number: str, relpath: str) -> Path:
     """Resolve ``relpath`` inside proposal ``number``; it must exist and stay inside."""
-    folder = proposal_root(data_root, number)
+    return resolve_beneath(proposal_root(data_root, number), relpath)
+
+
+def resolve_beneath(folder: Path, relpath: str) -> Path:
+    """Resolve ``relpath`` inside the resolved ``folder``; it must exist and stay inside."""
     rel = clean_relative(relpath)
     try:
         target = (folder / rel).resolve(strict=True)

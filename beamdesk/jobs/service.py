@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from beamdesk.db import utcnow
@@ -142,6 +142,24 @@ def active_jobs_of(db: Session, owner_id: int) -> int:
     )
 
 
+def lock_quota(db: Session, owner_id: int) -> None:
+    """Serialise the quota check and insert of one user's submissions until the commit.
+
+    PostgreSQL: the user's row ``FOR UPDATE`` (a second submission waits at this line, and
+    its count, a new statement under READ COMMITTED, then sees the first one's job).
+    SQLite has no row locks, and its driver starts a transaction only at the first write,
+    so two requests could both count under the quota before either inserts: a no-op
+    ``UPDATE`` of the row makes this transaction the database's one writer before the
+    count (what ``BEGIN IMMEDIATE`` does); the others wait for the commit (busy timeout).
+    """
+    if db.get_bind().dialect.name == "sqlite":
+        users = User.__table__
+        db.execute(update(users).where(users.c.id == owner_id)
+                   .values(failed_logins=users.c.failed_logins))
+    else:
+        db.execute(select(User.id).where(User.id == owner_id).with_for_update())
+
+
 def submit(
     db: Session, settings: Settings, user: User, number: str, request: JobRequest, now: datetime
 ) -> Job:
@@ -157,9 +175,7 @@ def submit(
         raise InvalidJob(f"No file {file!r} in proposal {number}.") from None
     _resolve(settings, number, rel, "file")
     config, config_file = _config(settings, number, request)
-    # Serialise concurrent submissions of one user (PostgreSQL; SQLite has one writer anyway)
-    # so two requests cannot both slip under the quota.
-    db.execute(select(User.id).where(User.id == user.id).with_for_update())
+    lock_quota(db, user.id)
     if active_jobs_of(db, user.id) >= settings.max_concurrent_jobs:
         raise QuotaExceeded(
             f"You already have {settings.max_concurrent_jobs} jobs queued or running (the "

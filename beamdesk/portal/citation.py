@@ -7,7 +7,18 @@ from typing import Any
 
 from beamdesk.portal.datacite import Metadata
 
-_BIBTEX_SPECIAL = re.compile(r"([{}\\&%$#_^~])")
+# BibTeX counts every brace, escaped or not (``\}`` still closes a group), so user text
+# must bring no brace of its own: braces, backslashes and the characters LaTeX or a
+# ``.bib`` reader treat specially become brace-balanced commands.
+_BIBTEX_SPECIAL = {
+    "{": r"{\textbraceleft}", "}": r"{\textbraceright}", "\\": r"{\textbackslash}",
+    "@": r"{\char64}", "^": r"{\textasciicircum}", "~": r"{\textasciitilde}",
+    "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+}
+_BIBTEX_RE = re.compile("|".join(re.escape(c) for c in _BIBTEX_SPECIAL))
+# Line breaks of every kind (CR, LF, VT, FF, NEL, U+2028/9, the C0 separators) and other
+# control characters: an exported field is always one line.
+_BREAKS = re.compile(r"\s*[\x00-\x1f\x7f-\x9f\u2028\u2029]+\s*")
 
 
 def _doi_url(meta: Metadata) -> str:
@@ -22,8 +33,24 @@ def text(meta: Metadata) -> str:
     return f"{names} ({meta.publication_year}). {meta.title}. {meta.publisher}. {_doi_url(meta)}"
 
 
+def one_line(value: str) -> str:
+    """``value`` with each run of line breaks and control characters as one space."""
+    return _BREAKS.sub(" ", value).strip()
+
+
 def _bib(value: str) -> str:
-    return _BIBTEX_SPECIAL.sub(r"\\\1", value)
+    """User text as a BibTeX value: one line, no brace or backslash of its own."""
+    return _BIBTEX_RE.sub(lambda m: _BIBTEX_SPECIAL[m.group()], one_line(value))
+
+
+def _bib_name(name: str) -> str:
+    # A literal "and" inside one name would split it into two authors.
+    return re.sub(r"\band\b", "{and}", _bib(name), flags=re.IGNORECASE)
+
+
+def _bib_verbatim(value: str) -> str:
+    """A DOI or URL (not escaped, so it stays usable): one line, braces percent-encoded."""
+    return one_line(value).replace("{", "%7B").replace("}", "%7D").replace(" ", "%20")
 
 
 def bibtex_key(meta: Metadata) -> str:
@@ -35,14 +62,14 @@ def bibtex_key(meta: Metadata) -> str:
 
 def bibtex(meta: Metadata) -> str:
     fields = [
-        ("author", " and ".join(_bib(c.name) for c in meta.creators)),
+        ("author", " and ".join(_bib_name(c.name) for c in meta.creators)),
         ("title", "{" + _bib(meta.title) + "}"),
         ("publisher", _bib(meta.publisher)),
         ("year", str(meta.publication_year)),
     ]
     if meta.doi:
-        fields.append(("doi", meta.doi))
-    fields.append(("url", _doi_url(meta)))
+        fields.append(("doi", _bib_verbatim(meta.doi)))
+    fields.append(("url", _bib_verbatim(_doi_url(meta))))
     if meta.keywords:
         fields.append(("keywords", _bib(", ".join(meta.keywords))))
     if meta.licence:
@@ -52,6 +79,7 @@ def bibtex(meta: Metadata) -> str:
 
 
 def ris(meta: Metadata) -> str:
+    """One RIS record; every value is one line, so no field can start a tag or end it."""
     lines = [("TY", "DATA")]
     lines += [("AU", c.name) for c in meta.creators]
     lines += [("TI", meta.title), ("PY", str(meta.publication_year)), ("PB", meta.publisher)]
@@ -63,7 +91,7 @@ def ris(meta: Metadata) -> str:
     lines += [("KW", k) for k in meta.keywords]
     lines.append(("ER", ""))
     # RIS: two-letter tag, two spaces, hyphen, space; CRLF line ends.
-    return "".join(f"{tag}  - {value}".rstrip() + "\r\n" for tag, value in lines)
+    return "".join(f"{tag}  - {one_line(value)}".rstrip() + "\r\n" for tag, value in lines)
 
 
 def json_ld(meta: Metadata) -> dict[str, Any]:

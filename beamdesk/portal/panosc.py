@@ -25,8 +25,14 @@ the whole filter, so both agree by construction.
 
 Semantics where the specification leaves room (those of the PaNOSC reference server):
 an ``include`` whose ``scope`` has a ``where`` (at any depth) keeps only parents with at
-least one matching related object; ``like``/``ilike`` take SQL patterns (``%``, ``_``)
-and, without wildcards, match a substring; parameter queries convert units to SI.
+least one matching related object; ``like``/``ilike`` take SQL patterns (``%``, ``_``,
+``\\`` escaping the next character, as PostgreSQL's default ``ESCAPE``) and, without
+wildcards, match a substring; parameter queries convert units to SI.
+
+One request must not stall or exhaust the server, so a filter is bounded before it is
+read (``MAX_FILTER_BYTES``, JSON nesting) and after (and/or depth, include chains, number
+of conditions, ``skip``): too much is a ``FilterTooLarge`` (422) with a sentence. Patterns
+are matched by ``like_matcher`` in linear time (no backtracking regular expression).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, type_coerce
@@ -47,12 +54,24 @@ from beamdesk.portal.models import Beamline, Dataset, Proposal, ProposalMember, 
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+# Bounds on one filter (a federated portal's queries stay far below them).
+MAX_FILTER_BYTES = 8192
+MAX_JSON_DEPTH = 32  # objects and lists inside each other, anywhere in the filter
+MAX_WHERE_DEPTH = 8  # and/or inside and/or
+MAX_INCLUDE_DEPTH = 4  # include inside an include's scope
+MAX_CONDITIONS = 64  # conditions in every where (filter and scopes), and/or counted too
+MAX_SKIP = 100_000
+MAX_NUMBER = 2**53  # JSON numbers beyond this are not exact in most clients
 OPERATORS = {"eq", "neq", "gt", "gte", "lt", "lte", "inq", "nin", "between", "like", "nlike",
              "ilike", "nilike"}
 
 
 class FilterError(ValueError):
     """The filter is not valid PaNOSC/Loopback syntax; the message says where."""
+
+
+class FilterTooLarge(FilterError):
+    """The filter is valid but too big or too deep to evaluate in one request."""
 
 
 # ---------------------------------------------------------------------------- the model
@@ -90,34 +109,88 @@ class Filter:
     skip: int = 0
 
 
+def load_json(text: str, what: str = "filter") -> Any:
+    """``text`` as JSON, refused (FilterTooLarge) before parsing if too long or too deep."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILTER_BYTES:
+        raise FilterTooLarge(f"the {what} is {size} bytes long; at most {MAX_FILTER_BYTES} "
+                             "are accepted")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FilterError(f"{what} is not JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError as exc:
+        raise FilterTooLarge(f"the {what} nests objects and lists more than "
+                             f"{MAX_JSON_DEPTH} levels deep") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise FilterTooLarge(f"the {what} holds a number out of range") from exc
+    _check_shape(raw, what)
+    return raw
+
+
+def _check_shape(raw: Any, what: str) -> None:
+    """JSON nesting depth and number sizes, without recursion."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise FilterTooLarge(f"the {what} nests objects and lists more than "
+                                     f"{MAX_JSON_DEPTH} levels deep")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1) for v in items)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and (
+                not math.isfinite(value) or abs(value) > MAX_NUMBER):
+            raise FilterTooLarge(f"the {what} holds a number out of range "
+                                 f"(at most {MAX_NUMBER} in size)")
+
+
 def parse_filter(text: str | None, model: str) -> Filter:
     """Parse the ``filter`` query parameter (a JSON object) for ``model``."""
     if not text:
         return Filter()
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FilterError(f"filter is not JSON: {exc.msg} at position {exc.pos}") from exc
+    raw = load_json(text)
     if not isinstance(raw, dict):
         raise FilterError("filter must be a JSON object")
     unknown = set(raw) - {"where", "include", "limit", "skip", "fields", "order"}
     if unknown:
         raise FilterError(f"unknown filter keys: {', '.join(sorted(unknown))}")
-    where = parse_where(raw.get("where"))
-    include = _includes(raw.get("include"), model, "include")
+    budget = _Budget()
+    where = parse_where(raw.get("where"), budget)
+    include = _includes(raw.get("include"), model, "include", budget)
     limit = _count(raw.get("limit", DEFAULT_LIMIT), "limit")
     # Loopback: a limit of 0 means "no limit"; ours is capped so one call stays cheap.
     limit = MAX_LIMIT if limit == 0 else min(limit, MAX_LIMIT)
-    return Filter(where=where, include=include, limit=limit,
-                  skip=_count(raw.get("skip", 0), "skip"))
+    skip = _count(raw.get("skip", 0), "skip")
+    if skip > MAX_SKIP:
+        raise FilterTooLarge(f"skip is {skip}; at most {MAX_SKIP} (narrow the where instead)")
+    return Filter(where=where, include=include, limit=limit, skip=skip)
 
 
-def parse_where(raw: Any) -> dict[str, Any] | None:
+def parse_where_text(text: str | None) -> dict[str, Any] | None:
+    """The ``where`` query parameter of the ``/count`` endpoints (JSON), bounded alike."""
+    return parse_where(load_json(text, "where")) if text else None
+
+
+@dataclass
+class _Budget:
+    """Conditions left for one filter (every where of it, include scopes too)."""
+
+    left: int = MAX_CONDITIONS
+
+    def spend(self, at: str) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise FilterTooLarge(f"the filter has more than {MAX_CONDITIONS} conditions "
+                                 f"(counting and/or; the last one at {at})")
+
+
+def parse_where(raw: Any, budget: _Budget | None = None) -> dict[str, Any] | None:
     if raw is None or raw == {}:
         return None
     if not isinstance(raw, dict):
         raise FilterError("where must be a JSON object")
-    _check_where(raw, "where")
+    _check_where(raw, "where", budget or _Budget(), 0)
     return raw
 
 
@@ -127,15 +200,20 @@ def _count(value: Any, name: str) -> int:
     return value
 
 
-def _check_where(where: dict[str, Any], at: str) -> None:
+def _check_where(where: dict[str, Any], at: str, budget: _Budget, depth: int) -> None:
     if _is_parameter_query(where):
+        budget.spend(at)
         return
     for key, value in where.items():
+        budget.spend(f"{at}.{key}")
         if key in ("and", "or"):
+            if depth >= MAX_WHERE_DEPTH:
+                raise FilterTooLarge(f"{at}.{key} nests and/or more than {MAX_WHERE_DEPTH} "
+                                     "levels deep")
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise FilterError(f"{at}.{key} must be a list of objects")
             for n, part in enumerate(value):
-                _check_where(part, f"{at}.{key}[{n}]")
+                _check_where(part, f"{at}.{key}[{n}]", budget, depth + 1)
         elif key == "query":
             if not isinstance(value, dict) or not _is_parameter_query(value):
                 raise FilterError(f"{at}.query needs variable, operator and value")
@@ -147,17 +225,23 @@ def _check_where(where: dict[str, Any], at: str) -> None:
                 raise FilterError(f"{at}.{key}.{op} needs a list")
             if op == "between" and (not isinstance(operand, list) or len(operand) != 2):
                 raise FilterError(f"{at}.{key}.between needs [low, high]")
-            if op in ("like", "nlike", "ilike", "nilike") and not isinstance(operand, str):
-                raise FilterError(f"{at}.{key}.{op} needs a string")
+            if op in ("like", "nlike", "ilike", "nilike"):
+                if not isinstance(operand, str):
+                    raise FilterError(f"{at}.{key}.{op} needs a string")
+                if _ends_with_escape(operand):
+                    raise FilterError(f"{at}.{key}.{op}: the pattern ends with the escape "
+                                      "character \\ (write \\\\ for a backslash)")
 
 
 def _is_parameter_query(d: dict[str, Any]) -> bool:
     return "operator" in d and "value" in d and ("variable" in d or "name" in d)
 
 
-def _includes(raw: Any, model: str, at: str) -> list[Include]:
+def _includes(raw: Any, model: str, at: str, budget: _Budget, depth: int = 0) -> list[Include]:
     if raw is None:
         return []
+    if depth >= MAX_INCLUDE_DEPTH:
+        raise FilterTooLarge(f"{at} chains includes more than {MAX_INCLUDE_DEPTH} levels deep")
     items = raw if isinstance(raw, list) else [raw]
     out = []
     for n, item in enumerate(items):
@@ -174,8 +258,10 @@ def _includes(raw: Any, model: str, at: str) -> list[Include]:
             known = ", ".join(sorted(RELATIONS[model])) or "none"
             raise FilterError(f"{model} has no relation {relation!r} (known: {known})")
         target = RELATIONS[model][relation][0]
-        out.append(Include(relation, parse_where(scope.get("where")),
-                           _includes(scope.get("include"), target, f"{where_at}.scope.include")))
+        budget.spend(where_at)
+        out.append(Include(relation, parse_where(scope.get("where"), budget),
+                           _includes(scope.get("include"), target, f"{where_at}.scope.include",
+                                     budget, depth + 1)))
     return out
 
 
@@ -206,13 +292,91 @@ def to_si(value: float, unit: str) -> float | None:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def _like(pattern: str, case: bool) -> re.Pattern[str]:
-    if "%" not in pattern and "_" not in pattern:
-        body = ".*" + re.escape(pattern) + ".*"
-    else:
-        body = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch)
-                       for ch in pattern)
-    return re.compile(f"^{body}$", 0 if case else re.IGNORECASE | re.DOTALL)
+def _ends_with_escape(pattern: str) -> bool:
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return trailing % 2 == 1
+
+
+def _like_parts(pattern: str) -> list[list[str | None]]:
+    """``pattern`` as literal characters and ``None`` for ``_``, split on ``%``."""
+    segments: list[list[str | None]] = [[]]
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            segments[-1].append(next(chars, "\\"))
+        elif ch == "%":
+            segments.append([])
+        else:
+            segments[-1].append(None if ch == "_" else ch)
+    return segments
+
+
+class _Segment:
+    """A piece of a pattern between two ``%``: literal text and ``_`` (one character)."""
+
+    def __init__(self, tokens: list[str | None]) -> None:
+        self.size = len(tokens)
+        self.text = "".join(t for t in tokens if t is not None)
+        self.plain = all(t is not None for t in tokens)
+        # No quantifier in it, so matching it anywhere costs at most len(value) * size.
+        self.regex = re.compile("".join("." if t is None else re.escape(t) for t in tokens),
+                                re.DOTALL)
+
+    def at(self, value: str, pos: int) -> bool:
+        return self.regex.match(value, pos) is not None
+
+    def find(self, value: str, pos: int) -> int:
+        if self.plain:
+            return value.find(self.text, pos)
+        m = self.regex.search(value, pos)
+        return m.start() if m else -1
+
+
+@dataclass(frozen=True)
+class LikeMatcher:
+    """SQL LIKE with ``\\`` as escape, matched greedily segment by segment.
+
+    Between two ``%`` the leftmost match of a segment is always the best one, so there
+    is nothing to backtrack: the cost is linear in the value for plain text segments
+    and at most value length × segment length with ``_`` in them.
+    """
+
+    first: _Segment
+    middle: tuple[_Segment, ...]
+    last: _Segment | None  # None: the pattern has no %
+    fold: bool
+
+    def __call__(self, value: str) -> bool:
+        if self.fold:
+            value = value.lower()
+        if self.last is None:
+            return len(value) == self.first.size and self.first.at(value, 0)
+        if len(value) < self.first.size or not self.first.at(value, 0):
+            return False
+        pos = self.first.size
+        for seg in self.middle:
+            found = seg.find(value, pos)
+            if found < 0:
+                return False
+            pos = found + seg.size
+        end = len(value) - self.last.size
+        return end >= pos and self.last.at(value, end)
+
+
+@lru_cache(maxsize=256)
+def like_matcher(pattern: str, case: bool = True) -> LikeMatcher:
+    """A matcher for a ``like`` (``case``) or ``ilike`` pattern; without a wildcard
+    (``%``, ``_`` not escaped) the pattern matches a substring, as the reference server."""
+    if not case:
+        pattern = pattern.lower()
+    parts = _like_parts(pattern)
+    if len(parts) == 1 and None not in parts[0]:
+        parts = [[], parts[0], []]
+    segments = [_Segment(p) for p in parts]
+    if len(segments) == 1:
+        return LikeMatcher(segments[0], (), None, not case)
+    middle = tuple(s for s in segments[1:-1] if s.size)  # %% is one %
+    return LikeMatcher(segments[0], middle, segments[-1], not case)
 
 
 def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
@@ -264,7 +428,7 @@ def compare(value: Any, op: str, operand: Any) -> bool:
     if op in ("like", "ilike", "nlike", "nilike"):
         if not isinstance(value, str):
             return op.startswith("n")
-        hit = bool(_like(operand, case=op in ("like", "nlike")).match(value))
+        hit = like_matcher(operand, case=op in ("like", "nlike"))(value)
         return not hit if op.startswith("n") else hit
     raise FilterError(f"unknown operator {op!r}")
 
@@ -334,7 +498,12 @@ def project(obj: dict[str, Any], model: str, includes: list[Include]) -> dict[st
     for inc in includes:
         target, many = relations[inc.relation]
         value = obj.get(inc.relation)
-        candidates = value if many else ([value] if value is not None else [])
+        # A relation the object does not carry (a dataset's document has no datasets, to
+        # break the cycle) is empty, so chains such as document.datasets stay valid.
+        if many:
+            candidates = value if isinstance(value, list) else []
+        else:
+            candidates = [value] if isinstance(value, dict) else []
         kept = []
         for item in candidates:
             if matches(item, inc.where):
@@ -421,7 +590,8 @@ def _dataset_sql(where: dict[str, Any]) -> ColumnElement[bool] | None:
         if key == "id" and op in ("eq", "inq"):
             wanted = operand if isinstance(operand, list) else [operand]
             numbers = [int(w) for w in wanted if isinstance(w, str | int)
-                       and not isinstance(w, bool) and str(w).isdigit()]
+                       and not isinstance(w, bool) and str(w).isdigit()
+                       and len(str(w)) <= 18]  # more digits: no row has that id
             parts.append(Dataset.id.in_(numbers))
             continue
         if key == "creationDate" and isinstance(operand, str | list):

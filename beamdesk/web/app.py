@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ import beamdesk
 from beamdesk.db import make_engine, make_sessionmaker
 from beamdesk.settings import Settings, get_settings
 from beamdesk.web import problems
+from beamdesk.web.readers import make_pool
 from beamdesk.web.security import SecurityHeadersMiddleware, csrf_token
 
 HERE = Path(__file__).parent
@@ -51,18 +53,27 @@ async def _run_jobs(app: FastAPI) -> AsyncIterator[None]:
     runner = await run_in_threadpool(start_runner, app.state.settings)
     app.state.job_runner = runner
     try:
-        yield
+        async with _stop_readers(app):
+            yield
     finally:
         app.state.job_runner = None
         if runner is not None:
             await run_in_threadpool(runner.stop)
 
 
+@asynccontextmanager
+async def _stop_readers(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        app.state.readers.close()
+
+
 def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> FastAPI:
     """The app; ``run_jobs`` also runs analysis jobs in this process (``beamdesk serve``)."""
     settings = settings or get_settings()
     app = FastAPI(
-        lifespan=_run_jobs if run_jobs else None,
+        lifespan=_run_jobs if run_jobs else _stop_readers,
         title="BeamDesk",
         version=beamdesk.__version__,
         description="Remote access to a synchrotron facility's experiments and data.",
@@ -74,6 +85,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.state.job_runner = None
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.readers = make_pool(app, settings)
+    weakref.finalize(app, app.state.readers.close)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["csrf_token"] = csrf_token
     templates.env.globals["settings"] = settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,15 +43,22 @@ def roi_maps(path: str, dataset: str, windows: list[tuple[str, float, float]], *
              progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Sum of counts in each energy window for every pixel; reads one block at a time."""
     with open_dataset(path, dataset) as ds:
-        shape = ds.shape
-        ranges = {name: channel_range(lo, hi, zero, gain, shape[-1], quad)
-                  for name, lo, hi in windows}
-        out = {name: np.zeros(shape[:-1], dtype=np.float64) for name in ranges}
-        blocks = plan_blocks(shape, ds.chunks, ds.dtype.itemsize)
-        for i, block in enumerate(blocks):
-            data = ds[block]
-            for name, (a, b) in ranges.items():
-                out[name][block] = data[..., a:b].sum(axis=-1, dtype=np.float64)
-            if progress:
-                progress(i + 1, len(blocks))
+        return roi_maps_of(ds, windows, zero=zero, gain=gain, quad=quad, progress=progress)
+
+
+def roi_maps_of(ds: Any, windows: list[tuple[str, float, float]], *, zero: float,
+                gain: float, quad: float = 0.0,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """``roi_maps`` on an open dataset (pixels × … × channels)."""
+    shape = ds.shape
+    ranges = {name: channel_range(lo, hi, zero, gain, shape[-1], quad)
+              for name, lo, hi in windows}
+    out = {name: np.zeros(shape[:-1], dtype=np.float64) for name in ranges}
+    blocks = plan_blocks(shape, ds.chunks, ds.dtype.itemsize)
+    for i, block in enumerate(blocks):
+        data = ds[block]
+        for name, (a, b) in ranges.items():
+            out[name][block] = data[..., a:b].sum(axis=-1, dtype=np.float64)
+        if progress:
+            progress(i + 1, len(blocks))
     return out

@@ -75,7 +75,10 @@ def test_cache_reuses_and_invalidates(tmp_path: Path) -> None:
 
 def test_swmr_reader_sees_appended_rows(tmp_path: Path) -> None:
     path = tmp_path / "swmr.h5"
-    writer = h5py.File(path, "w", libver="latest")
+    # One process holds both ends here, and libhdf5 insists that opens of one file in one
+    # process agree on locking; the reader never locks (a beamline writer's own process
+    # locks as it likes: tests/h5/test_h5_writer.py).
+    writer = h5py.File(path, "w", libver="latest", locking=False)
     d = writer.create_dataset("d", shape=(0,), maxshape=(None,), dtype="f8", chunks=(16,))
     writer.swmr_mode = True
     cache = FileCache()

@@ -8,7 +8,6 @@ sees what they may read (marked ``isPublic: false``). See ``beamdesk.portal.pano
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from beamdesk.portal import access, panosc
 from beamdesk.portal.access import Identity
 from beamdesk.portal.collections import Collection, CollectionItem, public_collections
 from beamdesk.web.deps import DB, CurrentIdentity, Now
-from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.problems import Problem, not_found, sentence
 from beamdesk.web.routes.collections import get_config
 
 router = APIRouter(prefix="/api/panosc", tags=["PaNOSC search API"])
@@ -38,14 +37,18 @@ def _harvest(request: Request, db: Session, identity: Identity, now: datetime) -
 def _filter(text: str | None, model: str) -> panosc.Filter:
     try:
         return panosc.parse_filter(text, model)
+    except panosc.FilterTooLarge as exc:
+        raise Problem(422, sentence(f"filter too large: {exc}; split the query")) from exc
     except panosc.FilterError as exc:
         raise Problem(400, f"Invalid filter: {exc}.") from exc
 
 
 def _where(text: str | None) -> dict[str, Any] | None:
     try:
-        return panosc.parse_where(json.loads(text)) if text else None
-    except (json.JSONDecodeError, panosc.FilterError) as exc:
+        return panosc.parse_where_text(text)
+    except panosc.FilterTooLarge as exc:
+        raise Problem(422, sentence(f"where too large: {exc}; split the query")) from exc
+    except panosc.FilterError as exc:
         raise Problem(400, f"Invalid where: {exc}.") from exc
 
 

@@ -1,0 +1,71 @@
+"""The one opener of a proposal's HDF5 content.
+
+Everything that reads HDF5 on behalf of a user goes through :class:`ProposalFiles`: file
+names are confined to the proposal folder (``paths.resolve_beneath``), handles come from
+the cache of read-only, lock-free opens (a beamline writer is never blocked), links are
+walked by ``content.resolve`` (external links only to files inside the proposal) and a
+dataset whose virtual sources or external raw storage may lie elsewhere is refused.
+
+It runs inside the sandboxed reader workers (``beamdesk.sandbox``), whose file system holds
+only this proposal's folder, so a trick it misses still finds nothing to read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from beamdesk.h5 import content
+from beamdesk.h5.errors import H5RequestError
+from beamdesk.h5.handles import FileCache
+from beamdesk.h5.paths import PathNotFound, resolve_beneath
+
+
+class ProposalFiles:
+    def __init__(self, folder: Path, capacity: int = 32) -> None:
+        self.folder = Path(folder).resolve()
+        self.cache = FileCache(capacity)
+        self.links = content.confined_opener(self.folder, self.cache.get)
+
+    def path(self, relfile: str) -> Path:
+        """The resolved path of a regular file of the proposal; 404 otherwise."""
+        try:
+            target = resolve_beneath(self.folder, relfile)
+        except PathNotFound as exc:
+            raise H5RequestError(404, f"No file {relfile!r} in this proposal.") from exc
+        if not target.is_file():
+            raise H5RequestError(404, f"No file {relfile!r} in this proposal.")
+        return target
+
+    def file(self, relfile: str) -> h5py.File:
+        return self.cache.get(self.path(relfile))
+
+    def node(self, relfile: str, h5path: str | None) -> content.Node:
+        return content.resolve(self.file(relfile), h5path, self.links)
+
+    def resolve(self, handle: h5py.File, h5path: str | None) -> content.Node:
+        return content.resolve(handle, h5path, self.links)
+
+    def dataset(self, relfile: str, h5path: str | None) -> h5py.Dataset:
+        """A dataset whose every byte lies inside the proposal."""
+        dataset = content.dataset_of(self.node(relfile, h5path))
+        content.check_storage(dataset, self.folder)
+        return dataset
+
+    def group(self, relfile: str, h5path: str | None) -> h5py.Group:
+        node = self.node(relfile, h5path)
+        if not isinstance(node.entity, h5py.Group):
+            raise H5RequestError(422, f"{node.path} is not a group.")
+        return node.entity
+
+    def child(self, group: h5py.Group, name: str) -> h5py.Dataset | None:
+        """The dataset ``name`` of ``group`` (links walked safely, storage checked) or None."""
+        try:
+            node = self.resolve(group.file, f"{(group.name or '').rstrip('/')}/{name}")
+        except H5RequestError:
+            return None
+        if not isinstance(node.entity, h5py.Dataset):
+            return None
+        content.check_storage(node.entity, self.folder)
+        return node.entity
