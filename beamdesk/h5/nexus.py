@@ -9,6 +9,7 @@ as describing a 1 kB scan.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +36,24 @@ class FileMetadata:
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def is_hdf5(path: Path) -> bool:
-    """True if HDF5 finds its signature (at 0, 512, 1024, ...: user blocks precede it)."""
+    """True if the HDF5 signature is where libhdf5 looks: at 0, 512, 1024, 2048, … (a user
+    block may precede it). Plain reads: nothing of the file is parsed here."""
     try:
-        return bool(h5py.is_hdf5(path))
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                fh.seek(offset)
+                if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+                offset = 512 if offset == 0 else offset * 2
     except OSError:
         return False
+    return False
 
 
 def text(value: Any) -> str:

@@ -23,7 +23,6 @@ from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.nexus import nx_class, text
 from beamdesk.h5.selection import Selection, parse_selection
 
-
 Lookup = Callable[[h5py.Group, str], "h5py.Dataset | None"]
 
 

@@ -280,6 +280,7 @@ class JobRunner:
             "job": job.id,
             "key": key,
             "input": str(source),
+            "file": source.relative_to(proposal_root(self.settings.data_root, number)).as_posix(),
             "dataset": job.parameters["dataset"],
             "config": job.parameters["config"],
             "output": str(part_path(final)),
@@ -489,13 +490,14 @@ def space_shortfall(spec: dict[str, Any]) -> str:
     """
     import shutil
 
-    import h5py
+    from beamdesk.sandbox.pool import ReaderError, shared_pool
 
     try:
-        with h5py.File(spec["input"], "r") as fh:
-            shape = fh[spec["dataset"]].shape
-    except (OSError, KeyError):
+        info = shared_pool().call(Path(spec["folder"]), "map.info", spec["file"],
+                                  path=spec["dataset"])
+    except ReaderError:
         return ""  # the driver reports unreadable input in its own words
+    shape = info["shape"]
     pixels = 1
     for n in shape[:-1]:
         pixels *= int(n)

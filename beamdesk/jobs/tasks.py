@@ -56,6 +56,7 @@ def run_xrf_map(spec: dict[str, Any]) -> dict[str, Any]:
 
     from beamdesk.xrf.config import ConfigError, from_toml_dict
     from beamdesk.xrf.fit import FitError
+    from beamdesk.sandbox.maps import SandboxedMap
     from beamdesk.xrf.mapfit import MapFitError, fit_map
     from beamdesk.xrf.physics import PhysicsError
     from beamdesk.xrf.quant import QuantError
@@ -91,7 +92,7 @@ def run_xrf_map(spec: dict[str, Any]) -> dict[str, Any]:
 
         try:
             result = fit_map(
-                spec["input"],
+                SandboxedMap(spec["folder"], spec["file"]),
                 spec["dataset"],
                 cfg,
                 spec["output"],

@@ -25,6 +25,7 @@ from beamdesk.h5 import nexus
 from beamdesk.h5.paths import PathNotFound, proposal_root, resolve_in_proposal
 from beamdesk.portal.access import Identity, readable_proposals
 from beamdesk.portal.models import Beamline, Beamtime, Dataset, Proposal
+from beamdesk.sandbox.pool import ReaderError, ReaderPool, shared_pool
 
 HASH_BLOCK = 1024 * 1024
 # Files being written (by BeamDesk's jobs or by copy tools) are not data yet.
@@ -109,8 +110,13 @@ def search_text_of(row: Dataset) -> str:
     return " ".join((row.path, row.title or "", row.instrument or "")).lower()
 
 
-def describe_into(row: Dataset, path: Path, stat: os.stat_result) -> None:
-    """Fill a row from the file: size, time, checksum, and NeXus metadata if HDF5."""
+def describe_into(row: Dataset, path: Path, stat: os.stat_result, folder: Path,
+                  readers: ReaderPool | None = None) -> None:
+    """Fill a row from the file: size, time, checksum, and NeXus metadata if HDF5.
+
+    The metadata is read by a sandboxed reader of the proposal ``folder``: a hostile file
+    costs that worker, never the indexer, and is recorded with the reason.
+    """
     row.size = stat.st_size
     row.mtime = _mtime(stat)
     row.sha256 = sha256_of(path)
@@ -121,19 +127,25 @@ def describe_into(row: Dataset, path: Path, stat: os.stat_result) -> None:
     row.parameters = None
     row.indexed_at = utcnow()
     if row.is_hdf5:
+        pool = readers or shared_pool()
         try:
-            meta = nexus.describe(path)
-        except Exception as exc:  # any broken file is recorded, never fatal
-            row.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+            meta = pool.call(folder, "catalogue.metadata", path.relative_to(folder).as_posix())
+        except ReaderError as exc:  # any broken file is recorded, never fatal
+            row.error = exc.detail[:MAX_ERROR_LENGTH]
         else:
-            row.title, row.instrument = meta.title, meta.instrument
-            row.nx_classes, row.parameters = meta.nx_classes, meta.parameters or None
-            row.start_time, row.end_time = meta.start_time, meta.end_time
+            row.title, row.instrument = meta["title"], meta["instrument"]
+            row.nx_classes, row.parameters = meta["nx_classes"], meta["parameters"] or None
+            row.start_time = _utc(meta["start_time"])
+            row.end_time = _utc(meta["end_time"])
     row.search_text = search_text_of(row)
 
 
+def _utc(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
 def index_proposal(db: Session, proposal: Proposal, data_root: Path,
-                   progress: Any = None) -> IndexReport:
+                   progress: Any = None, readers: ReaderPool | None = None) -> IndexReport:
     """Bring one proposal's rows in line with its folder. ``progress(relpath)`` per file."""
     report = IndexReport(proposals=1)
     try:
@@ -163,7 +175,7 @@ def index_proposal(db: Session, proposal: Proposal, data_root: Path,
         else:
             report.updated += 1
         try:
-            describe_into(row, path, stat)
+            describe_into(row, path, stat, folder, readers)  # type: ignore[arg-type]
         except OSError as exc:  # unreadable (permissions, I/O error): record and go on
             row.size, row.mtime = stat.st_size, _mtime(stat)
             row.error = f"cannot read: {exc.strerror or exc}"[:MAX_ERROR_LENGTH]
@@ -178,7 +190,7 @@ def index_proposal(db: Session, proposal: Proposal, data_root: Path,
 
 
 def index_data_root(db: Session, data_root: Path, *, only: str | None = None,
-                    console: Any = None) -> IndexReport:
+                    console: Any = None, readers: ReaderPool | None = None) -> IndexReport:
     """Index every proposal folder (or only one); commit per proposal so work is kept."""
     data_root = Path(data_root)
     query = select(Proposal).order_by(Proposal.number)
@@ -205,7 +217,7 @@ def index_data_root(db: Session, data_root: Path, *, only: str | None = None,
                 if progress_bar is not None and task is not None:
                     progress_bar.update(task, description=f"{number}/{rel}"[:60])
 
-            report.merge(index_proposal(db, proposal, data_root, tick))
+            report.merge(index_proposal(db, proposal, data_root, tick, readers))
             db.commit()
             if progress_bar is not None and task is not None:
                 progress_bar.advance(task)
@@ -216,7 +228,8 @@ def index_data_root(db: Session, data_root: Path, *, only: str | None = None,
 
 
 def index_file(db: Session, proposal: Proposal, data_root: Path, relpath: str, *,
-               kind: str = "processed", provenance: dict[str, Any] | None = None) -> Dataset:
+               kind: str = "processed", provenance: dict[str, Any] | None = None,
+               readers: ReaderPool | None = None) -> Dataset:
     """Record (or refresh) one file, e.g. a job's result, with where it came from."""
     path = resolve_in_proposal(data_root, proposal.number, relpath)
     rel = path.relative_to(proposal_root(data_root, proposal.number)).as_posix()
@@ -227,7 +240,7 @@ def index_file(db: Session, proposal: Proposal, data_root: Path, relpath: str, *
         db.add(row)
     row.kind = kind
     row.provenance = provenance
-    describe_into(row, path, path.stat())
+    describe_into(row, path, path.stat(), proposal_root(data_root, proposal.number), readers)
     db.flush()
     return row
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from beamdesk.h5 import api, nexus
+from beamdesk.h5 import api, content, nexus
 from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.opener import ProposalFiles
 
@@ -53,10 +53,20 @@ def xrf_spectrum(files: ProposalFiles, file: str, path: str | None = None,
             except SpectrumReadError as exc:
                 raise H5RequestError(422, str(exc).replace(str(target), file)) from exc
             return {"counts": np.asarray(counts, dtype=float), "map_shape": None}
-        ds = files.dataset(file, path)
+        ds = _map_dataset(files, file, path)
         counts = spectrum_of(ds, path, pixel=pixel, rows=rows, cols=cols,
                              max_bytes=max_bytes, max_sum_bytes=max_sum_bytes)
         return {"counts": counts, "map_shape": map_shape(ds)}
+
+
+def _map_dataset(files: ProposalFiles, file: str, path: str) -> Any:
+    """The dataset of a spectrum or map; a file without it is bad input (422), as is a
+    name that is no dataset; a missing file stays 404."""
+    files.path(file)
+    try:
+        return files.dataset(file, path)
+    except H5RequestError as exc:
+        raise H5RequestError(422, exc.message) from exc
 
 
 def xrf_spectra(files: ProposalFiles, file: str) -> list[dict[str, Any]]:
@@ -100,7 +110,7 @@ def xrf_roi(files: ProposalFiles, file: str, path: str, windows: list[list[Any]]
     from beamdesk.xrf.roi import roi_maps_of
     from beamdesk.xrf.sources import check_map_size, check_numeric
 
-    ds = files.dataset(file, path)
+    ds = _map_dataset(files, file, path)
     with _user_errors():
         check_numeric(ds, path)
         pixels = int(np.prod(ds.shape[:-1], dtype=np.int64))
@@ -121,7 +131,7 @@ def map_info(files: ProposalFiles, file: str, path: str) -> dict[str, Any]:
     """Shape, chunks and dtype of a map a job will fit."""
     ds = files.dataset(file, path)
     if ds.ndim < 2:
-        raise H5RequestError(422, f"{path}: a map needs at least 2 axes (pixels, channels)")
+        raise H5RequestError(422, "a map needs at least 2 axes (pixels, channels)")
     return {"shape": list(ds.shape), "chunks": list(ds.chunks) if ds.chunks else None,
             "dtype": ds.dtype.str}
 
@@ -152,6 +162,7 @@ def notebook_dataset(files: ProposalFiles, file: str, target: str) -> dict[str, 
         obj = nexus.inside(root, path) if path else None
     if obj is None or not hasattr(obj, "shape"):
         raise H5RequestError(404, f"No dataset {path!r} in this file.")
+    content.check_storage(obj, files.folder)
     return {"path": obj.name or path, "shape": list(obj.shape or ())}
 
 

@@ -18,6 +18,7 @@ viewing a big file costs one open, as in-process serving did.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -169,10 +170,8 @@ class Worker:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.process.wait()
         self.sock.close()
 
@@ -345,14 +344,14 @@ class ReaderPool:
         except TimeoutError:
             worker.kill()
             raise self._failed(folder, file, f"took longer than "
-                                             f"{self.limits.reply_timeout:.0f} s") from None
+                                             f"{self.limits.reply_timeout:g} s") from None
         except (EOFError, OSError, codec.CodecError):
             worker.kill()
-            code = worker.process.returncode
-            what = (f"crashed the reader (signal {-code})" if code is not None and code < 0
-                    else "stopped the reader")
-            if code == 0 or code is None:
-                what = "confused the reader"
+            code = worker.process.returncode or 0
+            # bubblewrap reports its child's fatal signal as 128 + signal
+            signum = -code if code < 0 else code - 128 if code > 128 else 0
+            what = (f"crashed the reader (signal {signum})" if signum
+                    else "stopped the reader" if code else "confused the reader")
             raise self._failed(folder, file, what) from None
         if not isinstance(answer, dict):
             worker.kill()
@@ -377,3 +376,18 @@ class ReaderPool:
             if not finished and worker.alive:  # the client went away mid-download
                 worker.kill()
             self._release(folder, worker)
+
+
+_shared: ReaderPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> ReaderPool:
+    """This process's pool, for callers with no server around them (CLI, job workers)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            from beamdesk.settings import get_settings
+
+            _shared = ReaderPool(ReaderLimits.of(get_settings()))
+        return _shared

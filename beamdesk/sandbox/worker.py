@@ -12,6 +12,7 @@ A crash or a hang here costs only this process: the pool kills and replaces it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import socket
@@ -29,7 +30,7 @@ def _limit_resources(memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(512, hard), min(512, hard)))
 
 
@@ -87,10 +88,8 @@ def main(argv: list[str]) -> None:
     _limit_resources(memory)
     os.chdir(folder)
     sock = socket.socket(fileno=fd)
-    try:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError):
         serve(sock, folder)
-    except (BrokenPipeError, ConnectionResetError, EOFError):
-        pass
 
 
 if __name__ == "__main__":

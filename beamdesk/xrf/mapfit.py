@@ -79,6 +79,14 @@ def plan_blocks(shape: tuple[int, ...], chunks: tuple[int, ...] | None, itemsize
             for start in itertools.product(*ranges)]
 
 
+def open_source(source: Any, dataset: str) -> contextlib.AbstractContextManager[Any]:
+    """The map to read: a file name (opened here) or an input that opens itself
+    (``open_map``, e.g. ``beamdesk.sandbox.maps.SandboxedMap``, read in a sandbox)."""
+    if hasattr(source, "open_map"):
+        return source.open_map(dataset)  # type: ignore[no-any-return]
+    return open_dataset(str(source), dataset)
+
+
 @contextlib.contextmanager
 def open_dataset(path: str, dataset: str) -> Iterator[Any]:
     import h5py
@@ -317,7 +325,7 @@ def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
             "chi2": chi2.astype(np.float32), "refit": np.array(int(bad.size))}
 
 
-def _fit_block_file(path: str, dataset: str, block: tuple[slice, ...], prep: Prepared,
+def _fit_block_file(path: Any, dataset: str, block: tuple[slice, ...], prep: Prepared,
                     single_thread: bool = True) -> tuple[tuple[slice, ...], dict[str, np.ndarray]]:
     """Worker task: read one chunk-aligned block from the file and fit it."""
     limiter: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -328,7 +336,7 @@ def _fit_block_file(path: str, dataset: str, block: tuple[slice, ...], prep: Pre
             from threadpoolctl import threadpool_limits
 
             limiter = threadpool_limits(1)
-    with limiter, open_dataset(path, dataset) as ds:
+    with limiter, open_source(path, dataset) as ds:
         raw = ds[block]     # native dtype: converting outside the h5py lock scales on threads
     return block, _fit_array(raw, prep)
 
@@ -339,8 +347,8 @@ def _fit_array(raw: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
     return {k: (v.reshape(*lead, *v.shape[1:]) if v.ndim else v) for k, v in out.items()}
 
 
-def _sum_block_file(path: str, dataset: str, block: tuple[slice, ...]) -> np.ndarray:
-    with open_dataset(path, dataset) as ds:
+def _sum_block_file(path: Any, dataset: str, block: tuple[slice, ...]) -> np.ndarray:
+    with open_source(path, dataset) as ds:
         data = ds[block]          # native dtype; the sum accumulates in float64
     return data.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
 
@@ -459,7 +467,7 @@ class _Writer:
 
 # --- the public entry point -------------------------------------------------------------
 
-def fit_map(input_file: str | Path, dataset_path: str | None, config: XRFConfig,
+def fit_map(input_file: Any, dataset_path: str | None, config: XRFConfig,
             output_file: str | Path, *, client: Any | None = None, scheduler: str | None = None,
             workers: int = 2, processes: bool = False, background: str = "model",
             quantify: bool = True, progress: ProgressCallback | None = None,
@@ -475,11 +483,11 @@ def fit_map(input_file: str | Path, dataset_path: str | None, config: XRFConfig,
     from beamdesk.xrf.readers import split_h5_path
 
     t0 = time.perf_counter()
-    path = str(input_file)
+    path: Any = input_file if hasattr(input_file, "open_map") else str(input_file)
     if dataset_path is None:
-        path, dataset_path, _ = split_h5_path(path)
+        path, dataset_path, _ = split_h5_path(str(path))
     dataset = dataset_path
-    with open_dataset(path, dataset) as ds:
+    with open_source(path, dataset) as ds:
         shape = tuple(ds.shape)
         blocks = plan_blocks(shape, ds.chunks, max(ds.dtype.itemsize, 4), block_bytes)
     n_pixels = math.prod(shape[:-1])
@@ -513,7 +521,7 @@ def fit_map(input_file: str | Path, dataset_path: str | None, config: XRFConfig,
             progress(0, n_pixels)
         out_path = Path(output_file)
         tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-        writer = _Writer(tmp, shape, prep, config, path, dataset, sum_fit)
+        writer = _Writer(tmp, shape, prep, config, str(path), dataset, sum_fit)
         done = 0
         refit = 0
         try:

@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import h5py
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from beamdesk.h5.errors import H5RequestError
-from beamdesk.h5.paths import PathNotFound, resolve_in_proposal
+from beamdesk.h5.paths import PathNotFound, clean_relative
 from beamdesk.h5.selection import parse_selection
 from beamdesk.jobs.service import JobNotFound, visible_job
 from beamdesk.jupyter.config import hub_settings
@@ -25,7 +24,6 @@ from beamdesk.jupyter.hubapi import HubClient, HubUnavailable, lab_path, ticket_
 from beamdesk.jupyter.notebooks import (
     BadSelection,
     dataset_notebook,
-    default_dataset,
     xrf_job_notebook,
 )
 from beamdesk.jupyter.notebooks import notebook_name as make_name
@@ -42,6 +40,7 @@ from beamdesk.web.deps import (
     SignedInUser,
 )
 from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.readers import Readers, read
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -85,28 +84,10 @@ def open_jupyter(
     return sign_in_page(request, db, settings, user, next)
 
 
-def _dataset_path(file_path: str, target: str) -> tuple[str, tuple[int, ...] | None]:
-    """The dataset to load: the one asked for, or the file's default (NeXus) plot."""
-    try:
-        with h5py.File(file_path, "r") as f:
-            path = target or default_dataset(f)
-            if not path:
-                raise not_found("This file has no dataset to open in a notebook.")
-            obj = f.get(path)
-            if isinstance(obj, h5py.Group):  # a group picked in the viewer: its file's plot
-                path = default_dataset(f)
-                obj = f.get(path) if path else None
-            if not isinstance(obj, h5py.Dataset):
-                raise not_found(f"No dataset {path!r} in this file.")
-            return obj.name or path, obj.shape
-    except OSError as exc:
-        raise Problem(422, "This file cannot be read as HDF5.") from exc
-
-
 @router.post("/proposals/{number}/notebook", dependencies=[Depends(verify_csrf)])
 def open_in_notebook(
-    number: str, request: Request, folder: ReadableProposal, db: DB, settings: AppSettings,
-    user: SignedInUser,
+    number: str, request: Request, folder: ReadableProposal, readers: Readers, db: DB,
+    settings: AppSettings, user: SignedInUser,
     file: Annotated[str, Form(max_length=4096)],
     path: Annotated[str, Form(max_length=4096)] = "",
     selection: Annotated[str, Form(max_length=500)] = "",
@@ -114,12 +95,11 @@ def open_in_notebook(
     if request.headers.get("authorization", "").lower().startswith("bearer "):
         raise Problem(403, "Open notebooks from a signed-in browser session.")
     try:
-        target = resolve_in_proposal(folder.data_root, number, file)
+        file = clean_relative(file)
     except PathNotFound as exc:
         raise not_found(f"No file {file!r} in proposal {number}.") from exc
-    if not target.is_file():
-        raise not_found(f"{file!r} is a folder, not a file.")
-    dataset, shape = _dataset_path(str(target), path.strip())
+    found = read(readers, folder.root, "notebook.dataset", file, target=path.strip())
+    dataset, shape = found["path"], tuple(found["shape"])
     try:
         notebook = dataset_notebook(number, file, dataset, selection)
     except BadSelection as exc:

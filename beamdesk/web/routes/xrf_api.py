@@ -40,6 +40,7 @@ from beamdesk.web.deps import (
     proposal_for,
 )
 from beamdesk.web.problems import Problem
+from beamdesk.web.readers import Readers, read
 from beamdesk.web.routes.viewer import app_page
 from beamdesk.web.security import verify_csrf
 
@@ -50,7 +51,7 @@ pages = APIRouter(include_in_schema=False)
 
 # A synchronous fit reads at most this much of a map (the sum of a bigger map is a job's
 # work: `beamdesk xrf map` / the job API stream it over the cluster).
-MAX_SUM_BYTES = 2 * 1024**3
+MAX_SUM_BYTES = 1024**3
 # Maps travel as JSON (the RGB correlator needs every pixel for its scatter plot): 1 M
 # pixels is ~20 MB of JSON for three maps and a scatter; bigger maps: /h5/data (binary).
 MAX_MAP_PIXELS = 1_000_000
@@ -232,90 +233,19 @@ def _floats(values: np.ndarray) -> list[float | None]:
     return [_finite(float(v)) for v in np.asarray(values, dtype=float)]
 
 
-def read_selection(path: Path, source: SpectrumSource, max_bytes: int) -> np.ndarray:
-    """The counts of the chosen spectrum: the dataset itself, a pixel, a region's or the
-    map's sum (summed chunk by chunk, so memory stays small)."""
-    import h5py
-    import hdf5plugin  # noqa: F401  (registers compression filters)
-
-    from beamdesk.xrf.mapfit import sum_spectrum
-    from beamdesk.xrf.readers import SpectrumReadError
-
-    with h5py.File(path, "r") as f:
-        ds = f.get(source.path or "/")
-        if not isinstance(ds, h5py.Dataset):
-            raise SpectrumReadError(f"{source.path}: no such dataset in {source.file}")
-        if ds.ndim == 0 or ds.dtype.kind not in "iuf":
-            raise SpectrumReadError(f"{source.path}: not a numeric spectrum or map")
-        if ds.ndim == 1:
-            if source.pixel is not None or source.rows is not None or source.cols is not None:
-                raise SpectrumReadError(f"{source.path}: a single spectrum has no pixels")
-            return np.asarray(ds[()], dtype=float)
-        if source.pixel is not None:
-            if len(source.pixel) != ds.ndim - 1:
-                raise SpectrumReadError(
-                    f"{source.path} has {ds.ndim} axes: give {ds.ndim - 1} pixel indices")
-            if any(not 0 <= i < n for i, n in zip(source.pixel, ds.shape, strict=False)):
-                raise SpectrumReadError(f"pixel {source.pixel} lies outside the map "
-                                        f"{list(ds.shape[:-1])}")
-            return np.asarray(ds[tuple(source.pixel)], dtype=float)
-        if source.rows is not None or source.cols is not None:
-            if ds.ndim != 3:
-                raise SpectrumReadError("a region needs a map of rows × columns × channels")
-            rows = source.rows or [0, ds.shape[0]]
-            cols = source.cols or [0, ds.shape[1]]
-            if not (0 <= rows[0] < rows[1] <= ds.shape[0]
-                    and 0 <= cols[0] < cols[1] <= ds.shape[1]):
-                raise SpectrumReadError(f"region rows {rows}, columns {cols} lies outside the "
-                                        f"map {list(ds.shape[:-1])}")
-            size = (rows[1] - rows[0]) * (cols[1] - cols[0]) * ds.shape[-1] * ds.dtype.itemsize
-            if size > max_bytes:
-                raise SpectrumReadError(
-                    f"the region holds {size / 2**20:.0f} MiB, more than the "
-                    f"{max_bytes / 2**20:.0f} MiB one request may read: choose a smaller one")
-            block = ds[rows[0]:rows[1], cols[0]:cols[1], :]
-            return np.asarray(block, dtype=float).sum(axis=(0, 1))
-        if ds.size * ds.dtype.itemsize > MAX_SUM_BYTES:
-            raise SpectrumReadError(
-                f"the map holds {ds.size * ds.dtype.itemsize / 2**30:.1f} GiB: sum it in a "
-                "map-fit job, or fit a region")
-        return sum_spectrum(ds)
+def load_spectrum(readers: Any, folder: ReadableFolder, source: SpectrumSource,
+                  max_bytes: int) -> dict[str, Any]:
+    """Counts (and map shape) of the chosen spectrum, read by the proposal's reader."""
+    return read(readers, folder.root, "xrf.spectrum", clean_file(source.file),
+                path=source.path, pixel=source.pixel, rows=source.rows, cols=source.cols,
+                max_bytes=max_bytes, max_sum_bytes=MAX_SUM_BYTES)
 
 
-def load_spectrum(path: Path, source: SpectrumSource, max_bytes: int) -> np.ndarray:
-    from beamdesk.xrf.readers import read_spectrum
-
-    if source.path:
-        return read_selection(path, source, max_bytes)
-    return read_spectrum(path).counts
-
-
-def map_shape(path: Path, dataset: str) -> list[int] | None:
-    """Pixels of a map (all axes but the channels), None for a single spectrum."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        ds = f.get(dataset)
-        return list(ds.shape[:-1]) if isinstance(ds, h5py.Dataset) and ds.ndim > 1 else None
-
-
-def find_spectra(path: Path, limit: int = 20) -> list[dict[str, Any]]:
-    import h5py
-
-    found: list[dict[str, Any]] = []
-
-    def visit(name: str, obj: Any) -> None:
-        if len(found) >= 200 or not isinstance(obj, h5py.Dataset):
-            return
-        if obj.ndim == 0 or obj.dtype.kind not in "iuf" or obj.shape[-1] < 64:
-            return
-        marked = _text(obj.attrs.get("interpretation", "")) == "spectrum"
-        found.append({"path": "/" + name, "shape": list(obj.shape), "spectrum": marked})
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    found.sort(key=lambda d: (not d["spectrum"], -math.prod(d["shape"][:-1]), d["path"]))
-    return found[:limit]
+def clean_file(file: str) -> str:
+    try:
+        return clean_relative(file)
+    except PathNotFound:
+        raise Problem(404, f"No file {file!r} in this proposal.") from None
 
 
 def fit_payload(counts: np.ndarray, cfg: Any) -> dict[str, Any]:
@@ -410,43 +340,7 @@ def write_config_file(folder: Path, name: str, text: str, overwrite: bool) -> Pa
     return target
 
 
-def _map_of(f: Any, group: str) -> np.ndarray:
-    from beamdesk.xrf.mapfit import dataset_name
-
-    inner = f"entry/xrf_fit/results/parameters/{dataset_name(group)}"
-    if inner not in f:
-        raise Problem(422, f"The result has no map {group!r}.")
-    return np.asarray(f[inner][()], dtype=float)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def result_groups(path: Path) -> list[str]:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            grp = f.get("entry/xrf_fit/results/parameters")
-            if grp is None:
-                raise Problem(422, "The file is not a map-fit result (no "
-                                   "/entry/xrf_fit/results/parameters).")
-            # the maps are the NXdata's signals; its axes (axis0, …) are not
-            signal = grp.attrs.get("signal")
-            names = [signal] if signal else []
-            names += list(grp.attrs.get("auxiliary_signals", []))
-            if not names:
-                axes = {str(a) for a in np.atleast_1d(grp.attrs.get("axes", []))}
-                names = [k for k in grp if k not in axes and grp[k].ndim >= 1]
-            return [str(_text(n)).replace("_", " ", 1) for n in names]
-    except OSError:
-        raise Problem(422, "The file is not an HDF5 file.") from None
-
-
-def rgb_payload(path: Path, body: RgbIn) -> dict[str, Any]:
-    import h5py
-
+def rgb_payload(maps_of: Any, body: RgbIn) -> dict[str, Any]:
     from beamdesk.xrf.rgb import scale_channel, scatter_data
 
     channels = {"red": body.red, "green": body.green, "blue": body.blue}
@@ -456,15 +350,8 @@ def rgb_payload(path: Path, body: RgbIn) -> dict[str, Any]:
         raise Problem(422, "Choose at least one map (red, green or blue).")
     if len(pair) != 2:
         raise Problem(422, "The scatter plot needs two maps.")
-    try:
-        with h5py.File(path, "r") as f:
-            maps = {g: _map_of(f, g) for g in {*chosen, *pair}}
-    except OSError:
-        raise Problem(422, "The file is not an HDF5 file.") from None
+    maps = maps_of(sorted({*chosen, *pair}))
     shape = next(iter(maps.values())).shape
-    if math.prod(shape) > MAX_MAP_PIXELS:
-        raise Problem(413, f"The maps have {math.prod(shape)} pixels, more than the "
-                           f"{MAX_MAP_PIXELS} the correlator handles; use /h5/data.")
     if len(shape) != 2 or any(m.shape != shape for m in maps.values()):
         raise Problem(422, "The RGB correlator needs 2-D maps of one shape.")
     out: dict[str, Any] = {"shape": list(shape), "channels": {}}
@@ -490,20 +377,16 @@ def rgb_payload(path: Path, body: RgbIn) -> dict[str, Any]:
 # --- API -----------------------------------------------------------------------------------
 
 @changes.post("/proposals/{number}/xrf/fit")
-async def fit(number: str, body: FitIn, folder: ReadableProposal,
+async def fit(number: str, body: FitIn, folder: ReadableProposal, readers: Readers,
               settings: AppSettings) -> dict[str, Any]:
     """Fit one spectrum (a 1-D spectrum, one pixel, a region's or the map's sum) with a
     configuration; returns parameters, group areas, mass fractions and the curves."""
-    path = folder.file(body.source.file)
     cfg = _config(folder, body)
 
     def work() -> dict[str, Any]:
+        counts = load_spectrum(readers, folder, body.source, settings.max_read_bytes)
         with user_errors():
-            try:
-                counts = load_spectrum(path, body.source, settings.max_read_bytes)
-            except OSError:
-                raise Problem(422, f"{body.source.file}: not readable as a spectrum") from None
-            return fit_payload(counts, cfg)
+            return fit_payload(np.asarray(counts["counts"]), cfg)
 
     out = await run_in_threadpool(work)
     out["source"] = body.source.model_dump()
@@ -512,35 +395,22 @@ async def fit(number: str, body: FitIn, folder: ReadableProposal,
 
 @changes.post("/proposals/{number}/xrf/spectrum")
 async def spectrum(number: str, body: SpectrumSource, folder: ReadableProposal,
-                   settings: AppSettings) -> dict[str, Any]:
+                   readers: Readers, settings: AppSettings) -> dict[str, Any]:
     """The counts of a spectrum, pixel, region or map sum, before any fit (for picking
     calibration peaks and energy windows), and the map's shape when it is one."""
-    path = folder.file(body.file)
-
-    def work() -> dict[str, Any]:
-        with user_errors():
-            try:
-                counts = load_spectrum(path, body, settings.max_read_bytes)
-                shape = map_shape(path, body.path) if body.path else None
-            except OSError:
-                raise Problem(422, f"{body.file}: not readable as a spectrum") from None
-        return {"counts": _floats(counts), "map_shape": shape}
-
-    return await run_in_threadpool(work)
+    out = await run_in_threadpool(load_spectrum, readers, folder, body,
+                                  settings.max_read_bytes)
+    return {"counts": _floats(out["counts"]), "map_shape": out["map_shape"]}
 
 
 @api.get("/proposals/{number}/xrf/spectra")
-def spectra_in_file(number: str, folder: ReadableProposal,
+def spectra_in_file(number: str, folder: ReadableProposal, readers: Readers,
                     file: Annotated[str, Query()]) -> dict[str, Any]:
     """Datasets of an HDF5 file that look like spectra or maps of spectra (numeric, last
     axis ≥ 64 channels), the likeliest first: marked ``interpretation = spectrum``, then
     the most pixels."""
-    path = folder.file(file)
-    try:
-        found = find_spectra(path)
-    except OSError:
-        raise Problem(422, f"{file}: not an HDF5 file") from None
-    return {"file": clean_relative(file), "datasets": found}
+    found = read(readers, folder.root, "xrf.spectra", clean_file(file))
+    return {"file": clean_file(file), "datasets": found}
 
 
 @api.get("/xrf/identify")
@@ -650,49 +520,38 @@ def save_config_file(number: str, body: ConfigSaveIn, db: DB, identity: CurrentI
 
 
 @changes.post("/proposals/{number}/xrf/roi")
-async def roi(number: str, body: RoiIn, folder: ReadableProposal) -> dict[str, Any]:
+async def roi(number: str, body: RoiIn, folder: ReadableProposal,
+              readers: Readers) -> dict[str, Any]:
     """Counts in energy windows for every pixel of a map (streamed block by block)."""
-    from beamdesk.xrf.roi import roi_maps
-
-    path = folder.file(body.file)
-
-    def work() -> dict[str, Any]:
-        with user_errors():
-            try:
-                shape = map_shape(path, body.path)
-                if shape and math.prod(shape) > MAX_MAP_PIXELS:
-                    raise Problem(413, f"The map has {math.prod(shape)} pixels, more than "
-                                       f"{MAX_MAP_PIXELS}: run `beamdesk xrf roi` instead.")
-                maps = roi_maps(str(path), body.path,
-                                [(w.name, w.emin, w.emax) for w in body.windows],
-                                zero=body.calibration.zero, gain=body.calibration.gain,
-                                quad=body.calibration.quad)
-            except (OSError, KeyError):
-                raise Problem(422, f"{body.file}::{body.path}: not a readable map") from None
-        shape = next(iter(maps.values())).shape
-        return {"shape": list(shape),
-                "maps": {name: _floats(m.ravel()) for name, m in maps.items()}}
-
-    return await run_in_threadpool(work)
+    maps = await run_in_threadpool(
+        read, readers, folder.root, "xrf.roi", clean_file(body.file), path=body.path,
+        windows=[[w.name, w.emin, w.emax] for w in body.windows],
+        zero=body.calibration.zero, gain=body.calibration.gain, quad=body.calibration.quad,
+        max_pixels=MAX_MAP_PIXELS, max_sum_bytes=MAX_SUM_BYTES)
+    shape = next(iter(maps.values())).shape
+    return {"shape": list(shape), "maps": {name: _floats(m.ravel()) for name, m in maps.items()}}
 
 
 @api.get("/proposals/{number}/xrf/result")
-def result_info(number: str, folder: ReadableProposal,
+def result_info(number: str, folder: ReadableProposal, readers: Readers,
                 file: Annotated[str, Query()]) -> dict[str, Any]:
     """The groups of a map-fit result and where their maps are (for /h5/data)."""
-    from beamdesk.xrf.mapfit import dataset_name
+    from beamdesk.xrf.sources import result_map_path
 
-    path = folder.file(file)
-    groups = result_groups(path)
-    return {"file": clean_relative(file), "groups": groups, "maps": {
-        g: f"/entry/xrf_fit/results/parameters/{dataset_name(g)}" for g in groups}}
+    groups = read(readers, folder.root, "xrf.result_groups", clean_file(file))
+    return {"file": clean_file(file), "groups": groups,
+            "maps": {g: result_map_path(g) for g in groups}}
 
 
 @changes.post("/proposals/{number}/xrf/rgb")
-async def rgb(number: str, body: RgbIn, folder: ReadableProposal) -> dict[str, Any]:
+async def rgb(number: str, body: RgbIn, folder: ReadableProposal,
+              readers: Readers) -> dict[str, Any]:
     """Three element maps scaled per channel, and the scatter of two of them."""
-    path = folder.file(body.file)
-    return await run_in_threadpool(rgb_payload, path, body)
+    def maps_of(groups: list[str]) -> dict[str, np.ndarray]:
+        return read(readers, folder.root, "xrf.result_maps", clean_file(body.file),  # type: ignore[no-any-return]
+                    groups=groups, max_pixels=MAX_MAP_PIXELS)
+
+    return await run_in_threadpool(rgb_payload, maps_of, body)
 
 
 # --- page ----------------------------------------------------------------------------------
