@@ -12,9 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "beamdesk"
 # package -> imports it must never make (beamdesk sub-packages and frameworks)
 FORBIDDEN = {
     "xrf": {"beamdesk.web", "beamdesk.portal", "beamdesk.jobs", "beamdesk.db", "beamdesk.h5",
-            "fastapi", "sqlalchemy", "starlette"},
-    "h5": {"beamdesk.web", "beamdesk.portal", "beamdesk.jobs", "beamdesk.db", "fastapi",
-           "sqlalchemy", "starlette"},
+            "beamdesk.sandbox", "fastapi", "sqlalchemy", "starlette"},
+    "h5": {"beamdesk.web", "beamdesk.portal", "beamdesk.jobs", "beamdesk.db",
+           "beamdesk.sandbox", "fastapi", "sqlalchemy", "starlette"},
+    # reader workers parse users' files: no database, no web, no portal in them
+    "sandbox": {"beamdesk.web", "beamdesk.portal", "beamdesk.jobs", "beamdesk.db",
+                "beamdesk.jupyter", "fastapi", "sqlalchemy", "starlette"},
     "portal": {"beamdesk.web", "beamdesk.jobs", "beamdesk.jupyter", "fastapi", "starlette"},
     "jobs": {"beamdesk.web"},
     "demo": {"beamdesk.web", "beamdesk.jobs", "fastapi", "starlette"},

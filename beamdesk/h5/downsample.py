@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from beamdesk.h5.errors import H5RequestError
-from beamdesk.h5.reading import SLAB_BYTES, read
+from beamdesk.h5.reading import SLAB_BYTES, check_size, read
 from beamdesk.h5.selection import Selection
 
 METHODS = ("mean", "max", "min", "decimate")
@@ -72,7 +72,9 @@ def downsample(dataset: h5py.Dataset, sel: Selection, size: tuple[int, int], met
         members = list(sel.members)
         members[ax0] = slice(members[ax0].start, members[ax0].stop, fy)
         members[ax1] = slice(members[ax1].start, members[ax1].stop, fx)
-        return np.asarray(read(dataset, Selection(sel.shape, tuple(members)))), (fy, fx)
+        decimated = Selection(sel.shape, tuple(members))
+        check_size(dataset, decimated, limit)
+        return np.asarray(read(dataset, decimated)), (fy, fx)
     height, width = sel.result_shape
     row_bytes = width * dataset.dtype.itemsize
     if fy * row_bytes > limit:

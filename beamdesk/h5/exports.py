@@ -13,6 +13,8 @@ import numpy as np
 from beamdesk.h5.errors import H5RequestError
 
 SCALES = ("linear", "log", "sqrt")
+# A picture, not data: 16 Mpx of RGBA is 64 MiB, and the colour mapping needs ~5× that.
+MAX_PNG_PIXELS = 16 * 2**20
 
 
 def download_name(file: str, dataset_path: str, selection: str, ext: str) -> str:
@@ -73,7 +75,11 @@ def to_png(data: np.ndarray, colormap: str = "viridis", scale: str = "linear",
     except KeyError as exc:
         raise H5RequestError(422, f"Unknown colormap {colormap!r}, e.g. viridis, gray, "
                              "inferno.") from exc
-    values = arr.astype(np.float64)
+    if arr.size > MAX_PNG_PIXELS:
+        raise H5RequestError(413, f"A PNG of {arr.shape[0]}×{arr.shape[1]} pixels is larger "
+                             f"than the {MAX_PNG_PIXELS // 2**20} Mpx a picture export "
+                             "makes: add downsample=4096x4096, or export TIFF or NPY.")
+    values = arr.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         if scale == "log":
             values = np.where(values > 0, np.log10(values), np.nan)

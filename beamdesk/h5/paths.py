@@ -9,7 +9,9 @@ but forbidden" from "absent".
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import unicodedata
 from pathlib import Path
 
@@ -76,3 +78,80 @@ def resolve_beneath(folder: Path, relpath: str) -> Path:
 def relative_to_proposal(data_root: Path, number: str, path: Path) -> str:
     """The forward-slash path of ``path`` relative to its proposal folder."""
     return path.resolve().relative_to(proposal_root(data_root, number)).as_posix()
+
+
+# --- opening by descriptor ------------------------------------------------------------------
+
+_OPENAT2 = {"x86_64": 437, "aarch64": 437}
+_RESOLVE_NO_MAGICLINKS, _RESOLVE_BENEATH = 0x02, 0x08
+
+
+def _openat2(dir_fd: int, relpath: str) -> int | None:
+    """openat2(RESOLVE_BENEATH): the kernel refuses any path, symlink or ``..`` that
+    leaves ``dir_fd``, atomically. None where the kernel or libc cannot do it."""
+    import ctypes
+    import errno
+    import platform
+
+    number = _OPENAT2.get(platform.machine())
+    if number is None:
+        return None
+
+    class OpenHow(ctypes.Structure):
+        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                    ("resolve", ctypes.c_uint64)]
+
+    how = OpenHow(os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY, 0,
+                  _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(number, dir_fd, relpath.encode(), ctypes.byref(how),
+                      ctypes.sizeof(how))
+    if fd >= 0:
+        return int(fd)
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EPERM) and err != errno.EXDEV:
+        return None
+    raise PathNotFound(relpath)
+
+
+def _walk_nofollow(dir_fd: int, relpath: str) -> int:
+    """The portable fallback: one component at a time, no symlink followed."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    current = os.dup(dir_fd)
+    try:
+        parts = relpath.split("/")
+        for part in parts[:-1]:
+            nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=current)
+            os.close(current)
+            current = nxt
+        return os.open(parts[-1], flags, dir_fd=current)
+    except OSError as exc:
+        raise PathNotFound(relpath) from exc
+    finally:
+        os.close(current)
+
+
+def open_beneath(folder: Path, relpath: str) -> int:
+    """A read-only descriptor of the regular file ``relpath`` inside ``folder``.
+
+    Resolved and opened in one step by the kernel, so swapping a folder for a symlink
+    between a check and a read cannot redirect it: callers stream this descriptor, never
+    the path. PathNotFound for anything absent, outside, or not a regular file.
+    """
+    rel = clean_relative(relpath)
+    if not rel:
+        raise PathNotFound(relpath)
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise PathNotFound(relpath) from exc
+    try:
+        fd = _openat2(dir_fd, rel)
+        if fd is None:
+            fd = _walk_nofollow(dir_fd, rel)
+    finally:
+        os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PathNotFound(relpath)
+    return fd

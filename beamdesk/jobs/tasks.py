@@ -54,9 +54,9 @@ def run_xrf_map(spec: dict[str, Any]) -> dict[str, Any]:
     """
     from distributed import Event, get_worker, worker_client
 
+    from beamdesk.sandbox.maps import SandboxedMap
     from beamdesk.xrf.config import ConfigError, from_toml_dict
     from beamdesk.xrf.fit import FitError
-    from beamdesk.sandbox.maps import SandboxedMap
     from beamdesk.xrf.mapfit import MapFitError, fit_map
     from beamdesk.xrf.physics import PhysicsError
     from beamdesk.xrf.quant import QuantError

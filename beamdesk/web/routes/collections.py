@@ -8,6 +8,7 @@ requests for resuming), so one route decides who may read data.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,9 +18,10 @@ from markupsafe import Markup
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
+from starlette.background import BackgroundTask
 from zipstream import ZIP_STORED, ZipStream
 
-from beamdesk.h5.paths import PathNotFound, resolve_in_proposal
+from beamdesk.h5.paths import PathNotFound, open_beneath, proposal_root
 from beamdesk.portal import access, citation, datacite
 from beamdesk.portal import collections as coll
 from beamdesk.portal.access import Action, Identity
@@ -330,20 +332,30 @@ def download_zip(
     # Stored, not deflated: HDF5 data are mostly compressed already, and a sized stream
     # lets the client show progress (Content-Length is known before the first byte).
     stream = ZipStream(compress_type=ZIP_STORED, sized=True)
-    for item in collection.items:
-        try:
-            path = resolve_in_proposal(settings.data_root, number, item.dataset.path)
-        except PathNotFound as exc:
-            raise Problem(409, f"{item.dataset.path} is no longer on disk; ask the "
-                          "facility to re-index this proposal.") from exc
-        if path.is_file():
-            stream.add_path(str(path), f"{number}/{item.dataset.path}")
+    folder = proposal_root(settings.data_root, number)
+    descriptors: list[int] = []
+    try:
+        for item in collection.items:
+            # Opened now, beneath the proposal, and streamed from these descriptors (their
+            # /proc names reopen the very files): a symlink swapped in later changes nothing.
+            try:
+                fd = open_beneath(folder, item.dataset.path)
+            except PathNotFound as exc:
+                raise Problem(409, f"{item.dataset.path} is no longer on disk; ask the "
+                              "facility to re-index this proposal.") from exc
+            descriptors.append(fd)
+            stream.add_path(f"/proc/self/fd/{fd}", f"{number}/{item.dataset.path}")
+    except BaseException:
+        for fd in descriptors:
+            os.close(fd)
+        raise
     audit(db, "collection_download", user, f"collection/{collection.id}",
           f"{len(collection.items)} files")
     db.commit()
     name = f"{number}-collection-{collection.id}.zip"
     return StreamingResponse(
         iter(stream), media_type="application/zip",
+        background=BackgroundTask(lambda: [os.close(fd) for fd in descriptors]),
         headers={"content-length": str(len(stream)),
                  "content-disposition": f'attachment; filename="{name}"'},
     )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import PurePosixPath
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
+from beamdesk.h5.paths import PathNotFound, open_beneath
 from beamdesk.portal.auth import audit
 from beamdesk.web.deps import DB, CurrentUser, ReadableProposal
+from beamdesk.web.problems import not_found
 
 router = APIRouter(prefix="/api", tags=["files"])
 
@@ -20,7 +26,14 @@ def download(
     number: str, path: str, folder: ReadableProposal, db: DB, user: CurrentUser
 ) -> FileResponse:
     """One file of the proposal; ``Range: bytes=a-b`` returns exactly those bytes."""
-    target = folder.file(path)
+    try:
+        fd = open_beneath(folder.root, path)
+    except PathNotFound:
+        raise not_found(f"No file {path!r} in proposal {number}.") from None
     audit(db, "data_download", user, f"{number}/{path}")
-    # Starlette's FileResponse answers Range requests (206, multipart for several ranges).
-    return FileResponse(target, filename=target.name, content_disposition_type="attachment")
+    # The descriptor, opened beneath the proposal by the kernel, is what is sent (through
+    # its /proc name, which reopens that very file): a symlink swapped in after the check
+    # cannot redirect the download. Starlette's FileResponse answers Range requests.
+    return FileResponse(f"/proc/self/fd/{fd}", filename=PurePosixPath(path).name,
+                        stat_result=os.fstat(fd), content_disposition_type="attachment",
+                        background=BackgroundTask(os.close, fd))

@@ -1,0 +1,1 @@
+"""Isolation for what users control: sandboxed reader workers and session sandboxes."""
