@@ -78,8 +78,12 @@ def xrf_spectra(files: ProposalFiles, file: str) -> list[dict[str, Any]]:
 def xrf_result_groups(files: ProposalFiles, file: str) -> list[str]:
     from beamdesk.xrf.sources import RESULT_PARAMETERS, result_groups
 
-    node = files.node(file, RESULT_PARAMETERS)
-    if node.entity is None:
+    files.path(file)
+    try:
+        node = files.node(file, RESULT_PARAMETERS)
+    except H5RequestError:
+        node = None
+    if node is None or node.entity is None:
         raise H5RequestError(422, "The file is not a map-fit result (no "
                                   f"/{RESULT_PARAMETERS}).")
     return result_groups(node.entity)

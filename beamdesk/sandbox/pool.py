@@ -94,7 +94,8 @@ def software_paths() -> list[Path]:
     return sorted(p.resolve() for p in paths)
 
 
-def bwrap_argv(folder: Path, fd: int) -> list[str]:
+def bwrap_argv(folder: Path) -> list[str]:
+    """bubblewrap options: software and `folder` read-only, nothing else, no network."""
     argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all",
             "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534",
             "--hostname", "reader", "--ro-bind", "/usr", "/usr"]
@@ -134,7 +135,7 @@ class Worker:
         argv = [sys.executable, "-I", "-m", "beamdesk.sandbox.worker", str(folder),
                 str(theirs.fileno()), str(limits.memory_bytes)]
         if limits.sandbox == "bwrap":
-            argv = bwrap_argv(folder, theirs.fileno()) + argv
+            argv = bwrap_argv(folder) + argv
         self.process = subprocess.Popen(
             argv, pass_fds=[theirs.fileno()], env=worker_env(), cwd=folder,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -245,7 +245,7 @@ def test_catalogue_records_nothing_from_outside(facility: Facility, hostile: lis
         index_data_root(db, facility.settings.data_root, only=RELEASED)
         rows = {d.path: d for d in db.query(Dataset)}
         for file in hostile:
-            row = rows[file] if file in rows else None
+            row = rows.get(file)
             if row is None:  # the symlink leaves the proposal: not listed at all
                 assert file.endswith("symlink.h5")
                 continue
@@ -447,9 +447,9 @@ def test_a_worker_sees_only_its_proposal(tmp_path: Path, proposal: Path) -> None
         "print('UID', os.getuid())\n"
     )
     own = proposal / "raw" / "big.h5"
-    argv = bwrap_argv(proposal, 0) + [sys.executable, "-I", "-c", probe, str(own),
-                                     str(other / "x.h5"), str(database), str(key),
-                                     "/etc/shadow", f"/proc/{os.getpid()}/environ"]
+    argv = [*bwrap_argv(proposal), sys.executable, "-I", "-c", probe, str(own),
+            str(other / "x.h5"), str(database), str(key), "/etc/shadow",
+            f"/proc/{os.getpid()}/environ"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     assert f"READ {own}" in out
     for denied in (other / "x.h5", database, key, "/etc/shadow"):
