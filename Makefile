@@ -11,9 +11,9 @@ FRONTEND_SOURCES := $(shell find frontend -path frontend/node_modules -prune -o 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export BEAMDESK_DEMO_PASSWORD ?=
 
-.PHONY: run test setup frontend jupyter-proxy system-test-deps demo lint bench clean
+.PHONY: run test setup frontend jupyter-proxy system-test-deps sandbox-deps demo lint bench clean
 
-run: setup frontend jupyter-proxy ## set up, create the demo facility, serve on http://127.0.0.1:8000
+run: setup frontend jupyter-proxy sandbox-deps ## set up, create the demo facility, serve on http://127.0.0.1:8000
 	$(BIN)/beamdesk db upgrade
 	$(BIN)/beamdesk demo
 	$(BIN)/beamdesk serve --host 127.0.0.1 --port 8000
@@ -44,13 +44,20 @@ $(PROXY_STAMP): tools/jupyter-proxy/package.json tools/jupyter-proxy/package-loc
 	touch $@
 
 # Debian's PostgreSQL server and Chromium, for the database and browser tests.
-system-test-deps:
+system-test-deps: sandbox-deps
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql chromium fonts-dejavu-core >/dev/null; \
 	fi
 
-demo: setup
+# bubblewrap confines the reader workers that parse users' files (docs/security.md).
+sandbox-deps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; \
+	fi
+
+demo: setup sandbox-deps
 	$(BIN)/beamdesk db upgrade
 	$(BIN)/beamdesk demo
 
