@@ -4,6 +4,8 @@
 BD/(h5py+floor) shows what the API adds beyond reading and moving the bytes.
 
 Prints a table; asserts nothing. Run: .venv/bin/python bench/h5_serving.py [--keep DIR]
+With BENCH_BASELINE=DIR (a checkout of an earlier BeamDesk, e.g. ``git worktree add DIR
+<commit>``) a third server runs that code on the same files, and "BD/before" compares.
 Builds ~2 GiB of HDF5 in a temporary folder (4096^2 images, a 100x2048x2048 stack), starts
 BeamDesk and a bare h5grove FastAPI app in subprocesses and samples the BeamDesk server's
 RSS from /proc during a 1 GiB npy download.
@@ -99,6 +101,16 @@ uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
 """
 
 
+def start_baseline(env: dict[str, str]) -> tuple[subprocess.Popen | None, str]:
+    """The earlier BeamDesk of BENCH_BASELINE (its package first on the path), or None."""
+    baseline = os.environ.get("BENCH_BASELINE")
+    if not baseline:
+        return None, ""
+    port = free_port()
+    proc = start(BEAMDESK_SERVER.format(port=port), {**env, "PYTHONPATH": baseline}, port)
+    return proc, f"http://127.0.0.1:{port}/api/proposals/{NUMBER}/h5/data"
+
+
 def start(code: str, env: dict[str, str], port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env})
     deadline = time.monotonic() + 30
@@ -173,6 +185,7 @@ def main() -> None:
     except RuntimeError:
         bd.terminate()
         raise
+    before, before_url = start_baseline(env)
     client = httpx.Client(timeout=600, headers={"Authorization": f"Bearer {token}"})
     bd_url = f"http://127.0.0.1:{bd_port}/api/proposals/{NUMBER}/h5/data"
     hg_base = f"http://127.0.0.1:{hg_port}"
@@ -184,7 +197,8 @@ def main() -> None:
              ("1 frame of 100x2048²", "stack.h5", "/frames", "7", np.s_[7])]
     try:
         print(f"\n{'selection':26} {'fmt':4} {'h5py ms':>8} {'HTTP floor':>10} {'BeamDesk':>9} "
-              f"{'h5grove':>8} {'BD/h5py':>8} {'BD/(h5py+floor)':>15} {'BD/h5grove':>10}")
+              f"{'h5grove':>8} {'BD/h5py':>8} {'BD/(h5py+floor)':>15} {'BD/h5grove':>10}"
+              f"{' BD/before':>10}")
         for label, file, path, sel, key in cases:
             raw = median_time(lambda f=file, p=path, k=key: files[f][p][k])
             nbytes = files[file][path][key].nbytes
@@ -195,8 +209,11 @@ def main() -> None:
                     params["selection"] = sel
                 ours = median_time(lambda p=params: fetch(client, bd_url, p))
                 stock = median_time(lambda p=params: fetch(client, hg_url, p))
+                old = (median_time(lambda p=params: fetch(client, before_url, p))
+                       if before else float("nan"))
                 print(f"{label:26} {fmt:4} {raw:8.1f} {floor:10.1f} {ours:9.1f} {stock:8.1f} "
-                      f"{ours / raw:8.2f} {ours / (raw + floor):15.2f} {ours / stock:10.2f}")
+                      f"{ours / raw:8.2f} {ours / (raw + floor):15.2f} {ours / stock:10.2f}"
+                      f"{ours / old:10.2f}")
 
         tile = {"file": "stack.h5", "path": "/frames", "selection": "7,0:1024,0:1024",
                 "format": "bin"}
@@ -209,6 +226,17 @@ def main() -> None:
         print(f"\n1.6 GiB stack, frame 7: full-res 1024² tile {t_tile:.1f} ms; "
               f"2048²→512² mean view {t_view:.1f} ms ({t_view / t_tile:.2f}x, goal < 3x); "
               f"decimate {t_dec:.1f} ms ({t_dec / t_tile:.2f}x)")
+        if before:
+            small = {"file": "stack.h5", "path": "/frames", "selection": "7,0:16,0:16",
+                     "format": "bin"}
+            for name, params in (("1024² tile", tile), ("512² view", view),
+                                 ("16² frame corner (overhead)", small)):
+                ours = median_time(lambda p=params: fetch(client, bd_url, p))
+                old = median_time(lambda p=params: fetch(client, before_url, p))
+                print(f"{name:28} now {ours:7.2f} ms, before {old:7.2f} ms, "
+                      f"ratio {ours / old:.2f}")
+            before.terminate()
+            before.wait(timeout=10)
 
         # Memory is measured on freshly started servers: the figure is what one 1 GiB
         # download costs, not what the timing runs above left in the allocator.

@@ -78,8 +78,8 @@ def _unpack(obj: Any, buffers: list[bytearray]) -> Any:
     if not isinstance(obj, dict):
         return obj
     try:
-        if "$b" in obj:
-            return bytes(buffers[obj["$b"]])
+        if "$b" in obj:  # a bytearray: no copy of what may be megabytes
+            return buffers[obj["$b"]]
         if "$nd" in obj:
             dtype = _dtype_in(obj["dtype"])
             shape = tuple(int(n) for n in obj["shape"])

@@ -183,7 +183,7 @@ class Streamed:
 
     media_type: str
     headers: dict[str, str]
-    chunks: Iterator[bytes]
+    chunks: Iterator[bytes | bytearray]
 
 
 @dataclass
@@ -359,7 +359,8 @@ class ReaderPool:
             raise self._failed(folder, file, "confused the reader")
         return answer
 
-    def _chunks(self, worker: Worker, folder: Path, file: str | None) -> Iterator[bytes]:
+    def _chunks(self, worker: Worker, folder: Path,
+                file: str | None) -> Iterator[bytes | bytearray]:
         finished = False
         try:
             while True:

@@ -53,12 +53,13 @@ def respond(answer: Any) -> Response:
     if isinstance(answer, Streamed):
         return StreamingResponse(_guarded(answer), media_type=answer.media_type,
                                  headers=answer.headers)
-    return Response(answer["body"], media_type=answer["media_type"],
+    return Response(memoryview(answer["body"]), media_type=answer["media_type"],
                     headers=answer["headers"])
 
 
 def _guarded(answer: Streamed) -> Any:
     try:
-        yield from answer.chunks
+        for chunk in answer.chunks:
+            yield memoryview(chunk)
     except ReaderError as exc:  # headers are sent: all that is left is to cut the body
         log.warning("stream cut: %s", exc.detail)
