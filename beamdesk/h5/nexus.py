@@ -9,10 +9,8 @@ as describing a 1 kB scan.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -34,26 +32,6 @@ class FileMetadata:
     nx_classes: str = ""
     # name -> {"value": number or text, "unit": str}, for search and PaNOSC parameters.
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def is_hdf5(path: Path) -> bool:
-    """True if the HDF5 signature is where libhdf5 looks: at 0, 512, 1024, 2048, … (a user
-    block may precede it). Plain reads: nothing of the file is parsed here."""
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            offset = 0
-            while offset + len(HDF5_SIGNATURE) <= size:
-                fh.seek(offset)
-                if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                    return True
-                offset = 512 if offset == 0 else offset * 2
-    except OSError:
-        return False
-    return False
 
 
 def text(value: Any) -> str:
@@ -147,16 +125,15 @@ def default_entry(root: h5py.File) -> h5py.Group | None:
     return entries[0] if entries else None
 
 
-def default_plot_classes(root: h5py.File) -> str:
-    """Follow ``default`` attributes (or NeXus' first-of-class rule) to the plotted NXdata."""
+def default_chain(root: h5py.File) -> list[h5py.Group]:
+    """The groups from the default entry down to the plotted NXdata, following ``default``
+    attributes (or NeXus' first-of-class rule), never through an external link."""
     entry = default_entry(root)
-    if entry is None:
-        return ""
-    chain = [nx_class(entry) or "NXentry"]
-    group: h5py.Group = entry
+    chain = [entry] if entry is not None else []
     for _ in range(4):  # NXentry/NXsubentry/NXdata at most, with room for odd files
-        if nx_class(group) == "NXdata":
+        if not chain or nx_class(chain[-1]) == "NXdata":
             break
+        group = chain[-1]
         named = text(group.attrs.get("default", ""))
         nxt = inside(group, named) if named else None
         if not isinstance(nxt, h5py.Group):
@@ -164,9 +141,15 @@ def default_plot_classes(root: h5py.File) -> str:
             nxt = data[0] if data else None
         if nxt is None:
             break
-        group = nxt
-        chain.append(nx_class(group) or "group")
-    return "/".join(chain)
+        chain.append(nxt)
+    return chain
+
+
+def default_plot_classes(root: h5py.File) -> str:
+    """The NX classes along the default plot, e.g. "NXentry/NXdata"."""
+    chain = default_chain(root)
+    return "/".join(nx_class(g) or ("NXentry" if i == 0 else "group")
+                    for i, g in enumerate(chain))
 
 
 def _instrument_name(entry: h5py.Group) -> str:
@@ -235,22 +218,12 @@ def describe(root: h5py.File) -> FileMetadata:
 def default_signal(root: h5py.File) -> str:
     """The dataset NeXus would plot (``default`` attributes, then ``signal``), else the
     first numeric dataset with at least one dimension; '' when there is none."""
-    group: h5py.Group | None = default_entry(root)
-    for _ in range(4):
-        if group is None:
-            break
-        if nx_class(group) == "NXdata":
-            signal = text(group.attrs.get("signal", ""))
-            obj = inside(group, signal) if signal else None
-            if isinstance(obj, h5py.Dataset):
-                return obj.name or ""
-            break
-        named = text(group.attrs.get("default", ""))
-        nxt = inside(group, named) if named else None
-        if not isinstance(nxt, h5py.Group):
-            data = _children(group, "NXdata")
-            nxt = data[0] if data else None
-        group = nxt
+    chain = default_chain(root)
+    if chain and nx_class(chain[-1]) == "NXdata":
+        signal = text(chain[-1].attrs.get("signal", ""))
+        obj = inside(chain[-1], signal) if signal else None
+        if isinstance(obj, h5py.Dataset):
+            return obj.name or ""
     found: list[str] = []
 
     def visit(name: str, obj: Any) -> Any:  # hard links only

@@ -15,10 +15,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import h5py
-
-from beamdesk.h5.nexus import default_entry, nx_class, text
-
 if TYPE_CHECKING:
     import nbformat
 
@@ -67,37 +63,6 @@ def h5py_index(selection: str) -> str:
     if not selection:
         return "[()]"
     return "[" + ", ".join(part.replace(" ", "") for part in selection.split(",")) + "]"
-
-
-def default_dataset(f: h5py.File) -> str:
-    """The dataset NeXus would plot (``default`` attributes, then ``signal``), else the
-    first numeric dataset with at least one dimension; '' when there is none."""
-    group: h5py.Group | None = default_entry(f)
-    for _ in range(4):
-        if group is None:
-            break
-        if nx_class(group) == "NXdata":
-            signal = text(group.attrs.get("signal", ""))
-            obj = group.get(signal) if signal else None
-            if isinstance(obj, h5py.Dataset):
-                return obj.name or ""
-            break
-        named = text(group.attrs.get("default", ""))
-        nxt = group.get(named) if named else None
-        if not isinstance(nxt, h5py.Group):
-            nxt = next((g for g in group.values()
-                        if isinstance(g, h5py.Group) and nx_class(g) == "NXdata"), None)
-        group = nxt
-    found: list[str] = []
-
-    def visit(name: str, obj: Any) -> Any:
-        if isinstance(obj, h5py.Dataset) and obj.ndim >= 1 and obj.dtype.kind in "iufb":
-            found.append("/" + name)
-            return True
-        return None
-
-    f.visititems(visit)
-    return found[0] if found else ""
 
 
 def notebook_name(number: str, file: str, path: str, selection: str) -> str:

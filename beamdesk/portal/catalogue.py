@@ -21,7 +21,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from beamdesk.db import utcnow
-from beamdesk.h5 import nexus
+from beamdesk.h5.browse import has_hdf5_signature
 from beamdesk.h5.paths import PathNotFound, proposal_root, resolve_in_proposal
 from beamdesk.portal.access import Identity, readable_proposals
 from beamdesk.portal.models import Beamline, Beamtime, Dataset, Proposal
@@ -120,7 +120,7 @@ def describe_into(row: Dataset, path: Path, stat: os.stat_result, folder: Path,
     row.size = stat.st_size
     row.mtime = _mtime(stat)
     row.sha256 = sha256_of(path)
-    row.is_hdf5 = nexus.is_hdf5(path)
+    row.is_hdf5 = has_hdf5_signature(path)
     row.error = ""
     row.title, row.instrument, row.nx_classes = "", "", ""
     row.start_time = row.end_time = None

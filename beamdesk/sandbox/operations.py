@@ -117,12 +117,12 @@ def xrf_roi(files: ProposalFiles, file: str, path: str, windows: list[list[Any]]
     ds = _map_dataset(files, file, path)
     with _user_errors():
         check_numeric(ds, path)
+        if ds.ndim < 2:
+            raise H5RequestError(422, f"{path} is a single spectrum, not a map.")
         pixels = int(np.prod(ds.shape[:-1], dtype=np.int64))
-        if ds.ndim < 2 or pixels > max_pixels:
-            raise H5RequestError(413 if ds.ndim >= 2 else 422,
-                                 f"The map has {pixels} pixels, more than {max_pixels}: run "
-                                 "`beamdesk xrf roi` instead." if ds.ndim >= 2
-                                 else f"{path} is a single spectrum, not a map.")
+        if pixels > max_pixels:
+            raise H5RequestError(413, f"The map has {pixels} pixels, more than {max_pixels}: "
+                                      "run `beamdesk xrf roi` instead.")
         check_map_size(ds, max_sum_bytes)
         try:
             return roi_maps_of(ds, [(str(n), float(a), float(b)) for n, a, b in windows],

@@ -21,7 +21,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from beamdesk.h5.api import Reply, Stream
+from beamdesk.h5.errors import H5RequestError
+from beamdesk.h5.opener import ProposalFiles
 from beamdesk.sandbox import codec
+from beamdesk.sandbox.operations import OPERATIONS
 
 MAX_REQUEST_BYTES = 64 * 2**20
 
@@ -39,8 +43,6 @@ def _error(status: int, detail: str) -> dict[str, Any]:
 
 
 def _answer(sock: socket.socket, result: Any) -> None:
-    from beamdesk.h5.api import Reply, Stream
-
     if isinstance(result, Reply):
         codec.send(sock, {"reply": {"body": result.body, "media_type": result.media_type,
                                     "headers": result.headers}})
@@ -55,10 +57,6 @@ def _answer(sock: socket.socket, result: Any) -> None:
 
 
 def serve(sock: socket.socket, folder: Path) -> None:
-    from beamdesk.h5.errors import H5RequestError
-    from beamdesk.h5.opener import ProposalFiles
-    from beamdesk.sandbox.operations import OPERATIONS
-
     files = ProposalFiles(folder)
     codec.send(sock, {"ready": os.getpid()})
     while True:

@@ -9,11 +9,11 @@ import h5py
 import nbformat
 import pytest
 
+from beamdesk.h5.nexus import default_signal
 from beamdesk.jupyter.notebooks import (
     BadSelection,
     check_selection,
     dataset_notebook,
-    default_dataset,
     h5py_index,
     notebook_name,
     xrf_job_notebook,
@@ -64,15 +64,15 @@ def test_notebook_names_are_stable_and_safe() -> None:
     assert re.fullmatch(r"[A-Za-z0-9_.-]+\.ipynb", a)
 
 
-def test_default_dataset_follows_nexus(jworld: JWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_default_signal_follows_nexus(jworld: JWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with h5py.File(jworld.file, "r") as f:
-        assert default_dataset(f) == DATASET
+        assert default_signal(f) == DATASET
     plain = tmp_path / "plain.h5"
     with h5py.File(plain, "w") as f:
         f["notes"] = "text"
         f["a/b"] = [1.0, 2.0]
     with h5py.File(plain, "r") as f:
-        assert default_dataset(f) == "/a/b"
+        assert default_signal(f) == "/a/b"
 
 
 @pytest.mark.parametrize(("given", "kept"), [

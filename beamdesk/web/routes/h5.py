@@ -12,12 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from beamdesk.h5.api import EXPORTS
 from beamdesk.portal.auth import audit
 from beamdesk.web.deps import DB, AppSettings, CurrentUser, ReadableProposal
 from beamdesk.web.readers import Readers, read, respond
 
 router = APIRouter(prefix="/api/proposals/{number}/h5", tags=["hdf5"])
-EXPORTS = {"csv", "npy", "tiff", "png"}
 
 
 @router.get("/meta")
@@ -60,7 +60,7 @@ def get_data(
              "colormap": colormap, "scale": scale, "vmin": vmin, "vmax": vmax}
     answer = read(readers, folder.root, "h5.data", file, path=path, query=query,
                   max_read_bytes=settings.max_read_bytes)
-    if format in EXPORTS:
+    if format in EXPORTS:  # downloads, not views, are audited
         audit(db, "data_download", user, f"{folder.proposal.number}/{file}::{path}",
               detail=f"format={format}")
     return respond(answer)

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from beamdesk.h5.paths import PathNotFound, clean_relative
 from beamdesk.portal.access import Action
+from beamdesk.sandbox.pool import ReaderPool
 from beamdesk.web.deps import (
     DB,
     AppSettings,
@@ -233,7 +234,7 @@ def _floats(values: np.ndarray) -> list[float | None]:
     return [_finite(float(v)) for v in np.asarray(values, dtype=float)]
 
 
-def load_spectrum(readers: Any, folder: ReadableFolder, source: SpectrumSource,
+def load_spectrum(readers: ReaderPool, folder: ReadableFolder, source: SpectrumSource,
                   max_bytes: int) -> dict[str, Any]:
     """Counts (and map shape) of the chosen spectrum, read by the proposal's reader."""
     return read(readers, folder.root, "xrf.spectrum", clean_file(source.file),
@@ -409,8 +410,8 @@ def spectra_in_file(number: str, folder: ReadableProposal, readers: Readers,
     """Datasets of an HDF5 file that look like spectra or maps of spectra (numeric, last
     axis ≥ 64 channels), the likeliest first: marked ``interpretation = spectrum``, then
     the most pixels."""
-    found = read(readers, folder.root, "xrf.spectra", clean_file(file))
-    return {"file": clean_file(file), "datasets": found}
+    file = clean_file(file)
+    return {"file": file, "datasets": read(readers, folder.root, "xrf.spectra", file)}
 
 
 @api.get("/xrf/identify")
@@ -538,8 +539,9 @@ def result_info(number: str, folder: ReadableProposal, readers: Readers,
     """The groups of a map-fit result and where their maps are (for /h5/data)."""
     from beamdesk.xrf.sources import result_map_path
 
-    groups = read(readers, folder.root, "xrf.result_groups", clean_file(file))
-    return {"file": clean_file(file), "groups": groups,
+    file = clean_file(file)
+    groups = read(readers, folder.root, "xrf.result_groups", file)
+    return {"file": file, "groups": groups,
             "maps": {g: result_map_path(g) for g in groups}}
 
 
