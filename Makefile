@@ -20,6 +20,7 @@ run: setup frontend jupyter-proxy sandbox-deps ## set up, create the demo facili
 
 test: setup frontend jupyter-proxy system-test-deps ## set up everything the tests need and run them all
 	$(BIN)/ruff check beamdesk tests bench tools
+	$(BIN)/ruff format --check beamdesk tests bench tools
 	BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra
 
 setup: $(STAMP)

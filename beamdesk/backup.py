@@ -138,9 +138,12 @@ def backup(settings: Settings, out_dir: Path, report: Report = lambda _: None) -
     (out_dir / "db").mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     manifest: dict[str, Any] = {
-        "format": FORMAT, "beamdesk": beamdesk.__version__,
+        "format": FORMAT,
+        "beamdesk": beamdesk.__version__,
         "created_at": datetime.now().astimezone().isoformat(),
-        "dialect": engine.dialect.name, "tables": {}, "files": {},
+        "dialect": engine.dialect.name,
+        "tables": {},
+        "files": {},
     }
     rows_total = 0
     try:
@@ -201,9 +204,11 @@ def _check_empty(conn: Connection, settings: Settings, manifest: dict[str, Any])
     if not revision:
         raise BackupError("the database has no schema: run 'beamdesk db upgrade' first.")
     if revision != manifest.get("schema_revision"):
-        raise BackupError(f"the database is at schema {revision}, the backup at "
-                          f"{manifest.get('schema_revision')}: restore with the BeamDesk "
-                          "version that made the backup, then upgrade.")
+        raise BackupError(
+            f"the database is at schema {revision}, the backup at "
+            f"{manifest.get('schema_revision')}: restore with the BeamDesk "
+            "version that made the backup, then upgrade."
+        )
     for table in tables():
         if conn.execute(select(func.count()).select_from(table)).scalar():
             raise BackupError(f"table {table.name} is not empty: restore into a fresh database.")
@@ -219,12 +224,19 @@ def _reset_sequences(conn: Connection) -> None:
     for table in tables():
         for column in table.primary_key.columns:
             if column.autoincrement is True or (
-                    column.autoincrement == "auto" and column.type.python_type is int):
-                seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
-                                   {"t": table.name, "c": column.name}).scalar()
+                column.autoincrement == "auto" and column.type.python_type is int
+            ):
+                seq = conn.execute(
+                    text("SELECT pg_get_serial_sequence(:t, :c)"),
+                    {"t": table.name, "c": column.name},
+                ).scalar()
                 if seq:
-                    conn.execute(text(f"SELECT setval('{seq}', COALESCE((SELECT MAX("
-                                      f'"{column.name}") FROM "{table.name}"), 0) + 1, false)'))
+                    conn.execute(
+                        text(
+                            f"SELECT setval('{seq}', COALESCE((SELECT MAX("
+                            f'"{column.name}") FROM "{table.name}"), 0) + 1, false)'
+                        )
+                    )
 
 
 def _insert_rows(conn: Connection, table: Table, path: Path) -> int:
@@ -266,8 +278,10 @@ def restore(settings: Settings, in_dir: Path, report: Report = lambda _: None) -
                     continue
                 count = _insert_rows(conn, table, in_dir / "db" / f"{table.name}.jsonl")
                 if count != manifest["tables"][table.name]["rows"]:
-                    raise BackupError(f"{table.name}: {count} rows read, manifest says "
-                                      f"{manifest['tables'][table.name]['rows']}.")
+                    raise BackupError(
+                        f"{table.name}: {count} rows read, manifest says "
+                        f"{manifest['tables'][table.name]['rows']}."
+                    )
                 rows_total += count
                 report(f"{table.name}: {count} rows")
             _reset_sequences(conn)

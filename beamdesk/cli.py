@@ -162,8 +162,13 @@ def users_add(
     from beamdesk.portal.auth import create_user
     from beamdesk.portal.models import Beamline, GlobalRole
 
-    aliases = {"pi": "user", "principal_investigator": "user", "participant": "user",
-               "beamline_scientist": "scientist", "useroffice": "user_office"}
+    aliases = {
+        "pi": "user",
+        "principal_investigator": "user",
+        "participant": "user",
+        "beamline_scientist": "scientist",
+        "useroffice": "user_office",
+    }
     try:
         global_role = GlobalRole(aliases.get(role, role))
     except ValueError:
@@ -172,8 +177,9 @@ def users_add(
     settings = _settings()
     try:
         with session_scope(_sessionmaker(settings)) as db:
-            user = create_user(db, username, global_role, password=password, email=email,
-                               full_name=full_name)
+            user = create_user(
+                db, username, global_role, password=password, email=email, full_name=full_name
+            )
             for name in beamline or []:
                 bl = db.scalar(select(Beamline).where(Beamline.name == name))
                 if bl is None:
@@ -221,8 +227,10 @@ def backup_command(
         summary = backup(_settings(data), out_dir, report=console.print)
     except BackupError as exc:
         _fail(str(exc))
-    console.print(f"backup in {out_dir}: {summary.rows} rows in {summary.tables} tables, "
-                  f"{summary.files} files")
+    console.print(
+        f"backup in {out_dir}: {summary.rows} rows in {summary.tables} tables, "
+        f"{summary.files} files"
+    )
 
 
 @app.command("restore")

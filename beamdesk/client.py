@@ -78,8 +78,9 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -96,13 +97,15 @@ class Client:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
-    def _pages(self, path: str, params: Mapping[str, Any] | None = None,
-               page_size: int = 500) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, path: str, params: Mapping[str, Any] | None = None, page_size: int = 500
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list (``{items, total, limit, offset}``)."""
         offset = 0
         while True:
-            page = self._json("GET", path, params={**(params or {}), "limit": page_size,
-                                                   "offset": offset})
+            page = self._json(
+                "GET", path, params={**(params or {}), "limit": page_size, "offset": offset}
+            )
             if isinstance(page, list):  # an unpaginated list
                 yield from page
                 return
@@ -149,24 +152,26 @@ class Client:
     # -- HDF5 content -----------------------------------------------------------------
     def meta(self, number: str, file: str, path: str = "/") -> dict[str, Any]:
         """An HDF5 object's metadata: kind, shape, type, attributes, children."""
-        return self._json("GET", f"/api/proposals/{number}/h5/meta",
-                          params={"file": file, "path": path})
+        return self._json(
+            "GET", f"/api/proposals/{number}/h5/meta", params={"file": file, "path": path}
+        )
 
     def attrs(self, number: str, file: str, path: str = "/") -> dict[str, Any]:
         """An HDF5 object's attributes as a dict."""
-        return self._json("GET", f"/api/proposals/{number}/h5/attr",
-                          params={"file": file, "path": path})
+        return self._json(
+            "GET", f"/api/proposals/{number}/h5/attr", params={"file": file, "path": path}
+        )
 
-    def stats(self, number: str, file: str, path: str,
-              selection: str | None = None) -> dict[str, float]:
+    def stats(
+        self, number: str, file: str, path: str, selection: str | None = None
+    ) -> dict[str, float]:
         """min, max, mean, std of the finite values of a dataset (or a selection of it)."""
         params = {"file": file, "path": path}
         if selection:
             params["selection"] = selection
         return self._json("GET", f"/api/proposals/{number}/h5/stats", params=params)
 
-    def open(self, number: str, file: str, path: str,
-             selection: str | None = None) -> np.ndarray:
+    def open(self, number: str, file: str, path: str, selection: str | None = None) -> np.ndarray:
         """A dataset, or a selection of it, as a numpy array with the file's dtype.
 
         Args:
@@ -183,9 +188,16 @@ class Client:
         return np.load(io.BytesIO(response.content), allow_pickle=False)
 
     # -- analysis jobs ----------------------------------------------------------------
-    def submit_xrf_job(self, number: str, file: str, dataset: str,
-                       config: Mapping[str, Any] | None = None, *,
-                       config_file: str | None = None, kind: str = "xrf_map") -> int:
+    def submit_xrf_job(
+        self,
+        number: str,
+        file: str,
+        dataset: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        config_file: str | None = None,
+        kind: str = "xrf_map",
+    ) -> int:
         """Start an XRF analysis of one dataset; returns the job's id (see :meth:`wait`).
 
         Args:
@@ -223,8 +235,9 @@ class Client:
             job = self.job(job_id)
             if job.get("state") in FINAL_JOB_STATES:
                 if job["state"] != "done":
-                    raise BeamDeskError(0, f"job {job_id} {job['state']}: "
-                                           f"{job.get('message', '')}".rstrip(": "))
+                    raise BeamDeskError(
+                        0, f"job {job_id} {job['state']}: {job.get('message', '')}".rstrip(": ")
+                    )
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job.get('state')} after {timeout} s")

@@ -77,9 +77,7 @@ class Settings:
 def settings_from_env(data_root: str | Path | None = None) -> Settings:
     var_dir = _var_dir()
     root = Path(data_root or _env("DATA", str(var_dir / "data"))).resolve()
-    secret = os.environ.get("BEAMDESK_SECRET_KEY") or _load_or_create_secret(
-        var_dir / "secret_key"
-    )
+    secret = os.environ.get("BEAMDESK_SECRET_KEY") or _load_or_create_secret(var_dir / "secret_key")
     return Settings(
         data_root=root,
         database_url=_env("DATABASE_URL", f"sqlite:///{var_dir / 'beamdesk.db'}"),

@@ -52,8 +52,7 @@ def build_files(folder: Path) -> None:
     if (folder / "stack.h5").exists():
         return
     with h5py.File(folder / "stack.h5", "w") as f:
-        d = f.create_dataset("frames", shape=(100, 2048, 2048), dtype="f4",
-                             chunks=(1, 256, 2048))
+        d = f.create_dataset("frames", shape=(100, 2048, 2048), dtype="f4", chunks=(1, 256, 2048))
         frame = image[:2048, :2048]
         for i in range(100):
             d[i] = frame + i
@@ -177,8 +176,12 @@ def main() -> None:
         (var / "beamdesk.db").unlink()
     url, token = setup_db(var)
     bd_port, hg_port = free_port(), free_port()
-    env = {"BEAMDESK_DATA": str(data), "BEAMDESK_DATABASE_URL": url, "BEAMDESK_VAR": str(var),
-           "BEAMDESK_SECRET_KEY": "bench-secret-not-for-production"}
+    env = {
+        "BEAMDESK_DATA": str(data),
+        "BEAMDESK_DATABASE_URL": url,
+        "BEAMDESK_VAR": str(var),
+        "BEAMDESK_SECRET_KEY": "bench-secret-not-for-production",
+    }
     bd = start(BEAMDESK_SERVER.format(port=bd_port), env, bd_port)
     try:
         hg = start(H5GROVE_SERVER.format(port=hg_port, base=str(data / NUMBER)), {}, hg_port)
@@ -191,14 +194,18 @@ def main() -> None:
     hg_base = f"http://127.0.0.1:{hg_port}"
     hg_url = f"{hg_base}/data"
     files = {name: h5py.File(data / NUMBER / name, "r") for name in ("images.h5", "stack.h5")}
-    cases = [("4096² f4 contiguous", "images.h5", "/contiguous", None, np.s_[()]),
-             ("4096² f4 gzip chunked", "images.h5", "/gzip", None, np.s_[()]),
-             ("4096² f4 LZ4 chunked", "images.h5", "/lz4", None, np.s_[()]),
-             ("1 frame of 100x2048²", "stack.h5", "/frames", "7", np.s_[7])]
+    cases = [
+        ("4096² f4 contiguous", "images.h5", "/contiguous", None, np.s_[()]),
+        ("4096² f4 gzip chunked", "images.h5", "/gzip", None, np.s_[()]),
+        ("4096² f4 LZ4 chunked", "images.h5", "/lz4", None, np.s_[()]),
+        ("1 frame of 100x2048²", "stack.h5", "/frames", "7", np.s_[7]),
+    ]
     try:
-        print(f"\n{'selection':26} {'fmt':4} {'h5py ms':>8} {'HTTP floor':>10} {'BeamDesk':>9} "
-              f"{'h5grove':>8} {'BD/h5py':>8} {'BD/(h5py+floor)':>15} {'BD/h5grove':>10}"
-              f"{' BD/before':>10}")
+        print(
+            f"\n{'selection':26} {'fmt':4} {'h5py ms':>8} {'HTTP floor':>10} {'BeamDesk':>9} "
+            f"{'h5grove':>8} {'BD/h5py':>8} {'BD/(h5py+floor)':>15} {'BD/h5grove':>10}"
+            f"{' BD/before':>10}"
+        )
         for label, file, path, sel, key in cases:
             raw = median_time(lambda f=file, p=path, k=key: files[f][p][k])
             nbytes = files[file][path][key].nbytes
@@ -209,32 +216,56 @@ def main() -> None:
                     params["selection"] = sel
                 ours = median_time(lambda p=params: fetch(client, bd_url, p))
                 stock = median_time(lambda p=params: fetch(client, hg_url, p))
-                old = (median_time(lambda p=params: fetch(client, before_url, p))
-                       if before else float("nan"))
-                print(f"{label:26} {fmt:4} {raw:8.1f} {floor:10.1f} {ours:9.1f} {stock:8.1f} "
-                      f"{ours / raw:8.2f} {ours / (raw + floor):15.2f} {ours / stock:10.2f}"
-                      f"{ours / old:10.2f}")
+                old = (
+                    median_time(lambda p=params: fetch(client, before_url, p))
+                    if before
+                    else float("nan")
+                )
+                print(
+                    f"{label:26} {fmt:4} {raw:8.1f} {floor:10.1f} {ours:9.1f} {stock:8.1f} "
+                    f"{ours / raw:8.2f} {ours / (raw + floor):15.2f} {ours / stock:10.2f}"
+                    f"{ours / old:10.2f}"
+                )
 
-        tile = {"file": "stack.h5", "path": "/frames", "selection": "7,0:1024,0:1024",
-                "format": "bin"}
-        view = {"file": "stack.h5", "path": "/frames", "selection": "7", "format": "bin",
-                "downsample": "512x512", "downsample_method": "mean"}
+        tile = {
+            "file": "stack.h5",
+            "path": "/frames",
+            "selection": "7,0:1024,0:1024",
+            "format": "bin",
+        }
+        view = {
+            "file": "stack.h5",
+            "path": "/frames",
+            "selection": "7",
+            "format": "bin",
+            "downsample": "512x512",
+            "downsample_method": "mean",
+        }
         t_tile = median_time(lambda: fetch(client, bd_url, tile))
         t_view = median_time(lambda: fetch(client, bd_url, view))
-        t_dec = median_time(lambda: fetch(client, bd_url, {**view, "downsample_method":
-                                                          "decimate"}))
-        print(f"\n1.6 GiB stack, frame 7: full-res 1024² tile {t_tile:.1f} ms; "
-              f"2048²→512² mean view {t_view:.1f} ms ({t_view / t_tile:.2f}x, goal < 3x); "
-              f"decimate {t_dec:.1f} ms ({t_dec / t_tile:.2f}x)")
+        t_dec = median_time(
+            lambda: fetch(client, bd_url, {**view, "downsample_method": "decimate"})
+        )
+        print(
+            f"\n1.6 GiB stack, frame 7: full-res 1024² tile {t_tile:.1f} ms; "
+            f"2048²→512² mean view {t_view:.1f} ms ({t_view / t_tile:.2f}x, goal < 3x); "
+            f"decimate {t_dec:.1f} ms ({t_dec / t_tile:.2f}x)"
+        )
         if before:
-            small = {"file": "stack.h5", "path": "/frames", "selection": "7,0:16,0:16",
-                     "format": "bin"}
-            for name, params in (("1024² tile", tile), ("512² view", view),
-                                 ("16² frame corner (overhead)", small)):
+            small = {
+                "file": "stack.h5",
+                "path": "/frames",
+                "selection": "7,0:16,0:16",
+                "format": "bin",
+            }
+            for name, params in (
+                ("1024² tile", tile),
+                ("512² view", view),
+                ("16² frame corner (overhead)", small),
+            ):
                 ours = median_time(lambda p=params: fetch(client, bd_url, p))
                 old = median_time(lambda p=params: fetch(client, before_url, p))
-                print(f"{name:28} now {ours:7.2f} ms, before {old:7.2f} ms, "
-                      f"ratio {ours / old:.2f}")
+                print(f"{name:28} now {ours:7.2f} ms, before {old:7.2f} ms, ratio {ours / old:.2f}")
             before.terminate()
             before.wait(timeout=10)
 
@@ -253,9 +284,11 @@ def main() -> None:
         t0 = time.perf_counter()
         base, peak = rss_during(bd.pid, lambda: size.__setitem__(0, fetch(client, bd_url, big)))
         secs = time.perf_counter() - t0
-        print(f"\n1 GiB npy download ({size[0] / MiB:.0f} MiB in {secs:.1f} s, "
-              f"{size[0] / MiB / secs:.0f} MiB/s): BeamDesk server RSS {base:.0f} MiB before, "
-              f"peak {peak:.0f} MiB (+{peak - base:.0f}; goal peak < 200 MiB)")
+        print(
+            f"\n1 GiB npy download ({size[0] / MiB:.0f} MiB in {secs:.1f} s, "
+            f"{size[0] / MiB / secs:.0f} MiB/s): BeamDesk server RSS {base:.0f} MiB before, "
+            f"peak {peak:.0f} MiB (+{peak - base:.0f}; goal peak < 200 MiB)"
+        )
         base, peak = rss_during(hg.pid, lambda: fetch(client, hg_url, big))
         print(f"same download from stock h5grove: RSS {base:.0f} MiB before, peak {peak:.0f} MiB")
     finally:

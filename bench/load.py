@@ -48,8 +48,7 @@ STACK = "raw/tomo/projections.nxs"
 def fresh_database(base_url: str, name: str) -> str:
     import sqlalchemy as sa
 
-    admin = sa.create_engine(base_url.rsplit("/", 1)[0] + "/postgres",
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(base_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
@@ -78,8 +77,11 @@ def prepare(url: str, tmp: Path, users: int) -> list[str]:
         proposal = db.scalar(select(Proposal).where(Proposal.number == NUMBER))
         for i in range(users):
             user = create_user(db, f"load{i:03d}", GlobalRole.user)
-            db.add(ProposalMember(proposal_id=proposal.id, user_id=user.id,
-                                  role=MemberRole.participant))
+            db.add(
+                ProposalMember(
+                    proposal_id=proposal.id, user_id=user.id, role=MemberRole.participant
+                )
+            )
             tokens.append(create_api_token(db, user, name="load").token)
         db.commit()
     engine.dispose()
@@ -95,24 +97,41 @@ def session_steps(rng: random.Random) -> list[tuple[str, str, str, dict | None]]
         ("proposal list", "GET", "/api/proposals", None),
         ("proposal page", "GET", f"/proposals/{NUMBER}", None),
         ("dataset list", "GET", f"/api/proposals/{NUMBER}/datasets?limit=50", None),
-        ("dataset search", "GET", f"/api/datasets?q={rng.choice(['xanes', 'map', 'saxs'])}",
-         None),
+        ("dataset search", "GET", f"/api/datasets?q={rng.choice(['xanes', 'map', 'saxs'])}", None),
         ("h5 meta", "GET", f"{h5}/meta?file={MAP}&path=/entry/spectra/data", None),
-        ("stack frame (downsampled)", "GET",
-         f"{h5}/data?file={STACK}&path=/entry/data/data&selection={frame}"
-         "&downsample=256x256&format=bin&dtype=safe", None),
-        ("spectrum of a pixel", "GET",
-         f"{h5}/data?file={MAP}&path=/entry/spectra/data&selection={y},{x},:&format=bin", None),
+        (
+            "stack frame (downsampled)",
+            "GET",
+            f"{h5}/data?file={STACK}&path=/entry/data/data&selection={frame}"
+            "&downsample=256x256&format=bin&dtype=safe",
+            None,
+        ),
+        (
+            "spectrum of a pixel",
+            "GET",
+            f"{h5}/data?file={MAP}&path=/entry/spectra/data&selection={y},{x},:&format=bin",
+            None,
+        ),
     ]
     if rng.random() < 0.1:
-        steps.append(("job submit", "POST", f"/api/proposals/{NUMBER}/jobs",
-                      {"kind": "xrf_map", "input": f"{MAP}::/entry/spectra/data",
-                       "config_file": "config/xrf_map.toml"}))
+        steps.append(
+            (
+                "job submit",
+                "POST",
+                f"/api/proposals/{NUMBER}/jobs",
+                {
+                    "kind": "xrf_map",
+                    "input": f"{MAP}::/entry/spectra/data",
+                    "config_file": "config/xrf_map.toml",
+                },
+            )
+        )
     return steps
 
 
-async def user_loop(k: int, base: str, token: str, until: float, stats: dict,
-                    jobs: list[int]) -> None:
+async def user_loop(
+    k: int, base: str, token: str, until: float, stats: dict, jobs: list[int]
+) -> None:
     rng = random.Random(k)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as client:
@@ -143,8 +162,7 @@ async def drive(base: str, tokens: list[str], seconds: float) -> tuple[dict, lis
     stats: dict = defaultdict(lambda: {"latency": [], "errors": 0, "quota": 0})
     jobs: list[int] = []
     until = time.monotonic() + seconds
-    await asyncio.gather(*(user_loop(k, base, t, until, stats, jobs)
-                           for k, t in enumerate(tokens)))
+    await asyncio.gather(*(user_loop(k, base, t, until, stats, jobs) for k, t in enumerate(tokens)))
     return dict(stats), jobs
 
 
@@ -152,8 +170,9 @@ def wait_for_jobs(base: str, token: str, ids: list[int], limit: float) -> dict[s
     """End states of the submitted jobs; 'lost' would be one the API no longer knows."""
     states: dict[int, str] = {}
     deadline = time.monotonic() + limit
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                      timeout=30) as client:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
         while time.monotonic() < deadline:
             for job_id in ids:
                 if states.get(job_id) in ("done", "failed", "cancelled", "lost"):
@@ -199,8 +218,11 @@ class MemoryWatch:
             for proc in procs:
                 with contextlib.suppress(psutil.Error):
                     # PostgreSQL backends share their buffers: count each one's own pages.
-                    mem = (proc.memory_full_info().uss if "postgres" in proc.name()
-                           else proc.memory_info().rss)
+                    mem = (
+                        proc.memory_full_info().uss
+                        if "postgres" in proc.name()
+                        else proc.memory_info().rss
+                    )
                     sample[self._label(proc)] += mem / 2**20
             for label, mib in sample.items():
                 self.peaks[label] = max(self.peaks[label], mib)
@@ -214,11 +236,19 @@ class MemoryWatch:
         self._thread.join()
 
 
-def report(stats: dict, seconds: float, jobs: dict[str, int], submitted: int,
-           peaks: dict[str, float], args: argparse.Namespace) -> None:
+def report(
+    stats: dict,
+    seconds: float,
+    jobs: dict[str, int],
+    submitted: int,
+    peaks: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
     print(f"\n{args.users} users, {seconds:.0f} s, {args.workers} uvicorn workers, PostgreSQL\n")
-    print(f"{'endpoint':28} {'requests':>9} {'req/s':>7} {'median ms':>10} {'p99 ms':>9} "
-          f"{'errors':>7} {'429':>5}")
+    print(
+        f"{'endpoint':28} {'requests':>9} {'req/s':>7} {'median ms':>10} {'p99 ms':>9} "
+        f"{'errors':>7} {'429':>5}"
+    )
     total = errors = 0
     for name, entry in stats.items():
         lat = sorted(entry["latency"])
@@ -227,9 +257,11 @@ def report(stats: dict, seconds: float, jobs: dict[str, int], submitted: int,
         p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
         total += len(lat)
         errors += entry["errors"]
-        print(f"{name:28} {len(lat):9d} {len(lat) / seconds:7.1f} "
-              f"{statistics.median(lat) * 1000:10.1f} {p99 * 1000:9.1f} {entry['errors']:7d} "
-              f"{entry['quota']:5d}")
+        print(
+            f"{name:28} {len(lat):9d} {len(lat) / seconds:7.1f} "
+            f"{statistics.median(lat) * 1000:10.1f} {p99 * 1000:9.1f} {entry['errors']:7d} "
+            f"{entry['quota']:5d}"
+        )
         if entry.get("examples"):
             print(f"{'':28} error statuses: {sorted(set(entry['examples']))}")
     print(f"{'all':28} {total:9d} {total / seconds:7.1f}   errors {errors}")
@@ -248,13 +280,24 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="beamdesk-load-"))
-    base_url = args.database_url or subprocess.run(
-        [str(ROOT / "tools" / "postgres.sh"), "start"], check=True, capture_output=True,
-        text=True).stdout.strip()
+    base_url = (
+        args.database_url
+        or subprocess.run(
+            [str(ROOT / "tools" / "postgres.sh"), "start"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     url = fresh_database(base_url, "beamdesk_load") if not args.database_url else base_url
-    env = {**os.environ, "BEAMDESK_VAR": str(tmp), "BEAMDESK_DATABASE_URL": url,
-           "BEAMDESK_DATA": str(tmp / "data"), "BEAMDESK_SECRET_KEY": "load-test",
-           "BEAMDESK_DEMO_PASSWORD": "load-test-password"}
+    env = {
+        **os.environ,
+        "BEAMDESK_VAR": str(tmp),
+        "BEAMDESK_DATABASE_URL": url,
+        "BEAMDESK_DATA": str(tmp / "data"),
+        "BEAMDESK_SECRET_KEY": "load-test",
+        "BEAMDESK_DEMO_PASSWORD": "load-test-password",
+    }
     os.environ.update(env)
     t0 = time.perf_counter()
     tokens = prepare(url, tmp, args.users)
@@ -262,9 +305,22 @@ def main() -> None:
 
     port = 19000 + os.getpid() % 1000
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "beamdesk.web.asgi:app", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
-        env=env, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "beamdesk.web.asgi:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -281,13 +337,28 @@ def main() -> None:
         report(stats, elapsed, states, len(job_ids), dict(watch.peaks), args)
         out = ROOT / "bench" / "results"
         out.mkdir(exist_ok=True)
-        (out / "load.json").write_text(json.dumps({
-            "users": args.users, "seconds": elapsed, "workers": args.workers,
-            "endpoints": {k: {"requests": len(v["latency"]),
-                              "median_ms": statistics.median(v["latency"]) * 1000,
-                              "errors": v["errors"], "quota_429": v["quota"]}
-                          for k, v in stats.items() if v["latency"]},
-            "jobs": states, "peak_rss_mib": watch.peaks}, indent=2))
+        (out / "load.json").write_text(
+            json.dumps(
+                {
+                    "users": args.users,
+                    "seconds": elapsed,
+                    "workers": args.workers,
+                    "endpoints": {
+                        k: {
+                            "requests": len(v["latency"]),
+                            "median_ms": statistics.median(v["latency"]) * 1000,
+                            "errors": v["errors"],
+                            "quota_429": v["quota"],
+                        }
+                        for k, v in stats.items()
+                        if v["latency"]
+                    },
+                    "jobs": states,
+                    "peak_rss_mib": watch.peaks,
+                },
+                indent=2,
+            )
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

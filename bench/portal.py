@@ -37,8 +37,24 @@ from beamdesk.portal.models import (
     ProposalState,
 )
 
-WORDS = ["iron", "zinc", "copper", "root", "glass", "catalyst", "battery", "cathode", "soil",
-         "pigment", "bone", "tissue", "alloy", "perovskite", "nanoparticle", "meteorite"]
+WORDS = [
+    "iron",
+    "zinc",
+    "copper",
+    "root",
+    "glass",
+    "catalyst",
+    "battery",
+    "cathode",
+    "soil",
+    "pigment",
+    "bone",
+    "tissue",
+    "alloy",
+    "perovskite",
+    "nanoparticle",
+    "meteorite",
+]
 
 
 def seed(url: str, n_proposals: int, n_datasets: int) -> tuple[str, str, str]:
@@ -54,32 +70,57 @@ def seed(url: str, n_proposals: int, n_datasets: int) -> tuple[str, str, str]:
         office = create_user(db, "office", GlobalRole.user_office, password="bench-password-1")
         db.flush()
         states = list(ProposalState)
-        db.execute(insert(Proposal), [
-            {"number": f"2026{i:04d}", "title": f"{rng.choice(WORDS)} {rng.choice(WORDS)} {i}",
-             "abstract": "", "state": states[i % len(states)],
-             "beamline_id": beamlines[i % 2].id, "category": "new", "shifts_requested": 3,
-             "embargo_extended": False, "doi": "", "created_at": now, "updated_at": now,
-             "release_date": now - timedelta(days=1) if i % 10 == 0 else None}
-            for i in range(n_proposals)
-        ])
+        db.execute(
+            insert(Proposal),
+            [
+                {
+                    "number": f"2026{i:04d}",
+                    "title": f"{rng.choice(WORDS)} {rng.choice(WORDS)} {i}",
+                    "abstract": "",
+                    "state": states[i % len(states)],
+                    "beamline_id": beamlines[i % 2].id,
+                    "category": "new",
+                    "shifts_requested": 3,
+                    "embargo_extended": False,
+                    "doi": "",
+                    "created_at": now,
+                    "updated_at": now,
+                    "release_date": now - timedelta(days=1) if i % 10 == 0 else None,
+                }
+                for i in range(n_proposals)
+            ],
+        )
         ids = dict(db.execute(select(Proposal.number, Proposal.id)).all())
         # The PI is a member of every 20th proposal (50 of 1,000).
-        db.execute(insert(ProposalMember), [
-            {"proposal_id": ids[f"2026{i:04d}"], "user_id": pi.id, "role": MemberRole.pi}
-            for i in range(0, n_proposals, 20)
-        ])
+        db.execute(
+            insert(ProposalMember),
+            [
+                {"proposal_id": ids[f"2026{i:04d}"], "user_id": pi.id, "role": MemberRole.pi}
+                for i in range(0, n_proposals, 20)
+            ],
+        )
         per = n_datasets // n_proposals
         rows = []
         for i in range(n_proposals):
             for j in range(per):
-                rows.append({
-                    "proposal_id": ids[f"2026{i:04d}"], "path": f"raw/scan_{j:04d}.nxs",
-                    "size": 1000 + j, "mtime": now, "sha256": "0" * 64, "is_hdf5": True,
-                    "title": (title := f"{rng.choice(WORDS)} scan {j}"), "instrument": "XRF",
-                    "search_text": f"raw/scan_{j:04d}.nxs {title} xrf",
-                    "nx_classes": "NXentry/NXdata", "error": "", "kind": "raw",
-                    "start_time": now - timedelta(hours=j), "indexed_at": now,
-                })
+                rows.append(
+                    {
+                        "proposal_id": ids[f"2026{i:04d}"],
+                        "path": f"raw/scan_{j:04d}.nxs",
+                        "size": 1000 + j,
+                        "mtime": now,
+                        "sha256": "0" * 64,
+                        "is_hdf5": True,
+                        "title": (title := f"{rng.choice(WORDS)} scan {j}"),
+                        "instrument": "XRF",
+                        "search_text": f"raw/scan_{j:04d}.nxs {title} xrf",
+                        "nx_classes": "NXentry/NXdata",
+                        "error": "",
+                        "kind": "raw",
+                        "start_time": now - timedelta(hours=j),
+                        "indexed_at": now,
+                    }
+                )
             if len(rows) >= 20000:
                 db.execute(insert(Dataset), rows)
                 rows = []
@@ -92,14 +133,20 @@ def seed(url: str, n_proposals: int, n_datasets: int) -> tuple[str, str, str]:
     return pi_token, office_token, "20260000"
 
 
-async def hammer(base: str, paths: list[str], token: str, seconds: float, clients: int,
-                 ) -> list[float]:
+async def hammer(
+    base: str,
+    paths: list[str],
+    token: str,
+    seconds: float,
+    clients: int,
+) -> list[float]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
 
         async def one_client(k: int) -> None:
             nonlocal errors
@@ -137,16 +184,34 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
     t0 = time.perf_counter()
     pi_token, office_token, _ = seed(url, args.proposals, args.datasets)
-    print(f"seeded {args.proposals} proposals, {args.datasets} datasets "
-          f"in {time.perf_counter() - t0:.1f} s ({url.split(':')[0]})")
+    print(
+        f"seeded {args.proposals} proposals, {args.datasets} datasets "
+        f"in {time.perf_counter() - t0:.1f} s ({url.split(':')[0]})"
+    )
 
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "BEAMDESK_VAR": str(tmp), "BEAMDESK_DATABASE_URL": url,
-           "BEAMDESK_DATA": str(tmp / "data"), "BEAMDESK_SECRET_KEY": "bench"}
+    env = {
+        **os.environ,
+        "BEAMDESK_VAR": str(tmp),
+        "BEAMDESK_DATABASE_URL": url,
+        "BEAMDESK_DATA": str(tmp / "data"),
+        "BEAMDESK_SECRET_KEY": "bench",
+    }
     (tmp / "data").mkdir()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "beamdesk.web.asgi:app", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "beamdesk.web.asgi:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
@@ -160,12 +225,21 @@ def main() -> None:
         member_numbers = [f"2026{i:04d}" for i in range(0, args.proposals, 20)]
         cases = [
             ("health", ["/api/health"], pi_token),
-            ("dataset list (PI, 50 per page)",
-             [f"/api/proposals/{n}/datasets?limit=50" for n in member_numbers], pi_token),
-            ("dataset search (PI, text)",
-             [f"/api/datasets?q={w}&limit=50" for w in WORDS], pi_token),
-            ("dataset search (user office, all)",
-             [f"/api/datasets?q={w}&limit=50" for w in WORDS], office_token),
+            (
+                "dataset list (PI, 50 per page)",
+                [f"/api/proposals/{n}/datasets?limit=50" for n in member_numbers],
+                pi_token,
+            ),
+            (
+                "dataset search (PI, text)",
+                [f"/api/datasets?q={w}&limit=50" for w in WORDS],
+                pi_token,
+            ),
+            (
+                "dataset search (user office, all)",
+                [f"/api/datasets?q={w}&limit=50" for w in WORDS],
+                office_token,
+            ),
             ("proposal page (HTML)", [f"/proposals/{n}" for n in member_numbers], pi_token),
         ]
         asyncio.run(hammer(base, ["/api/health"], pi_token, 1.0, args.clients))  # warm up
@@ -174,8 +248,10 @@ def main() -> None:
             lat = asyncio.run(hammer(base, paths, token, args.seconds, args.clients))
             results[name] = (statistics.median(lat) * 1000, pct(lat, 99), len(lat) / args.seconds)
         h_med, _, _ = results["health"]
-        print(f"\n{args.clients} concurrent clients, {args.workers} uvicorn worker(s), "
-              f"{args.seconds:.0f} s per endpoint\n")
+        print(
+            f"\n{args.clients} concurrent clients, {args.workers} uvicorn worker(s), "
+            f"{args.seconds:.0f} s per endpoint\n"
+        )
         print(f"{'endpoint':38} {'median ms':>10} {'p99 ms':>9} {'req/s':>8} {'× health':>9}")
         for name, (med, p99, rps) in results.items():
             print(f"{name:38} {med:10.1f} {p99:9.1f} {rps:8.0f} {med / h_med:9.2f}")

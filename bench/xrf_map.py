@@ -122,6 +122,7 @@ mmolarflag = 0
 
 # --- synthetic data (independent of beamdesk.xrf) -------------------------------------------
 
+
 def unit_spectra() -> dict[str, np.ndarray]:
     import xraylib
 
@@ -134,8 +135,10 @@ def unit_spectra() -> dict[str, np.ndarray]:
         for name in dir(xraylib):
             if name.startswith("K") and name.endswith("_LINE") and len(name) == 8:
                 try:
-                    en, r = xraylib.LineEnergy(z, getattr(xraylib, name)), \
-                        xraylib.RadRate(z, getattr(xraylib, name))
+                    en, r = (
+                        xraylib.LineEnergy(z, getattr(xraylib, name)),
+                        xraylib.RadRate(z, getattr(xraylib, name)),
+                    )
                 except ValueError:
                     continue
                 if en > 0 and r > 1e-3:
@@ -143,7 +146,9 @@ def unit_spectra() -> dict[str, np.ndarray]:
         total = sum(r for _, r in lines)
         for en, r in lines:
             s = math.sqrt(NOISE**2 + 2.3548**2 * 0.00385 * FANO * en) / 2.3548
-            y += r / total * GAIN / (s * math.sqrt(2 * math.pi)) * np.exp(-0.5 * ((e - en) / s)**2)
+            y += (
+                r / total * GAIN / (s * math.sqrt(2 * math.pi)) * np.exp(-0.5 * ((e - en) / s) ** 2)
+            )
         out[el] = y
     return out
 
@@ -154,7 +159,7 @@ def truth_maps(ny: int, nx: int) -> dict[str, np.ndarray]:
     out = {}
     for i, el in enumerate(ELEMENTS):
         phase = 0.7 * i
-        level = 10 ** (1.2 + 2.0 * (i % 5) / 4)        # 16 … 1600
+        level = 10 ** (1.2 + 2.0 * (i % 5) / 4)  # 16 … 1600
         out[el] = level * (1.0 + 0.8 * np.sin(6 * xx + phase) * np.cos(4 * yy - phase))
     return out
 
@@ -168,8 +173,12 @@ def write_map(path: Path, ny: int, nx: int, rows_per_write: int = 20) -> None:
     rng = np.random.default_rng(42)
     yy0, xx0 = np.mgrid[0:rows_per_write, 0:nx]
     with h5py.File(path, "w") as f:
-        ds = f.create_dataset("entry/data/spectra", shape=(ny, nx, N_CH), dtype="u2",
-                              chunks=(min(20, ny), min(20, nx), N_CH))
+        ds = f.create_dataset(
+            "entry/data/spectra",
+            shape=(ny, nx, N_CH),
+            dtype="u2",
+            chunks=(min(20, ny), min(20, nx), N_CH),
+        )
         for r0 in range(0, ny, rows_per_write):
             r1 = min(r0 + rows_per_write, ny)
             yy, xx = (yy0[: r1 - r0] + r0) / max(ny, nx), xx0[: r1 - r0] / max(ny, nx)
@@ -182,6 +191,7 @@ def write_map(path: Path, ny: int, nx: int, rows_per_write: int = 20) -> None:
 
 
 # --- runners (each in its own subprocess) -----------------------------------------------------
+
 
 class PeakRSS:
     """Samples the summed RSS of this process and all its descendants."""
@@ -224,20 +234,37 @@ def run_beamdesk(args: argparse.Namespace) -> dict:
         # a long-running cluster (as a facility's job system keeps one): start-up not timed
         from distributed import Client, LocalCluster
 
-        client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                     processes=args.processes, dashboard_address=None))
-        client.run(__import__, "beamdesk.xrf.mapfit")    # warm workers have the code loaded
+        client = Client(
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=args.processes,
+                dashboard_address=None,
+            )
+        )
+        client.run(__import__, "beamdesk.xrf.mapfit")  # warm workers have the code loaded
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        r = fit_map(args.file, "entry/data/spectra", cfg, args.out, workers=args.workers,
-                    background=args.background, quantify=False, processes=args.processes,
-                    client=client)
+        r = fit_map(
+            args.file,
+            "entry/data/spectra",
+            cfg,
+            args.out,
+            workers=args.workers,
+            background=args.background,
+            quantify=False,
+            processes=args.processes,
+            client=client,
+        )
         seconds = time.perf_counter() - t0
     if client is not None:
         client.close()
     a, s = r.read("parameters"), r.read("uncertainties")
-    np.savez(args.npz, **{f"a_{k.split()[0]}": v for k, v in a.items()},
-             **{f"s_{k.split()[0]}": v for k, v in s.items()})
+    np.savez(
+        args.npz,
+        **{f"a_{k.split()[0]}": v for k, v in a.items()},
+        **{f"s_{k.split()[0]}": v for k, v in s.items()},
+    )
     return {"seconds": seconds, "pixels": r.pixels, "peak_rss_mb": mem.peak / 2**20}
 
 
@@ -251,10 +278,11 @@ def run_pymca(args: argparse.Namespace) -> dict:
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         with h5py.File(args.file, "r") as f:
-            data = f["entry/data/spectra"][()]        # PyMca works on the map in memory
+            data = f["entry/data/spectra"][()]  # PyMca works on the map in memory
         fast = FastXRFLinearFit()
-        buf = fast.fitMultipleSpectra(y=data, configuration=cfg, weight=0, refit=1,
-                                      concentrations=0, save=False)
+        buf = fast.fitMultipleSpectra(
+            y=data, configuration=cfg, weight=0, refit=1, concentrations=0, save=False
+        )
         seconds = time.perf_counter() - t0
     labels = buf.labels("parameters")
     params = buf["parameters"]
@@ -266,17 +294,42 @@ def run_pymca(args: argparse.Namespace) -> dict:
             out[f"a_{name}"] = np.asarray(params[i])
             out[f"s_{name}"] = np.asarray(sig[i])
     np.savez(args.npz, **out)
-    return {"seconds": seconds, "pixels": int(np.prod(data.shape[:-1])),
-            "peak_rss_mb": mem.peak / 2**20}
+    return {
+        "seconds": seconds,
+        "pixels": int(np.prod(data.shape[:-1])),
+        "peak_rss_mb": mem.peak / 2**20,
+    }
 
 
-def spawn(method: str, file: Path, cfg: Path, workers: int, tmp: Path,
-          background: str = "model", processes: bool = False, warm: bool = False
-          ) -> dict | None:
+def spawn(
+    method: str,
+    file: Path,
+    cfg: Path,
+    workers: int,
+    tmp: Path,
+    background: str = "model",
+    processes: bool = False,
+    warm: bool = False,
+) -> dict | None:
     npz = tmp / f"{method}_{workers}_{background}.npz"
-    cmd = [sys.executable, __file__, "--_run", method, "--file", str(file), "--cfg", str(cfg),
-           "--workers", str(workers), "--out", str(tmp / f"{method}_{workers}.h5"),
-           "--npz", str(npz), "--background", background]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_run",
+        method,
+        "--file",
+        str(file),
+        "--cfg",
+        str(cfg),
+        "--workers",
+        str(workers),
+        "--out",
+        str(tmp / f"{method}_{workers}.h5"),
+        "--npz",
+        str(npz),
+        "--background",
+        background,
+    ]
     cmd += (["--processes"] if processes else []) + (["--warm"] if warm else [])
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if method == "pymca" and workers > 1:
@@ -335,8 +388,15 @@ def main() -> int:
     tmp = args.tmp or Path(tempfile.mkdtemp(prefix="xrf-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     cfg = tmp / "bench.cfg"
-    cfg.write_text(CFG.format(peaks="\n".join(f"{el} = K" for el in ELEMENTS), zero=ZERO,
-                              gain=GAIN, noise=NOISE, fano=FANO))
+    cfg.write_text(
+        CFG.format(
+            peaks="\n".join(f"{el} = K" for el in ELEMENTS),
+            zero=ZERO,
+            gain=GAIN,
+            noise=NOISE,
+            fano=FANO,
+        )
+    )
     sizes = [tuple(args.size)] + ([(1000, 1000)] if args.big else [])
     print(f"{len(ELEMENTS)} K-line groups, {N_CH} channels; 2 cores; results in {tmp}")
     for ny, nx in sizes:
@@ -344,21 +404,30 @@ def main() -> int:
         if not file.exists():
             t0 = time.perf_counter()
             write_map(file, ny, nx)
-            print(f"wrote {file.name} ({file.stat().st_size / 2**30:.2f} GiB) in "
-                  f"{time.perf_counter() - t0:.0f} s")
+            print(
+                f"wrote {file.name} ({file.stat().st_size / 2**30:.2f} GiB) in "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
         truth = truth_maps(ny, nx)
         big = ny * nx > 200_000
         # (method, workers, background, processes, warm cluster)
-        runs = [("beamdesk", 0, "model", False, False), ("beamdesk", 1, "model", False, False),
-                ("beamdesk", 2, "model", False, False), ("beamdesk", 2, "model", False, True),
-                ("beamdesk", 2, "model", True, True), ("beamdesk", 2, "snip", False, False)]
+        runs = [
+            ("beamdesk", 0, "model", False, False),
+            ("beamdesk", 1, "model", False, False),
+            ("beamdesk", 2, "model", False, False),
+            ("beamdesk", 2, "model", False, True),
+            ("beamdesk", 2, "model", True, True),
+            ("beamdesk", 2, "snip", False, False),
+        ]
         if big:
             runs = [("beamdesk", 0, "model", False, False), ("beamdesk", 2, "model", True, True)]
         elif have_pymca:
             runs += [("pymca", 1, "snip", False, False), ("pymca", 2, "snip", False, False)]
         print(f"\nmap {ny}×{nx}×{N_CH}")
-        print(f"{'method':32s} {'px/s':>9s} {'px/s/core':>10s} {'|bias|%':>8s} "
-              f"{'rms err%':>9s} {'std(z)':>7s} {'peak RSS':>9s}")
+        print(
+            f"{'method':32s} {'px/s':>9s} {'px/s/core':>10s} {'|bias|%':>8s} "
+            f"{'rms err%':>9s} {'std(z)':>7s} {'peak RSS':>9s}"
+        )
         for method, workers, bkg, procs, warm in runs:
             res = spawn(method, file, cfg, workers, tmp, bkg, procs, warm)
             if res is None:
@@ -370,16 +439,24 @@ def main() -> int:
             elif workers == 0:
                 label = f"BeamDesk ({bkg}), in-process"
             else:
-                label = (f"BeamDesk ({bkg}), {workers} {'proc' if procs else 'thr'}"
-                         f"{', warm' if warm else ''}")
-            print(f"{label:32s} {pps:9.0f} {pps / max(workers, 1):10.0f} {b:8.2f} {r:9.2f} "
-                  f"{z:7.2f} {res['peak_rss_mb']:7.0f} MB")
+                label = (
+                    f"BeamDesk ({bkg}), {workers} {'proc' if procs else 'thr'}"
+                    f"{', warm' if warm else ''}"
+                )
+            print(
+                f"{label:32s} {pps:9.0f} {pps / max(workers, 1):10.0f} {b:8.2f} {r:9.2f} "
+                f"{z:7.2f} {res['peak_rss_mb']:7.0f} MB"
+            )
         if not have_pymca and not big:
             print("note: PyMca5 not importable by this Python: PyMca comparison skipped")
-    print("\nwarm: the dask cluster is started before timing (as a job system keeps one); "
-          "otherwise its start-up is included.")
-    print("|bias|%: median over groups of |mean(fit − truth)| / mean(truth); rms err%: the same "
-          "for the RMS error; std(z): median std of (fit − truth)/σ (1 = honest σ).")
+    print(
+        "\nwarm: the dask cluster is started before timing (as a job system keeps one); "
+        "otherwise its start-up is included."
+    )
+    print(
+        "|bias|%: median over groups of |mean(fit − truth)| / mean(truth); rms err%: the same "
+        "for the RMS error; std(z): median std of (fit − truth)/σ (1 = honest σ)."
+    )
     return 0
 
 

@@ -94,8 +94,12 @@ def make_proposal(
     p.reviews.append(Review(reviewer_id=world.users["reviewer"].id))
     if with_beamtime:
         p.beamtimes.append(
-            Beamtime(beamline_id=world.beamline.id, start=now - timedelta(days=3),
-                     end=now - timedelta(days=1), shifts=6)
+            Beamtime(
+                beamline_id=world.beamline.id,
+                start=now - timedelta(days=3),
+                end=now - timedelta(days=1),
+                shifts=6,
+            )
         )
     db.add(p)
     db.flush()

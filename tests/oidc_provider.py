@@ -51,10 +51,14 @@ class Grant:
 class OidcProvider:
     client_id: str = "beamdesk"
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    user: dict[str, Any] = field(default_factory=lambda: {
-        "sub": "f3c1a2b4-0001", "preferred_username": "jdoe", "email": "jdoe@example.org",
-        "name": "Jane Doe",
-    })
+    user: dict[str, Any] = field(
+        default_factory=lambda: {
+            "sub": "f3c1a2b4-0001",
+            "preferred_username": "jdoe",
+            "email": "jdoe@example.org",
+            "name": "Jane Doe",
+        }
+    )
     id_token_overrides: dict[str, Any] = field(default_factory=dict)
     sign_with_foreign_key: bool = False
     url: str = ""
@@ -67,13 +71,15 @@ class OidcProvider:
         self.foreign_key = RSAKey.generate_key(2048, parameters=params)
         self.grants: dict[str, Grant] = {}
         self.access_tokens: dict[str, dict[str, Any]] = {}
-        self.app = Starlette(routes=[
-            Route("/.well-known/openid-configuration", self.discovery),
-            Route("/jwks", self.jwks),
-            Route("/authorize", self.authorize),
-            Route("/token", self.token, methods=["POST"]),
-            Route("/userinfo", self.userinfo),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/.well-known/openid-configuration", self.discovery),
+                Route("/jwks", self.jwks),
+                Route("/authorize", self.authorize),
+                Route("/token", self.token, methods=["POST"]),
+                Route("/userinfo", self.userinfo),
+            ]
+        )
 
     def __enter__(self) -> OidcProvider:
         self._server = LiveServer(self.app)
@@ -85,19 +91,24 @@ class OidcProvider:
         self._server.__exit__(*exc)
 
     async def discovery(self, request: Request) -> Response:
-        return JSONResponse({
-            "issuer": self.url,
-            "authorization_endpoint": f"{self.url}/authorize",
-            "token_endpoint": f"{self.url}/token",
-            "userinfo_endpoint": f"{self.url}/userinfo",
-            "jwks_uri": f"{self.url}/jwks",
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "scopes_supported": ["openid", "email", "profile"],
-        })
+        return JSONResponse(
+            {
+                "issuer": self.url,
+                "authorization_endpoint": f"{self.url}/authorize",
+                "token_endpoint": f"{self.url}/token",
+                "userinfo_endpoint": f"{self.url}/userinfo",
+                "jwks_uri": f"{self.url}/jwks",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                ],
+                "scopes_supported": ["openid", "email", "profile"],
+            }
+        )
 
     async def jwks(self, request: Request) -> Response:
         return JSONResponse({"keys": [self.key.as_dict(private=False)]})
@@ -114,8 +125,9 @@ class OidcProvider:
         if q.get("code_challenge_method") != "S256":
             return oauth_error("invalid_request", "PKCE with S256 is required")
         code = secrets.token_urlsafe(24)
-        self.grants[code] = Grant(self.client_id, q["redirect_uri"], q["nonce"],
-                                  q["code_challenge"], dict(self.user))
+        self.grants[code] = Grant(
+            self.client_id, q["redirect_uri"], q["nonce"], q["code_challenge"], dict(self.user)
+        )
         target = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})
         return RedirectResponse(target, status_code=302)
 
@@ -140,19 +152,35 @@ class OidcProvider:
         if s256(form.get("code_verifier", "")) != grant.code_challenge:
             return oauth_error("invalid_grant", "PKCE verifier does not match")
         now = int(time.time())
-        claims = {"iss": self.url, "aud": self.client_id, "iat": now, "exp": now + 300,
-                  "nonce": grant.nonce, "auth_time": now, **grant.claims}
+        claims = {
+            "iss": self.url,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": grant.nonce,
+            "auth_time": now,
+            **grant.claims,
+        }
         claims.update(self.id_token_overrides)
         key = self.foreign_key if self.sign_with_foreign_key else self.key
         id_token = jwt.encode({"alg": "RS256", "kid": "test-key-1"}, claims, key)
         access_token = secrets.token_urlsafe(24)
         self.access_tokens[access_token] = grant.claims
-        return JSONResponse({"access_token": access_token, "token_type": "Bearer",
-                             "expires_in": 300, "id_token": id_token, "scope": "openid email profile"})
+        return JSONResponse(
+            {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "id_token": id_token,
+                "scope": "openid email profile",
+            }
+        )
 
     async def userinfo(self, request: Request) -> Response:
         header = request.headers.get("authorization", "")
-        claims = self.access_tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
+        claims = (
+            self.access_tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
+        )
         if claims is None:
             return JSONResponse({"error": "invalid_token"}, status_code=401)
         return JSONResponse(claims)

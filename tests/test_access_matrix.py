@@ -28,8 +28,18 @@ from beamdesk.portal.models import Proposal, ProposalState
 from tests.factories import make_proposal, make_world
 
 S = ProposalState
-PERSONAS = ["anonymous", "outsider", "pi", "participant", "local_contact", "reviewer",
-            "other_reviewer", "scientist", "other_scientist", "office"]
+PERSONAS = [
+    "anonymous",
+    "outsider",
+    "pi",
+    "participant",
+    "local_contact",
+    "reviewer",
+    "other_reviewer",
+    "scientist",
+    "other_scientist",
+    "office",
+]
 EMBARGO = ["none", "embargoed", "released"]
 MEMBERS = {"pi", "participant", "local_contact"}
 
@@ -80,8 +90,19 @@ def expected(persona: str, state: S, embargo: str, action: str) -> bool:
     raise AssertionError(action)
 
 
-TRANSITIONS = ["submit", "withdraw", "start_feasibility", "feasible", "not_feasible", "accept",
-               "reject", "schedule", "collect", "close", "publish"]
+TRANSITIONS = [
+    "submit",
+    "withdraw",
+    "start_feasibility",
+    "feasible",
+    "not_feasible",
+    "accept",
+    "reject",
+    "schedule",
+    "collect",
+    "close",
+    "publish",
+]
 ACTIONS = {
     "view": Action.view_proposal,
     "read_data": Action.read_data,
@@ -100,8 +121,11 @@ def matrix_world(tmp_path, database_url):  # type: ignore[no-untyped-def]
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
     now = utcnow()
-    dates = {"none": None, "embargoed": now + timedelta(days=400),
-             "released": now - timedelta(days=1)}
+    dates = {
+        "none": None,
+        "embargoed": now + timedelta(days=400),
+        "released": now - timedelta(days=1),
+    }
     with factory() as db:
         world = make_world(db, tokens=True)
         numbers = {}
@@ -141,11 +165,16 @@ def test_sql_filters_agree_with_the_rules(matrix_world) -> None:  # type: ignore
         for persona in PERSONAS:
             user = world.users.get(persona)
             identity = access.identity_of(db.merge(user) if user else None)
-            for clause, action in [(access.visible_proposals, "view"),
-                                   (access.readable_proposals, "read_data")]:
+            for clause, action in [
+                (access.visible_proposals, "view"),
+                (access.readable_proposals, "read_data"),
+            ]:
                 got = set(db.scalars(select(Proposal.number).where(clause(identity, now))))
-                want = {n for (state, embargo), n in numbers.items()
-                        if expected(persona, state, embargo, action)}
+                want = {
+                    n
+                    for (state, embargo), n in numbers.items()
+                    if expected(persona, state, embargo, action)
+                }
                 assert got == want, (persona, action)
 
 
@@ -166,8 +195,11 @@ def test_http_answers_follow_the_rules(matrix_world, tmp_path) -> None:  # type:
     with TestClient(app) as client:
         for (state, embargo), number in numbers.items():
             for persona in PERSONAS:
-                headers = ({"Authorization": f"Bearer {world.tokens[persona]}"}
-                           if persona != "anonymous" else {})
+                headers = (
+                    {"Authorization": f"Bearer {world.tokens[persona]}"}
+                    if persona != "anonymous"
+                    else {}
+                )
                 r = client.get(f"/api/proposals/{number}", headers=headers)
                 want = 200 if expected(persona, state, embargo, "view") else 404
                 assert r.status_code == want, (persona, state, embargo, r.text)

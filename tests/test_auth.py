@@ -44,8 +44,14 @@ def people(sessions):  # type: ignore[no-untyped-def]
     with sessions() as db:
         xrf = Beamline(name="XRF")
         db.add(xrf)
-        alice = create_user(db, "alice", GlobalRole.user, password=PASSWORD,
-                            email="alice@example.org", full_name="Alice Liddell")
+        alice = create_user(
+            db,
+            "alice",
+            GlobalRole.user,
+            password=PASSWORD,
+            email="alice@example.org",
+            full_name="Alice Liddell",
+        )
         bob = create_user(db, "bob", GlobalRole.scientist, password=PASSWORD)
         bob.beamlines.append(xrf)
         db.commit()
@@ -59,10 +65,18 @@ def test_sign_in_and_out(client, people) -> None:  # type: ignore[no-untyped-def
     r = sign_in(client, "alice")
     assert r.status_code == 303 and r.headers["location"] == "/proposals"
     who = client.get("/api/me").json()
-    assert who == {"id": people["alice"], "username": "alice", "full_name": "Alice Liddell",
-                   "email": "alice@example.org", "role": "user", "beamlines": []}
+    assert who == {
+        "id": people["alice"],
+        "username": "alice",
+        "full_name": "Alice Liddell",
+        "email": "alice@example.org",
+        "role": "user",
+        "beamlines": [],
+    }
     # Signed in, the sign-in page sends people on.
-    assert client.get("/login?next=/tokens", follow_redirects=False).headers["location"] == "/tokens"
+    assert (
+        client.get("/login?next=/tokens", follow_redirects=False).headers["location"] == "/tokens"
+    )
     token = csrf_of(client, "/tokens")
     r = client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/"
@@ -109,8 +123,9 @@ def test_session_cookie_flags(settings, client, people) -> None:  # type: ignore
     assert cookie.startswith(f"{COOKIE}=") and "httponly" in cookie.lower()
     assert "samesite=lax" in cookie.lower() and "secure" not in cookie.lower()
     assert f"Max-Age={settings.session_max_age}" in cookie
-    with TestClient(create_app(replace(settings, cookie_secure=True)),
-                    base_url="https://testserver") as secure:
+    with TestClient(
+        create_app(replace(settings, cookie_secure=True)), base_url="https://testserver"
+    ) as secure:
         cookie = sign_in(secure, "alice").headers["set-cookie"].lower()
         assert "; secure" in cookie and "httponly" in cookie
 
@@ -155,8 +170,7 @@ def test_csrf_is_required(client, people) -> None:  # type: ignore[no-untyped-de
     form = {"username": "alice", "password": PASSWORD}
     r = client.post("/login", data=form, follow_redirects=False)
     assert r.status_code == 403 and "did not come from this site" in r.text
-    r = client.post("/login", data={**form, "csrf_token": token[:-1] + "x"},
-                    follow_redirects=False)
+    r = client.post("/login", data={**form, "csrf_token": token[:-1] + "x"}, follow_redirects=False)
     assert r.status_code == 403
     assert client.get("/api/me").status_code == 401
     r = client.post("/login", data={**form, "csrf_token": token}, follow_redirects=False)
@@ -167,8 +181,16 @@ def test_csrf_is_required(client, people) -> None:  # type: ignore[no-untyped-de
 
 @pytest.mark.parametrize(
     "target",
-    ["//evil.example", "https://evil.example", "/\\evil", "\\\\evil.example",
-     "/\t/evil.example", "javascript:alert(1)", "evil.example/x", "///evil.example"],
+    [
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+        "evil.example/x",
+        "///evil.example",
+    ],
 )
 def test_no_open_redirect(client, people, target: str) -> None:  # type: ignore[no-untyped-def]
     r = sign_in(client, "alice", next_url=target)

@@ -54,8 +54,12 @@ def folder(settings: Settings, db) -> Path:  # type: ignore[no-untyped-def]
     make_proposal(db, world, "20260100", ProposalState.data_collected)
     db.commit()
     root = settings.data_root / "20260100"
-    write_nexus(root / "raw" / "scan_1.nxs", "Fe K-edge of hematite", "2026-03-01T10:00:00+01:00",
-                "XRF beamline")
+    write_nexus(
+        root / "raw" / "scan_1.nxs",
+        "Fe K-edge of hematite",
+        "2026-03-01T10:00:00+01:00",
+        "XRF beamline",
+    )
     (root / "raw" / "notes.txt").write_text("beam current 310 mA\n")
     broken = root / "raw" / "broken.h5"
     write_nexus(broken, "will be cut", "2026-03-01T10:00:00", "x")
@@ -80,8 +84,7 @@ def rows(db) -> dict[str, Dataset]:  # type: ignore[no-untyped-def]
 def test_index_records_every_file_with_its_facts(settings: Settings, db, folder: Path) -> None:  # type: ignore[no-untyped-def]
     report = index_data_root(db, settings.data_root)
     found = rows(db)
-    assert set(found) == {"raw/scan_1.nxs", "raw/notes.txt", "raw/broken.h5",
-                          "raw/notes_link.txt"}
+    assert set(found) == {"raw/scan_1.nxs", "raw/notes.txt", "raw/broken.h5", "raw/notes_link.txt"}
     assert report.added == 4 and report.broken == 1
     assert report.unknown_folders == ["99999999"]
     scan = found["raw/scan_1.nxs"]
@@ -92,8 +95,10 @@ def test_index_records_every_file_with_its_facts(settings: Settings, db, folder:
     assert scan.instrument == "XRF beamline"
     assert scan.start_time == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # +01:00 to UTC
     assert scan.nx_classes == "NXentry/NXdata"
-    assert scan.parameters == {"beamline/mono/energy": {"value": 7.112, "unit": "keV"},
-                               "beamline/name": {"value": "XRF beamline", "unit": ""}}
+    assert scan.parameters == {
+        "beamline/mono/energy": {"value": 7.112, "unit": "keV"},
+        "beamline/name": {"value": "XRF beamline", "unit": ""},
+    }
     notes = found["raw/notes.txt"]
     assert not notes.is_hdf5 and notes.sha256 == sha(folder / "raw" / "notes.txt")
     assert found["raw/broken.h5"].error != ""
@@ -125,8 +130,13 @@ def test_index_file_records_provenance(settings: Settings, db, folder: Path) -> 
     proposal = db.scalar(select(Proposal).where(Proposal.number == "20260100"))
     out = folder / "processed" / "fit.nxs"
     write_nexus(out, "XRF fit", "2026-03-02T00:00:00Z", "BeamDesk")
-    row = index_file(db, proposal, settings.data_root, "processed/fit.nxs",
-                     provenance={"job": 7, "inputs": ["raw/scan_1.nxs"]})
+    row = index_file(
+        db,
+        proposal,
+        settings.data_root,
+        "processed/fit.nxs",
+        provenance={"job": 7, "inputs": ["raw/scan_1.nxs"]},
+    )
     assert row.kind == "processed" and row.provenance == {"job": 7, "inputs": ["raw/scan_1.nxs"]}
     assert row.sha256 == sha(out) and row.title == "XRF fit"
     from beamdesk.h5.paths import PathNotFound
@@ -156,7 +166,8 @@ def test_other_facilities_files_are_all_described(settings: Settings, db) -> Non
             expected = title.decode() if isinstance(title, bytes) else str(title)
         assert d.title == expected, d.path
     assert found["raw/APS_NXsas_hdf5_nexus-example.hdf5"].start_time == datetime(
-        2016, 6, 23, 18, 2, 31, tzinfo=UTC)  # file says 2016-06-23T13:02:31-05:00
+        2016, 6, 23, 18, 2, 31, tzinfo=UTC
+    )  # file says 2016-06-23T13:02:31-05:00
     assert found["raw/DLS_i16_hdf5_538039.nxs"].instrument == "i16"
 
 
@@ -169,17 +180,20 @@ def search_world(any_settings: Settings):  # type: ignore[no-untyped-def]
     with sessions() as db:
         world = make_world(db, tokens=True)
         make_proposal(db, world, "20260201", ProposalState.data_collected)
-        make_proposal(db, world, "20200001", ProposalState.closed,
-                      release_date=now - timedelta(days=1))
+        make_proposal(
+            db, world, "20200001", ProposalState.closed, release_date=now - timedelta(days=1)
+        )
         saxs = make_proposal(db, world, "20260202", ProposalState.data_collected)
         saxs.beamline_id = world.other_beamline.id
         saxs.beamtimes[0].beamline_id = world.other_beamline.id
         db.commit()
         tokens = dict(world.tokens)
-    for number, title, start in (("20260201", "zinc map of roots", "2026-02-01T00:00:00Z"),
-                                 ("20260201", "iron scan", "2026-02-10T00:00:00Z"),
-                                 ("20200001", "zinc open data", "2020-05-01T00:00:00Z"),
-                                 ("20260202", "zinc in silica", "2026-02-05T00:00:00Z")):
+    for number, title, start in (
+        ("20260201", "zinc map of roots", "2026-02-01T00:00:00Z"),
+        ("20260201", "iron scan", "2026-02-10T00:00:00Z"),
+        ("20200001", "zinc open data", "2020-05-01T00:00:00Z"),
+        ("20260202", "zinc in silica", "2026-02-05T00:00:00Z"),
+    ):
         slug = title.replace(" ", "_")
         write_nexus(any_settings.data_root / number / "raw" / f"{slug}.nxs", title, start, "XRF")
     with sessions() as db:
@@ -206,16 +220,21 @@ def test_search_follows_access_and_filters(search_world) -> None:  # type: ignor
     office = {"Authorization": f"Bearer {tokens['office']}"}
     # The PI is a member of all three test proposals; the outsider reads only released data.
     assert _paths(client.get("/api/datasets?q=zinc", headers=outsider)) == [
-        "20200001/raw/zinc_open_data.nxs"]
+        "20200001/raw/zinc_open_data.nxs"
+    ]
     assert _paths(client.get("/api/datasets?q=zinc")) == ["20200001/raw/zinc_open_data.nxs"]
     assert len(_paths(client.get("/api/datasets?q=zinc", headers=office))) == 3
     assert _paths(client.get("/api/datasets?q=zinc&beamline=SAXS", headers=office)) == [
-        "20260202/raw/zinc_in_silica.nxs"]
+        "20260202/raw/zinc_in_silica.nxs"
+    ]
     assert _paths(client.get("/api/datasets?proposal=20260201&q=ROOTS", headers=pi)) == [
-        "20260201/raw/zinc_map_of_roots.nxs"]
+        "20260201/raw/zinc_map_of_roots.nxs"
+    ]
     window = "since=2026-02-04T00:00:00Z&until=2026-02-11T00:00:00Z"
     assert _paths(client.get(f"/api/datasets?{window}", headers=office)) == [
-        "20260201/raw/iron_scan.nxs", "20260202/raw/zinc_in_silica.nxs"]
+        "20260201/raw/iron_scan.nxs",
+        "20260202/raw/zinc_in_silica.nxs",
+    ]
     # Wildcards typed by a user are literal text, not patterns.
     assert _paths(client.get("/api/datasets?q=%25", headers=office)) == []
     page = client.get("/api/datasets?limit=2&offset=2", headers=office).json()
@@ -229,10 +248,14 @@ def test_proposal_datasets_are_paginated_and_hidden_from_strangers(search_world)
     second = client.get("/api/proposals/20260201/datasets?limit=1&offset=1", headers=pi).json()
     assert first["total"] == 2
     assert [first["items"][0]["path"], second["items"][0]["path"]] == [
-        "raw/iron_scan.nxs", "raw/zinc_map_of_roots.nxs"]
+        "raw/iron_scan.nxs",
+        "raw/zinc_map_of_roots.nxs",
+    ]
     for persona in ("outsider", "reviewer"):  # reviewers read proposals, not their data
-        r = client.get("/api/proposals/20260201/datasets",
-                       headers={"Authorization": f"Bearer {tokens[persona]}"})
+        r = client.get(
+            "/api/proposals/20260201/datasets",
+            headers={"Authorization": f"Bearer {tokens[persona]}"},
+        )
         assert r.status_code == 404 and "traceback" not in r.text.lower()
     assert client.get("/api/proposals/20200001/datasets").json()["total"] == 1
 
@@ -242,8 +265,10 @@ def test_find_data_page_searches_what_the_visitor_may_read(search_world) -> None
     anonymous = client.get("/datasets?q=zinc")
     assert anonymous.status_code == 200
     assert "zinc_open_data.nxs" in anonymous.text and "zinc_in_silica" not in anonymous.text
-    office = client.get("/datasets?q=zinc&beamline=XRF&since=2026-01-01",
-                        headers={"Authorization": f"Bearer {tokens['office']}"})
+    office = client.get(
+        "/datasets?q=zinc&beamline=XRF&since=2026-01-01",
+        headers={"Authorization": f"Bearer {tokens['office']}"},
+    )
     assert "zinc_map_of_roots.nxs" in office.text
     assert "zinc_in_silica" not in office.text and "zinc_open_data" not in office.text
     assert client.get("/datasets?since=not-a-date").status_code == 200  # ignored, not a 500

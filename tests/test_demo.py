@@ -53,8 +53,11 @@ def test_every_role_and_state_is_there(demo) -> None:  # type: ignore[no-untyped
         assert {b.name for b in dave.beamlines} == {"XRF", "SAXS"}
         # Each history is a chain: every step starts where the previous one ended.
         for proposal in db.scalars(select(Proposal)):
-            steps = [(t.from_state, t.to_state) for t in proposal.transitions
-                     if t.action not in ("release_early", "extend_embargo")]
+            steps = [
+                (t.from_state, t.to_state)
+                for t in proposal.transitions
+                if t.action not in ("release_early", "extend_embargo")
+            ]
             assert steps[0] == ("", "draft")
             for (_, before), (after, _) in itertools.pairwise(steps):
                 assert before == after, proposal.number
@@ -110,7 +113,6 @@ def test_data_are_real_nexus(demo) -> None:  # type: ignore[no-untyped-def]
         assert len(rows) >= 20
         assert [r.path for r in rows if r.error] == []
         assert any(r.path.startswith("raw/other-facilities/") for r in rows)
-
 
 
 def test_released_proposal_has_a_published_collection(demo) -> None:  # type: ignore[no-untyped-def]

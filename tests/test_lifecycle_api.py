@@ -38,8 +38,9 @@ def test_whole_life_of_a_proposal(api) -> None:  # type: ignore[no-untyped-def]
         "category": "new",
         "beamline": "XRF",
         "shifts_requested": 6,
-        "samples": [{"name": "tessera A", "formula": "SiO2", "hazards": "none",
-                     "safety_declared": True}],
+        "samples": [
+            {"name": "tessera A", "formula": "SiO2", "hazards": "none", "safety_declared": True}
+        ],
     }
     r = api("pi", "POST", "/api/proposals", json=body)
     assert r.status_code == 201, r.text
@@ -52,15 +53,23 @@ def test_whole_life_of_a_proposal(api) -> None:  # type: ignore[no-untyped-def]
     assert api("outsider", "GET", f"/api/proposals/{number}").status_code == 404
 
     def step(persona: str, action: str, expect: str) -> dict:
-        r = api(persona, "POST", f"/api/proposals/{number}/transitions/{action}",
-                json={"comment": f"{persona} {action}"})
+        r = api(
+            persona,
+            "POST",
+            f"/api/proposals/{number}/transitions/{action}",
+            json={"comment": f"{persona} {action}"},
+        )
         assert r.status_code == 200, (action, r.text)
         assert r.json()["state"] == expect
         return r.json()
 
     # A participant cannot submit; the PI can.
-    r = api("pi", "POST", f"/api/proposals/{number}/members",
-            json={"username": "participant", "role": "participant"})
+    r = api(
+        "pi",
+        "POST",
+        f"/api/proposals/{number}/members",
+        json={"username": "participant", "role": "participant"},
+    )
     assert r.status_code == 200, r.text
     r = api("participant", "POST", f"/api/proposals/{number}/transitions/submit")
     assert r.status_code == 403
@@ -75,8 +84,12 @@ def test_whole_life_of_a_proposal(api) -> None:  # type: ignore[no-untyped-def]
 
     r = api("office", "POST", f"/api/proposals/{number}/reviewers", json={"username": "reviewer"})
     assert r.status_code == 200, r.text
-    r = api("reviewer", "POST", f"/api/proposals/{number}/review",
-            json={"score": 4, "comment": "Sound plan."})
+    r = api(
+        "reviewer",
+        "POST",
+        f"/api/proposals/{number}/review",
+        json={"score": 4, "comment": "Sound plan."},
+    )
     assert r.status_code == 200, r.text
     # The reviewer sees the proposal but not its data.
     assert api("reviewer", "GET", f"/api/proposals/{number}").status_code == 200
@@ -90,9 +103,17 @@ def test_whole_life_of_a_proposal(api) -> None:  # type: ignore[no-untyped-def]
     r = api("office", "POST", f"/api/proposals/{number}/transitions/schedule")
     assert r.status_code == 422
     end = datetime(2026, 3, 4, 8, tzinfo=UTC)
-    r = api("office", "POST", f"/api/proposals/{number}/beamtimes",
-            json={"beamline": "XRF", "start": (end - timedelta(days=2)).isoformat(),
-                  "end": end.isoformat(), "shifts": 6})
+    r = api(
+        "office",
+        "POST",
+        f"/api/proposals/{number}/beamtimes",
+        json={
+            "beamline": "XRF",
+            "start": (end - timedelta(days=2)).isoformat(),
+            "end": end.isoformat(),
+            "shifts": 6,
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["release_date"].startswith("2029-03-04")  # end + 3 years
     step("office", "schedule", "scheduled")
@@ -107,8 +128,12 @@ def test_whole_life_of_a_proposal(api) -> None:  # type: ignore[no-untyped-def]
     step("office", "close", "closed")
     r = api("office", "POST", f"/api/proposals/{number}/transitions/publish")
     assert r.status_code == 409 and "DOI" in r.json()["detail"]
-    assert api("office", "POST", f"/api/proposals/{number}/doi",
-               json={"doi": "10.5072/bd.1"}).status_code == 200
+    assert (
+        api(
+            "office", "POST", f"/api/proposals/{number}/doi", json={"doi": "10.5072/bd.1"}
+        ).status_code
+        == 200
+    )
     step("office", "publish", "published")
 
     # Releasing early opens the proposal to anonymous visitors at once.
@@ -118,10 +143,26 @@ def test_whole_life_of_a_proposal(api) -> None:  # type: ignore[no-untyped-def]
 
     history = api("pi", "GET", f"/api/proposals/{number}").json()["history"]
     actions = [h["action"] for h in history]
-    assert actions == ["create", "submit", "start_feasibility", "feasible", "accept", "schedule",
-                       "collect", "extend_embargo", "close", "publish", "release_early"]
-    assert history[1] == {**history[1], "from_state": "draft", "to_state": "submitted",
-                          "actor": "pi", "comment": "pi submit"}
+    assert actions == [
+        "create",
+        "submit",
+        "start_feasibility",
+        "feasible",
+        "accept",
+        "schedule",
+        "collect",
+        "extend_embargo",
+        "close",
+        "publish",
+        "release_early",
+    ]
+    assert history[1] == {
+        **history[1],
+        "from_state": "draft",
+        "to_state": "submitted",
+        "actor": "pi",
+        "comment": "pi submit",
+    }
 
 
 def test_bad_input_gives_clear_problems(api) -> None:  # type: ignore[no-untyped-def]

@@ -29,8 +29,12 @@ def provider() -> Iterator[OidcProvider]:
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str, provider: OidcProvider) -> Settings:
     return make_settings(
-        tmp_path, sqlite_url, oidc_issuer=provider.url, oidc_client_id=provider.client_id,
-        oidc_client_secret=provider.client_secret, oidc_name="Test IdP",
+        tmp_path,
+        sqlite_url,
+        oidc_issuer=provider.url,
+        oidc_client_id=provider.client_id,
+        oidc_client_secret=provider.client_secret,
+        oidc_name="Test IdP",
     )
 
 
@@ -86,7 +90,10 @@ def test_authorize_request_has_state_nonce_and_pkce(base, browser_client, provid
 
 
 def test_first_sign_in_creates_user_and_second_finds_it(
-    base, browser_client, provider, sessions,
+    base,
+    browser_client,
+    provider,
+    sessions,
 ) -> None:  # type: ignore[no-untyped-def]
     r = sso_sign_in(browser_client, base)
     assert r.status_code == 303 and r.headers["location"] == "/proposals"
@@ -155,10 +162,22 @@ def test_bad_or_replayed_state_is_refused(base, browser_client, sessions) -> Non
         {"iss": "https://idp.evil.example"},
         "foreign key",
     ],
-    ids=["wrong-nonce", "expired", "wrong-audience", "wrong-audience-azp", "audience-list", "wrong-issuer", "bad-signature"],
+    ids=[
+        "wrong-nonce",
+        "expired",
+        "wrong-audience",
+        "wrong-audience-azp",
+        "audience-list",
+        "wrong-issuer",
+        "bad-signature",
+    ],
 )
 def test_bad_id_token_is_refused(
-    base, browser_client, provider, sessions, spoil,
+    base,
+    browser_client,
+    provider,
+    sessions,
+    spoil,
 ) -> None:  # type: ignore[no-untyped-def]
     if spoil == "foreign key":
         provider.sign_with_foreign_key = True
@@ -171,11 +190,14 @@ def test_bad_id_token_is_refused(
 
 
 def test_local_account_with_same_email_is_not_taken_over(
-    base, browser_client, sessions,
+    base,
+    browser_client,
+    sessions,
 ) -> None:  # type: ignore[no-untyped-def]
     with sessions() as db:
-        local = create_user(db, "jdoe", GlobalRole.scientist, password=PASSWORD,
-                            email="jdoe@example.org")
+        local = create_user(
+            db, "jdoe", GlobalRole.scientist, password=PASSWORD, email="jdoe@example.org"
+        )
         db.commit()
         local_id = local.id
     assert sso_sign_in(browser_client, base).status_code == 303
@@ -188,8 +210,10 @@ def test_local_account_with_same_email_is_not_taken_over(
     with httpx.Client(follow_redirects=False, timeout=10) as other:
         page = other.get(f"{base}/login")
         token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-        r = other.post(f"{base}/login", data={
-            "username": "jdoe-2", "password": "any password at all", "csrf_token": token})
+        r = other.post(
+            f"{base}/login",
+            data={"username": "jdoe-2", "password": "any password at all", "csrf_token": token},
+        )
         assert r.status_code == 400 and "Wrong username or password" in r.text
         assert me(other, base).status_code == 401
 
@@ -201,8 +225,13 @@ def test_login_page_offers_the_provider(base, browser_client) -> None:  # type: 
 
 @pytest.mark.parametrize(
     ("wanted", "expected"),
-    [("jdoe", "jdoe"), ("José Müller", "jose_muller"), ("a/../b", "a_.._b"), ("../", "user"),
-     ("x" * 200, "x" * 56)],
+    [
+        ("jdoe", "jdoe"),
+        ("José Müller", "jose_muller"),
+        ("a/../b", "a_.._b"),
+        ("../", "user"),
+        ("x" * 200, "x" * 56),
+    ],
 )
 def test_sanitise_username(wanted: str, expected: str) -> None:
     assert sanitise_username(wanted) == expected

@@ -17,8 +17,9 @@ def site(app, sessions):  # type: ignore[no-untyped-def]
     with sessions() as db:
         world = make_world(db, tokens=True)
         make_proposal(db, world, "20260001", ProposalState.under_review)
-        make_proposal(db, world, "20260002", ProposalState.closed,
-                      release_date=utcnow() - timedelta(days=1))
+        make_proposal(
+            db, world, "20260002", ProposalState.closed, release_date=utcnow() - timedelta(days=1)
+        )
         make_proposal(db, world, "20260003", ProposalState.draft)
         db.commit()
     with TestClient(app) as client:

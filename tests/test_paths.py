@@ -84,9 +84,28 @@ def test_odd_proposal_numbers_are_not_found(tree: Path, number: str) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(["..", ".", "raw", "scan.h5", "link_out", "dir_out", "",
-                                 "secret.txt", "\uff0e\uff0e", "loop", "link_inside",
-                                 "20260002", "other.txt"]), max_size=6))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "..",
+                ".",
+                "raw",
+                "scan.h5",
+                "link_out",
+                "dir_out",
+                "",
+                "secret.txt",
+                "\uff0e\uff0e",
+                "loop",
+                "link_inside",
+                "20260002",
+                "other.txt",
+            ]
+        ),
+        max_size=6,
+    )
+)
 def test_any_combination_stays_inside(tmp_path_factory, parts: list[str]) -> None:  # type: ignore[no-untyped-def]
     root = _shared_tree(tmp_path_factory)
     try:

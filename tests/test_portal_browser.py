@@ -58,8 +58,11 @@ def test_pi_submits_and_user_office_schedules(page, live_server, world) -> None:
 
     sign_in(page, base, "office")
     page.goto(f"{base}/proposals/{number}")
-    for action, state in [("start_feasibility", "feasibility"), ("feasible", "under review"),
-                          ("accept", "accepted")]:
+    for action, state in [
+        ("start_feasibility", "feasibility"),
+        ("feasible", "under review"),
+        ("accept", "accepted"),
+    ]:
         page.click(f"[data-testid=do-{action}]")
         assert page.text_content("[data-testid=state]") == state
     start = utcnow() + timedelta(days=30)
@@ -75,20 +78,35 @@ def test_pi_submits_and_user_office_schedules(page, live_server, world) -> None:
     expected = (start + timedelta(days=2)).replace(year=start.year + 3).strftime("%Y-%m-%d")
     assert page.text_content("[data-testid=release-date]").startswith(expected)
     if os.environ.get("BEAMDESK_SCREENSHOTS"):
-        page.screenshot(path=os.path.join(os.environ["BEAMDESK_SCREENSHOTS"], "proposal.png"),
-                        full_page=True)
+        page.screenshot(
+            path=os.path.join(os.environ["BEAMDESK_SCREENSHOTS"], "proposal.png"), full_page=True
+        )
 
 
-def test_member_sees_files_another_user_gets_404(page, live_server, world, sessions, settings) -> None:  # type: ignore[no-untyped-def]
+def test_member_sees_files_another_user_gets_404(
+    page, live_server, world, sessions, settings
+) -> None:  # type: ignore[no-untyped-def]
     number = "20269001"
     with sessions() as db:
-        proposal = make_proposal(db, world, number, ProposalState.data_collected,
-                                 release_date=utcnow() + timedelta(days=900))
+        proposal = make_proposal(
+            db,
+            world,
+            number,
+            ProposalState.data_collected,
+            release_date=utcnow() + timedelta(days=900),
+        )
         folder = settings.data_root / number / "raw"
         folder.mkdir(parents=True)
         (folder / "scan_0001.dat").write_text("# energy counts\n7.1 10\n7.2 12\n")
-        db.add(Dataset(proposal_id=proposal.id, path="raw/scan_0001.dat", size=31,
-                       mtime=utcnow(), title="energy scan"))
+        db.add(
+            Dataset(
+                proposal_id=proposal.id,
+                path="raw/scan_0001.dat",
+                size=31,
+                mtime=utcnow(),
+                title="energy scan",
+            )
+        )
         db.commit()
     base = live_server.url
 

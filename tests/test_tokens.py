@@ -48,8 +48,10 @@ def api_create(client: TestClient, **body: object):  # type: ignore[no-untyped-d
 
 def test_token_is_shown_once_and_stored_only_hashed(site) -> None:  # type: ignore[no-untyped-def]
     sign_in(site, "alice")
-    r = site.post("/tokens", data={"name": "notebook", "expires_days": "30",
-                                   "csrf_token": csrf_of(site, "/tokens")})
+    r = site.post(
+        "/tokens",
+        data={"name": "notebook", "expires_days": "30", "csrf_token": csrf_of(site, "/tokens")},
+    )
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     tokens = TOKEN_RE.findall(r.text)
     assert len(set(tokens)) == 1
@@ -78,7 +80,9 @@ def test_api_create_list_and_revoke(site) -> None:  # type: ignore[no-untyped-de
     r = api_create(site, name="cron job", expires_days=7)
     assert r.status_code == 201 and r.headers["cache-control"] == "no-store"
     made = r.json()
-    assert set(made) == {"id", "token", "prefix", "expires_at"} and TOKEN_RE.fullmatch(made["token"])
+    assert set(made) == {"id", "token", "prefix", "expires_at"} and TOKEN_RE.fullmatch(
+        made["token"]
+    )
     expires = datetime.fromisoformat(made["expires_at"])
     assert abs(expires - (utcnow() + timedelta(days=7))) < timedelta(minutes=1)
     bearer = {"Authorization": f"Bearer {made['token']}"}
@@ -103,13 +107,16 @@ def test_creation_rules(site) -> None:  # type: ignore[no-untyped-def]
         assert api_create(site, name="x", expires_days=days).status_code == 422
     assert api_create(site, name="", expires_days=5).status_code == 422
     for days in ("0", "366", "never"):
-        r = site.post("/tokens", data={"name": "x", "expires_days": days,
-                                       "csrf_token": csrf_of(site, "/tokens")})
+        r = site.post(
+            "/tokens",
+            data={"name": "x", "expires_days": days, "csrf_token": csrf_of(site, "/tokens")},
+        )
         assert r.status_code == 400 and "1 to 365 days" in r.text and not TOKEN_RE.search(r.text)
     # A token cannot mint tokens: a leaked one must not outlive its revocation.
     token = api_create(site, name="first").json()["token"]
-    r = site.post("/api/tokens", json={"name": "child"},
-                  headers={"Authorization": f"Bearer {token}"})
+    r = site.post(
+        "/api/tokens", json={"name": "child"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status_code == 403
     with db_of(site) as db:
         assert [t.name for t in db.scalars(select(ApiToken))] == ["first"]
@@ -151,13 +158,15 @@ def test_revoke_from_the_page(site) -> None:  # type: ignore[no-untyped-def]
     made = api_create(site, name="old laptop").json()
     token = csrf_of(site, "/tokens")
     assert site.post(f"/tokens/{made['id']}/revoke").status_code == 403  # CSRF
-    r = site.post(f"/tokens/{made['id']}/revoke", data={"csrf_token": token},
-                  follow_redirects=False)
+    r = site.post(
+        f"/tokens/{made['id']}/revoke", data={"csrf_token": token}, follow_redirects=False
+    )
     assert r.status_code == 303 and r.headers["location"] == "/tokens"
     page = site.get("/tokens").text
     assert "The token is revoked." in page and "revoked" in page
-    assert site.get("/api/me", headers={"Authorization": f"Bearer {made['token']}"}
-                    ).status_code == 401
+    assert (
+        site.get("/api/me", headers={"Authorization": f"Bearer {made['token']}"}).status_code == 401
+    )
 
 
 def test_anonymous_is_sent_to_sign_in(client) -> None:  # type: ignore[no-untyped-def]
@@ -188,11 +197,23 @@ def test_tokens_page_in_a_browser(app, live_server, page) -> None:  # type: igno
     base = live_server.url
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error"
-            and "Failed to load resource" not in m.text else None)  # reported below, with URL
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text
+            else None
+        ),
+    )  # reported below, with URL
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on(
+        "response",
+        lambda r: (
+            problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
     page.goto(f"{base}/tokens")  # anonymous: via the sign-in page and back
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PASSWORD)

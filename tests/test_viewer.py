@@ -65,8 +65,9 @@ def site(app, sessions, settings, tmp_path: Path) -> Iterator[Site]:  # type: ig
     with sessions() as db:  # as the catalogue would record them
         proposal = db.query(Proposal).filter_by(number=NUMBER).one()
         for path, is_hdf5 in [("raw/scan.nxs", True), ("raw/notes.txt", False)]:
-            db.add(Dataset(proposal_id=proposal.id, path=path, size=1, mtime=utcnow(),
-                           is_hdf5=is_hdf5))
+            db.add(
+                Dataset(proposal_id=proposal.id, path=path, size=1, mtime=utcnow(), is_hdf5=is_hdf5)
+            )
         db.commit()
     with TestClient(app) as client:
         yield Site(client, root, tokens)
@@ -92,15 +93,29 @@ def test_browse_lists_folders_then_files_with_size_date_and_hdf5(site: Site) -> 
     assert abs(mtime.timestamp() - scan.stat().st_mtime) < 1e-3
     assert mtime.tzinfo is not None and mtime.utcoffset() == UTC.utcoffset(None)
     assert by_name["scan.nxs"]["path"] == "raw/scan.nxs"
-    assert [by_name[n]["is_hdf5"] for n in ("notes.txt", "same.nxs", "scan.nxs",
-                                           "userblock.h5")] == [False, True, True, True]
+    assert [
+        by_name[n]["is_hdf5"] for n in ("notes.txt", "same.nxs", "scan.nxs", "userblock.h5")
+    ] == [False, True, True, True]
     assert body["truncated"] is False
 
 
-@pytest.mark.parametrize("path", [
-    "..", "../..", "raw/../..", "/", "/etc", "raw/link_out", "raw/other_proposal",
-    "raw/..%2f..", "raw/\u2024\u2024", "raw/missing", "raw/scan.nxs", "raw/broken.h5",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "..",
+        "../..",
+        "raw/../..",
+        "/",
+        "/etc",
+        "raw/link_out",
+        "raw/other_proposal",
+        "raw/..%2f..",
+        "raw/\u2024\u2024",
+        "raw/missing",
+        "raw/scan.nxs",
+        "raw/broken.h5",
+    ],
+)
 def test_browse_is_confined_to_the_proposal(site: Site, path: str) -> None:
     r = site.get(f"/api/proposals/{NUMBER}/browse", path=path)
     assert r.status_code == 404, (path, r.text)
@@ -115,8 +130,7 @@ def test_browse_url_encoded_dots_in_the_raw_query(site: Site) -> None:
 
 
 @pytest.mark.parametrize("who", ["outsider", "other_scientist", "reviewer", None])
-def test_browse_and_page_answer_404_to_those_who_may_not_read(site: Site,
-                                                                who: str | None) -> None:
+def test_browse_and_page_answer_404_to_those_who_may_not_read(site: Site, who: str | None) -> None:
     assert site.get(f"/api/proposals/{NUMBER}/browse", who=who).status_code == 404
     r = site.get(f"/proposals/{NUMBER}/viewer", who=who)
     if who is None:  # signing in may help
@@ -152,28 +166,38 @@ def test_page_mounts_the_built_app_with_its_settings(site: Site) -> None:
 
 
 def test_page_refuses_files_outside_or_missing(site: Site) -> None:
-    for file in ["../20260002/secret.h5", "raw/file_out.h5", "/etc/passwd", "raw/nope.h5",
-                 "raw"]:
+    for file in ["../20260002/secret.h5", "raw/file_out.h5", "/etc/passwd", "raw/nope.h5", "raw"]:
         r = site.get(f"/proposals/{NUMBER}/viewer", file=file)
         assert r.status_code == 404, file
         assert 'data-file=""' in r.text or "make frontend" in r.text
 
 
-def test_page_says_how_to_build_when_the_front_end_is_missing(site: Site, app,  # type: ignore[no-untyped-def]
-                                                              tmp_path: Path) -> None:
+def test_page_says_how_to_build_when_the_front_end_is_missing(
+    site: Site,
+    app,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
     app.state.frontend_manifest = tmp_path / "nowhere" / "manifest.json"
     r = site.get(f"/proposals/{NUMBER}/viewer", file="raw/scan.nxs")
     assert r.status_code == 200
-    assert "make frontend" in r.text and "<script type=\"module\"" not in r.text
+    assert "make frontend" in r.text and '<script type="module"' not in r.text
 
 
 def test_entry_assets_follow_imports_for_css_and_preload(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({
-        "viewer.html": {"file": "assets/viewer-1.js", "isEntry": True,
-                        "imports": ["_shared.js"], "css": ["assets/viewer-1.css"]},
-        "_shared.js": {"file": "assets/shared-2.js", "css": ["assets/shared-2.css"]},
-    }))
+    manifest.write_text(
+        json.dumps(
+            {
+                "viewer.html": {
+                    "file": "assets/viewer-1.js",
+                    "isEntry": True,
+                    "imports": ["_shared.js"],
+                    "css": ["assets/viewer-1.css"],
+                },
+                "_shared.js": {"file": "assets/shared-2.js", "css": ["assets/shared-2.css"]},
+            }
+        )
+    )
     assets = entry_assets("viewer.html", manifest)
     assert assets is not None
     assert assets.script == "/static/app/assets/viewer-1.js"

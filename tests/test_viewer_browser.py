@@ -136,11 +136,14 @@ def shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_member_views_nexus_default_plot_tree_and_datasets(  # type: ignore[no-untyped-def]
-        page, live_server, viewer_world, built_viewer, tmp_path: Path) -> None:
+    page, live_server, viewer_world, built_viewer, tmp_path: Path
+) -> None:
     base = live_server.url
     csp_errors: list[str] = []
-    page.on("console", lambda m: csp_errors.append(m.text)
-            if "Content Security Policy" in m.text else None)
+    page.on(
+        "console",
+        lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     page.on("pageerror", lambda e: csp_errors.append(f"page error: {e}"))
     sign_in(page, base, "participant")
 
@@ -204,7 +207,8 @@ def test_member_views_nexus_default_plot_tree_and_datasets(  # type: ignore[no-u
 
 
 def test_big_image_is_binned_on_the_server(  # type: ignore[no-untyped-def]
-        page, live_server, viewer_world, built_viewer) -> None:
+    page, live_server, viewer_world, built_viewer
+) -> None:
     base = live_server.url
     data_requests: list[str] = []
     page.on("request", lambda r: data_requests.append(r.url) if "/h5/data" in r.url else None)
@@ -228,7 +232,8 @@ def test_big_image_is_binned_on_the_server(  # type: ignore[no-untyped-def]
 
 
 def test_nexus_axes_of_a_binned_image_keep_their_range(  # type: ignore[no-untyped-def]
-        page, live_server, viewer_world, built_viewer) -> None:
+    page, live_server, viewer_world, built_viewer
+) -> None:
     base = live_server.url
     sign_in(page, base, "participant")
     page.goto(f"{base}/proposals/{NUMBER}/viewer?file={FILE}&path=/entry/bigmap")
@@ -236,15 +241,15 @@ def test_nexus_axes_of_a_binned_image_keep_their_range(  # type: ignore[no-untyp
     assert_drawn(canvas_pixels(page))
     assert page.get_by_text("Expected array").count() == 0
     left_axis = "[data-testid=h5web] .visx-axis-left .visx-axis-tick text"
-    ticks = [float(t.replace("−", "-"))
-             for t in page.locator(left_axis).all_text_contents()]
+    ticks = [float(t.replace("−", "-")) for t in page.locator(left_axis).all_text_contents()]
     # y runs from 0 to 419.9: binned axis values end near 419.8, not at 139.9 (the first
     # 1400 values) as they would if the axis were merely cut to the image's length.
     assert 350 <= max(ticks) <= 450, ticks
 
 
 def test_outsider_gets_404_for_the_page_and_the_data(  # type: ignore[no-untyped-def]
-        page, live_server, viewer_world, built_viewer) -> None:
+    page, live_server, viewer_world, built_viewer
+) -> None:
     base = live_server.url
     sign_in(page, base, "outsider")
     response = page.goto(f"{base}/proposals/{NUMBER}/viewer?file={FILE}")
@@ -307,8 +312,9 @@ def write_stack_file(path: Path) -> None:
         data.create_dataset("data", data=stack_values(), chunks=(1, ROWS, COLS))
         entry["scan4d"] = four_d_values()
         line = entry.create_group("xanes")
-        line.attrs.update({"NX_class": "NXdata", "signal": "mu", "axes": "energy",
-                           "auxiliary_signals": ["i0"]})
+        line.attrs.update(
+            {"NX_class": "NXdata", "signal": "mu", "axes": "energy", "auxiliary_signals": ["i0"]}
+        )
         for name, values in xanes().items():
             line[name] = values
         line["energy"].attrs["units"] = "eV"
@@ -333,7 +339,8 @@ def binned_means(frame: np.ndarray, fy: int, fx: int) -> np.ndarray:
 
 
 def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
-        page, live_server, stack_world, built_viewer, tmp_path: Path) -> None:
+    page, live_server, stack_world, built_viewer, tmp_path: Path
+) -> None:
     base = live_server.url
     data_requests: list[str] = []
     page.on("request", lambda r: data_requests.append(r.url) if "/h5/data" in r.url else None)
@@ -344,15 +351,18 @@ def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
 
     index = page.get_by_test_id("frame-index")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=frame-index]')?.dataset.frame === '0'")
+        "() => document.querySelector('[data-testid=frame-index]')?.dataset.frame === '0'"
+    )
     stats = page.get_by_test_id("frame-stats")
     # 600×800 frames with the default size (≤ 512 px): 2×2 bin means from the server.
     assert stats.get_attribute("data-rows") == "300" and stats.get_attribute("data-cols") == "400"
     expected = binned_means(stack_values()[0], 2, 2)
     assert float(stats.get_attribute("data-mean")) == pytest.approx(expected.mean(), rel=1e-9)
     assert float(stats.get_attribute("data-max")) == pytest.approx(expected.max(), rel=1e-9)
-    assert any("selection=0%2C%3A%2C%3A" in u and "downsample=300x400" not in u
-               and "downsample=" in u for u in data_requests), data_requests
+    assert any(
+        "selection=0%2C%3A%2C%3A" in u and "downsample=300x400" not in u and "downsample=" in u
+        for u in data_requests
+    ), data_requests
     first = canvas_pixels_in(page, "stack-player")
     shoot(page, "viewer-frames.png")
     assert_drawn(first)
@@ -361,7 +371,8 @@ def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
     page.get_by_test_id("speed").select_option("10")
     page.get_by_test_id("play").click()
     page.wait_for_function(
-        "() => Number(document.querySelector('[data-testid=frame-index]')?.dataset.frame) >= 3")
+        "() => Number(document.querySelector('[data-testid=frame-index]')?.dataset.frame) >= 3"
+    )
     page.get_by_test_id("play").click()  # pause
     page.wait_for_timeout(300)
     frame = int(index.get_attribute("data-frame") or "-1")
@@ -381,15 +392,18 @@ def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
     page.get_by_test_id("frame-slider").fill(str(FRAMES - 1))
     page.wait_for_function(
         f"() => document.querySelector('[data-testid=frame-index]')?.dataset.frame"
-        f" === '{FRAMES - 1}'")
+        f" === '{FRAMES - 1}'"
+    )
     page.wait_for_function(f"() => location.search.includes('frame={FRAMES - 1}')")
     page.goto(page.url)
     page.wait_for_function(
         f"() => document.querySelector('[data-testid=frame-index]')?.dataset.frame"
-        f" === '{FRAMES - 1}'")
+        f" === '{FRAMES - 1}'"
+    )
     expected = binned_means(stack_values()[FRAMES - 1], 2, 2)
-    assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == \
-        pytest.approx(expected.mean(), rel=1e-9)
+    assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == pytest.approx(
+        expected.mean(), rel=1e-9
+    )
 
     # The frame on screen, at full resolution, as NPY from the server.
     with page.expect_download() as info:
@@ -401,32 +415,40 @@ def test_stack_player_plays_binned_frames(  # type: ignore[no-untyped-def]
     # Full resolution: the frame comes unbinned in its own type.
     page.get_by_test_id("frame-size").select_option("0")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=frame-stats]')?.dataset.rows === '600'")
+        "() => document.querySelector('[data-testid=frame-stats]')?.dataset.rows === '600'"
+    )
     full = stack_values()[FRAMES - 1].astype("f8")
-    assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == \
-        pytest.approx(full.mean(), rel=1e-9)
+    assert float(page.get_by_test_id("frame-stats").get_attribute("data-mean")) == pytest.approx(
+        full.mean(), rel=1e-9
+    )
 
 
 def test_stack_player_slices_n_d_datasets(  # type: ignore[no-untyped-def]
-        page, live_server, stack_world, built_viewer) -> None:
+    page, live_server, stack_world, built_viewer
+) -> None:
     base = live_server.url
     sign_in(page, base, "participant")
     # Play along axis 1, starting at its frame 2 (from the link), with axis 0 fixed at 1.
-    page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}&path=/entry/scan4d"
-              "&view=frames&axis=1&frame=2")
+    page.goto(
+        f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}&path=/entry/scan4d"
+        "&view=frames&axis=1&frame=2"
+    )
     index = page.get_by_test_id("frame-index")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=frame-index]')?.dataset.frame === '2'")
+        "() => document.querySelector('[data-testid=frame-index]')?.dataset.frame === '2'"
+    )
     assert index.get_attribute("data-selection") == "0,2,:,:"
     page.get_by_label("index along axis 0").fill("1")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=frame-index]')?.dataset.selection"
-        " === '1,2,:,:'")
+        "() => document.querySelector('[data-testid=frame-index]')?.dataset.selection === '1,2,:,:'"
+    )
     stats = page.get_by_test_id("frame-stats")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=frame-stats]')?.dataset.rows === '20'")
-    assert float(stats.get_attribute("data-mean")) == \
-        pytest.approx(float(four_d_values()[1, 2].astype("f8").mean()), rel=1e-9)
+        "() => document.querySelector('[data-testid=frame-stats]')?.dataset.rows === '20'"
+    )
+    assert float(stats.get_attribute("data-mean")) == pytest.approx(
+        float(four_d_values()[1, 2].astype("f8").mean()), rel=1e-9
+    )
     assert page.get_by_test_id("play-axis").input_value() == "1"
     page.wait_for_function("() => location.search.includes('fix=1%2C0')")
     assert_drawn(canvas_pixels_in(page, "stack-player"))
@@ -452,11 +474,14 @@ def has_colour(pixels: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 4
 
 
 def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untyped-def]
-        page, live_server, stack_world, built_viewer, tmp_path: Path) -> None:
+    page, live_server, stack_world, built_viewer, tmp_path: Path
+) -> None:
     base = live_server.url
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text)
-            if "Content Security Policy" in m.text else None)
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     sign_in(page, base, "participant")
     page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}")
@@ -477,7 +502,8 @@ def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untype
     for rgb in ((0, 0, 139), (255, 69, 0), (34, 139, 34)):
         assert has_colour(pixels, rgb), rgb
     page.wait_for_function(
-        "() => location.search.includes('view=overlay&x=%2Fentry%2Fxanes%2Fenergy&y=')")
+        "() => location.search.includes('view=overlay&x=%2Fentry%2Fxanes%2Fenergy&y=')"
+    )
 
     with page.expect_download() as info:
         page.get_by_test_id("overlay-csv").click()
@@ -485,8 +511,12 @@ def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untype
     saved = tmp_path / "overlay.csv"
     info.value.save_as(saved)
     header = saved.read_text().splitlines()[0].split(",")
-    assert header == ["/entry/xanes/energy", "/entry/xanes/i0", "/entry/xanes/it",
-                      "/entry/xanes/if"]
+    assert header == [
+        "/entry/xanes/energy",
+        "/entry/xanes/i0",
+        "/entry/xanes/it",
+        "/entry/xanes/if",
+    ]
     table = np.loadtxt(saved, delimiter=",", skiprows=1)
     with h5py.File(stack_world / STACK_FILE, "r") as f:
         for k, name in enumerate(("energy", "i0", "it", "if")):
@@ -501,7 +531,8 @@ def test_overlay_plots_several_curves_and_exports_csv(  # type: ignore[no-untype
 
 
 def test_nexus_line_csv_link_has_axis_errors_and_auxiliaries(  # type: ignore[no-untyped-def]
-        page, live_server, stack_world, built_viewer, tmp_path: Path) -> None:
+    page, live_server, stack_world, built_viewer, tmp_path: Path
+) -> None:
     base = live_server.url
     sign_in(page, base, "participant")
     page.goto(f"{base}/proposals/{NUMBER}/viewer?file={STACK_FILE}&path=/entry/xanes")
@@ -528,7 +559,8 @@ def test_nexus_line_csv_link_has_axis_errors_and_auxiliaries(  # type: ignore[no
     page.keyboard.press("End")
     page.wait_for_function(
         "() => document.querySelector('[data-testid=download-line]')?.textContent"
-        " !== 'Line CSV [0,:]'")
+        " !== 'Line CSV [0,:]'"
+    )
     selection = (link.text_content() or "").removeprefix("Line CSV [").removesuffix("]")
     row = int(selection.split(",")[0])
     assert row > 0 and selection == f"{row},:"
@@ -553,7 +585,8 @@ def test_nexus_line_csv_link_has_axis_errors_and_auxiliaries(  # type: ignore[no
 
 @pytest.mark.slow
 def test_stack_player_on_the_demo_tomography_stack(  # type: ignore[no-untyped-def]
-        page, live_server, viewer_world, built_viewer) -> None:
+    page, live_server, viewer_world, built_viewer
+) -> None:
     """`beamdesk demo`'s 520×1024×1024 uint16 stack (1.1 GB, Blosc): frames arrive binned
     to 512×512 and play; the shown frame's mean equals numpy's 2×2 bin means."""
     from datetime import UTC, datetime
@@ -564,8 +597,10 @@ def test_stack_player_on_the_demo_tomography_stack(  # type: ignore[no-untyped-d
     write_projection_stack(target, start=datetime(2026, 1, 1, tzinfo=UTC))  # as the demo
     base = live_server.url
     sign_in(page, base, "participant")
-    page.goto(f"{base}/proposals/{NUMBER}/viewer?file=raw/tomo/projections.nxs"
-              "&path=/entry/data&view=frames&frame=100&fps=20")
+    page.goto(
+        f"{base}/proposals/{NUMBER}/viewer?file=raw/tomo/projections.nxs"
+        "&path=/entry/data&view=frames&frame=100&fps=20"
+    )
     index = "document.querySelector('[data-testid=frame-index]')?.dataset.frame"
     page.wait_for_function(f"() => {index} === '100'")
     page.get_by_test_id("play").click()
@@ -577,8 +612,10 @@ def test_stack_player_on_the_demo_tomography_stack(  # type: ignore[no-untyped-d
     frame = int(page.get_by_test_id("frame-index").get_attribute("data-frame") or "-1")
     fetches = page.evaluate("""performance.getEntriesByType('resource')
         .filter((e) => e.name.includes('/h5/data')).map((e) => e.duration)""")
-    print(f"demo stack: 20 frames played in {elapsed:.2f} s ({20 / elapsed:.1f} fps); "
-          f"{len(fetches)} frame fetches, median {sorted(fetches)[len(fetches) // 2]:.0f} ms")
+    print(
+        f"demo stack: 20 frames played in {elapsed:.2f} s ({20 / elapsed:.1f} fps); "
+        f"{len(fetches)} frame fetches, median {sorted(fetches)[len(fetches) // 2]:.0f} ms"
+    )
     stats = page.get_by_test_id("frame-stats")
     assert stats.get_attribute("data-rows") == "512"
     with h5py.File(target, "r") as f:

@@ -30,8 +30,9 @@ def wb(settings: Settings, sessions: sessionmaker[Session]) -> WorkbenchWorld:
     return build(settings, sessions)
 
 
-def fit(client: Any, wb: WorkbenchWorld, who: str = "pi", number: str = NUMBER,
-        **source: Any) -> Any:
+def fit(
+    client: Any, wb: WorkbenchWorld, who: str = "pi", number: str = NUMBER, **source: Any
+) -> Any:
     body = {"source": {"file": MAP_FILE, "path": MAP_PATH, **source}, "config_file": CONFIG_FILE}
     return client.post(f"/api/proposals/{number}/xrf/fit", json=body, headers=wb.token(who))
 
@@ -49,8 +50,14 @@ def test_sum_spectrum_fit_recovers_the_generating_areas(client: Any, wb: Workben
         assert 0 < group["sigma"] < 0.01 * true_area
     assert out["chi2_reduced"] < 3
     n = len(out["energy"])
-    assert n == len(out["data"]) == len(out["fit"]) == len(out["background"]) \
-        == len(out["residuals"]) == len(out["contributions"]["Fe K"])
+    assert (
+        n
+        == len(out["data"])
+        == len(out["fit"])
+        == len(out["background"])
+        == len(out["residuals"])
+        == len(out["contributions"]["Fe K"])
+    )
     # the Fe contribution peaks at Fe Kα (6.40 keV, xraylib), within one 20 eV channel
     fe = np.array(out["contributions"]["Fe K"])
     assert out["energy"][int(fe.argmax())] == pytest.approx(6.40, abs=0.03)
@@ -70,39 +77,47 @@ def test_pixel_and_region(client: Any, wb: WorkbenchWorld) -> None:
 
 
 def test_one_dimensional_and_inline_config(client: Any, wb: WorkbenchWorld) -> None:
-    cfg = client.get(f"/api/proposals/{NUMBER}/xrf/config", params={"file": CONFIG_FILE},
-                     headers=wb.token("pi")).json()["config"]
+    cfg = client.get(
+        f"/api/proposals/{NUMBER}/xrf/config", params={"file": CONFIG_FILE}, headers=wb.token("pi")
+    ).json()["config"]
     body = {"source": {"file": MAP_FILE, "path": MAP_PATH, "pixel": [0, 0]}, "config": cfg}
     r = client.post(f"/api/proposals/{NUMBER}/xrf/fit", json=body, headers=wb.token("pi"))
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("source, status", [
-    ({"file": MAP_FILE, "path": MAP_PATH, "pixel": [99, 0]}, 422),
-    ({"file": MAP_FILE, "path": MAP_PATH, "pixel": [1]}, 422),
-    ({"file": MAP_FILE, "path": MAP_PATH, "rows": [5, 2]}, 422),
-    ({"file": MAP_FILE, "path": "/entry/nothing"}, 422),
-    ({"file": MAP_FILE, "path": MAP_PATH, "pixel": [0, 0], "rows": [0, 1]}, 422),
-    ({"file": "raw/line.h5", "path": "/entry/data/spectra", "pixel": [0]}, 422),
-    ({"file": CONFIG_FILE}, 422),                    # a text file that is no spectrum
-    ({"file": "../20260002/secret.cfg"}, 404),       # outside the proposal
-    ({"file": "/etc/passwd"}, 404),
-    ({"file": "raw/missing.nxs", "path": MAP_PATH}, 404),
-])
+@pytest.mark.parametrize(
+    "source, status",
+    [
+        ({"file": MAP_FILE, "path": MAP_PATH, "pixel": [99, 0]}, 422),
+        ({"file": MAP_FILE, "path": MAP_PATH, "pixel": [1]}, 422),
+        ({"file": MAP_FILE, "path": MAP_PATH, "rows": [5, 2]}, 422),
+        ({"file": MAP_FILE, "path": "/entry/nothing"}, 422),
+        ({"file": MAP_FILE, "path": MAP_PATH, "pixel": [0, 0], "rows": [0, 1]}, 422),
+        ({"file": "raw/line.h5", "path": "/entry/data/spectra", "pixel": [0]}, 422),
+        ({"file": CONFIG_FILE}, 422),  # a text file that is no spectrum
+        ({"file": "../20260002/secret.cfg"}, 404),  # outside the proposal
+        ({"file": "/etc/passwd"}, 404),
+        ({"file": "raw/missing.nxs", "path": MAP_PATH}, 404),
+    ],
+)
 def test_bad_input(client: Any, wb: WorkbenchWorld, source: dict[str, Any], status: int) -> None:
     body = {"source": source, "config_file": CONFIG_FILE}
     r = client.post(f"/api/proposals/{NUMBER}/xrf/fit", json=body, headers=wb.token("pi"))
     assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json") or \
-        r.headers["content-type"].startswith("application/json")
+    assert r.headers["content-type"].startswith("application/problem+json") or r.headers[
+        "content-type"
+    ].startswith("application/json")
     assert "Traceback" not in r.text
 
 
 def test_bad_config(client: Any, wb: WorkbenchWorld) -> None:
     src = {"file": MAP_FILE, "path": MAP_PATH}
-    for body in ({"source": src}, {"source": src, "config": {"detector": {"zero": "x"}}},
-                 {"source": src, "config": {"peaks": {}}, "config_file": CONFIG_FILE},
-                 {"source": src, "config_file": "../20260002/secret.cfg"}):
+    for body in (
+        {"source": src},
+        {"source": src, "config": {"detector": {"zero": "x"}}},
+        {"source": src, "config": {"peaks": {}}, "config_file": CONFIG_FILE},
+        {"source": src, "config_file": "../20260002/secret.cfg"},
+    ):
         r = client.post(f"/api/proposals/{NUMBER}/xrf/fit", json=body, headers=wb.token("pi"))
         assert r.status_code in (404, 422), (body, r.text)
 
@@ -116,20 +131,24 @@ def test_access(client: Any, wb: WorkbenchWorld) -> None:
     assert client.get(page, follow_redirects=False).status_code == 303  # sign in first
     assert client.get(page, headers=wb.token("outsider")).status_code == 404
     assert client.get(page, headers=wb.token("participant")).status_code == 200
-    assert client.get(f"{page}?file=../{OTHER}/secret.cfg",
-                      headers=wb.token("pi")).status_code == 404
+    assert (
+        client.get(f"{page}?file=../{OTHER}/secret.cfg", headers=wb.token("pi")).status_code == 404
+    )
     assert client.get("/api/xrf/identify", params={"energy": 6.4}).status_code == 401
 
 
 def test_identify(client: Any, wb: WorkbenchWorld) -> None:
-    r = client.get("/api/xrf/identify", params={"energy": 6.40, "tolerance": 0.02},
-                   headers=wb.token("pi"))
+    r = client.get(
+        "/api/xrf/identify", params={"energy": 6.40, "tolerance": 0.02}, headers=wb.token("pi")
+    )
     assert r.status_code == 200
     first = r.json()["lines"][0]
     assert (first["element"], first["group"]) == ("Fe", "K")
     assert first["energy"] == pytest.approx(6.404, abs=0.002)  # Fe Kα1 (tabulated)
-    assert client.get("/api/xrf/identify", params={"energy": -1},
-                      headers=wb.token("pi")).status_code == 422
+    assert (
+        client.get("/api/xrf/identify", params={"energy": -1}, headers=wb.token("pi")).status_code
+        == 422
+    )
 
 
 def test_config_save_load_convert_and_confinement(client: Any, wb: WorkbenchWorld) -> None:
@@ -151,35 +170,74 @@ def test_config_save_load_convert_and_confinement(client: Any, wb: WorkbenchWorl
     assert back["config"]["peaks"] == cfg["peaks"]
     assert back["config"]["detector"]["gain"] == pytest.approx(cfg["detector"]["gain"])
     # no overwrite without asking; never outside config/, never raw/
-    assert client.post(save, json={"name": "shell.toml", "config": cfg},
-                       headers=wb.token("pi")).status_code == 409
-    assert client.post(save, json={"name": "shell.toml", "config": cfg, "overwrite": True},
-                       headers=wb.token("pi")).status_code == 201
+    assert (
+        client.post(
+            save, json={"name": "shell.toml", "config": cfg}, headers=wb.token("pi")
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            save,
+            json={"name": "shell.toml", "config": cfg, "overwrite": True},
+            headers=wb.token("pi"),
+        ).status_code
+        == 201
+    )
     raw_before = sorted(p.name for p in (wb.folder / "raw").rglob("*"))
-    for name in ("../raw/xrf/map.nxs", "../raw/x.toml", "/tmp/x.toml", "sub/x.toml",
-                 "x.py", ".hidden.toml", "..", "x\x00.toml"):
-        r = client.post(save, json={"name": name, "config": cfg, "overwrite": True},
-                        headers=wb.token("pi"))
+    for name in (
+        "../raw/xrf/map.nxs",
+        "../raw/x.toml",
+        "/tmp/x.toml",
+        "sub/x.toml",
+        "x.py",
+        ".hidden.toml",
+        "..",
+        "x\x00.toml",
+    ):
+        r = client.post(
+            save, json={"name": name, "config": cfg, "overwrite": True}, headers=wb.token("pi")
+        )
         assert r.status_code == 422, (name, r.text)
     assert sorted(p.name for p in (wb.folder / "raw").rglob("*")) == raw_before
     # a reviewer or outsider may not write
-    assert client.post(save, json={"name": "y.toml", "config": cfg},
-                       headers=wb.token("outsider")).status_code == 404
-    assert client.post(save, json={"name": "y.toml", "config": {"detector": {"gain": "?"}}},
-                       headers=wb.token("pi")).status_code == 422
+    assert (
+        client.post(
+            save, json={"name": "y.toml", "config": cfg}, headers=wb.token("outsider")
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            save,
+            json={"name": "y.toml", "config": {"detector": {"gain": "?"}}},
+            headers=wb.token("pi"),
+        ).status_code
+        == 422
+    )
     listing = client.get(f"/api/proposals/{NUMBER}/xrf/configs", headers=wb.token("pi")).json()
     assert set(listing["files"]) >= {"config/fit.cfg", "config/shell.toml", "config/shell.cfg"}
-    assert client.get(url, params={"file": "../20260002/secret.cfg"},
-                      headers=wb.token("pi")).status_code == 404
-    assert client.get(f"/api/proposals/{OTHER}/xrf/configs",
-                      headers=wb.token("outsider")).status_code == 404
+    assert (
+        client.get(
+            url, params={"file": "../20260002/secret.cfg"}, headers=wb.token("pi")
+        ).status_code
+        == 404
+    )
+    assert (
+        client.get(f"/api/proposals/{OTHER}/xrf/configs", headers=wb.token("outsider")).status_code
+        == 404
+    )
 
 
 def test_roi_map(client: Any, wb: WorkbenchWorld) -> None:
     from tests.xrf.xrf_synth import GAIN, ZERO
 
-    body = {"file": MAP_FILE, "path": MAP_PATH, "calibration": {"zero": ZERO, "gain": GAIN},
-            "windows": [{"name": "Fe", "emin": 6.2, "emax": 6.6}]}
+    body = {
+        "file": MAP_FILE,
+        "path": MAP_PATH,
+        "calibration": {"zero": ZERO, "gain": GAIN},
+        "windows": [{"name": "Fe", "emin": 6.2, "emax": 6.6}],
+    }
     r = client.post(f"/api/proposals/{NUMBER}/xrf/roi", json=body, headers=wb.token("pi"))
     assert r.status_code == 200, r.text
     out = r.json()
@@ -191,16 +249,27 @@ def test_roi_map(client: Any, wb: WorkbenchWorld) -> None:
     inside = (e >= 6.2) & (e <= 6.6)
     np.testing.assert_allclose(fe, counts[..., inside].sum(axis=-1))
     bad = {**body, "windows": [{"name": "x", "emin": 30, "emax": 40}]}
-    assert client.post(f"/api/proposals/{NUMBER}/xrf/roi", json=bad,
-                       headers=wb.token("pi")).status_code == 422
-    for file, path in (("raw/line.h5", "/entry/data/spectra"), (MAP_FILE, "/nothing"),
-                       (CONFIG_FILE, MAP_PATH)):
+    assert (
+        client.post(
+            f"/api/proposals/{NUMBER}/xrf/roi", json=bad, headers=wb.token("pi")
+        ).status_code
+        == 422
+    )
+    for file, path in (
+        ("raw/line.h5", "/entry/data/spectra"),
+        (MAP_FILE, "/nothing"),
+        (CONFIG_FILE, MAP_PATH),
+    ):
         bad = {**body, "file": file, "path": path}
         r = client.post(f"/api/proposals/{NUMBER}/xrf/roi", json=bad, headers=wb.token("pi"))
         assert r.status_code == 422, (file, path, r.status_code, r.text)
     bad = {**body, "windows": [{"name": "x", "emin": 7, "emax": 6}]}
-    assert client.post(f"/api/proposals/{NUMBER}/xrf/roi", json=bad,
-                       headers=wb.token("pi")).status_code == 422
+    assert (
+        client.post(
+            f"/api/proposals/{NUMBER}/xrf/roi", json=bad, headers=wb.token("pi")
+        ).status_code
+        == 422
+    )
 
 
 def test_rgb_from_a_result_file(client: Any, wb: WorkbenchWorld) -> None:
@@ -210,12 +279,18 @@ def test_rgb_from_a_result_file(client: Any, wb: WorkbenchWorld) -> None:
     with h5py.File(res, "w") as f:
         for el, values in wb.truth.items():
             f[f"entry/xrf_fit/results/parameters/{el}_K"] = values
-    info = client.get(f"/api/proposals/{NUMBER}/xrf/result",
-                      params={"file": "processed/1-map_xrf.nxs"}, headers=wb.token("pi"))
+    info = client.get(
+        f"/api/proposals/{NUMBER}/xrf/result",
+        params={"file": "processed/1-map_xrf.nxs"},
+        headers=wb.token("pi"),
+    )
     assert info.status_code == 200
     assert sorted(info.json()["groups"]) == ["Cu K", "Fe K", "Zn K"]
-    body = {"file": "processed/1-map_xrf.nxs", "red": {"group": "Fe K", "scaling": "minmax"},
-            "green": {"group": "Cu K", "scaling": "minmax", "transform": "sqrt"}}
+    body = {
+        "file": "processed/1-map_xrf.nxs",
+        "red": {"group": "Fe K", "scaling": "minmax"},
+        "green": {"group": "Cu K", "scaling": "minmax", "transform": "sqrt"},
+    }
     r = client.post(f"/api/proposals/{NUMBER}/xrf/rgb", json=body, headers=wb.token("pi"))
     assert r.status_code == 200, r.text
     out = r.json()
@@ -229,22 +304,35 @@ def test_rgb_from_a_result_file(client: Any, wb: WorkbenchWorld) -> None:
     expected_r = np.corrcoef(fe.ravel(), wb.truth["Cu"].ravel())[0, 1]
     assert sc["pearson_r"] == pytest.approx(expected_r)
     bad = {**body, "red": {"group": "Pb L"}}
-    assert client.post(f"/api/proposals/{NUMBER}/xrf/rgb", json=bad,
-                       headers=wb.token("pi")).status_code == 422
+    assert (
+        client.post(
+            f"/api/proposals/{NUMBER}/xrf/rgb", json=bad, headers=wb.token("pi")
+        ).status_code
+        == 422
+    )
     bad = {**body, "red": {"group": "Fe K", "scaling": "weird"}}
-    assert client.post(f"/api/proposals/{NUMBER}/xrf/rgb", json=bad,
-                       headers=wb.token("pi")).status_code == 422
-    assert client.post(f"/api/proposals/{NUMBER}/xrf/rgb", json=body,
-                       headers=wb.token("outsider")).status_code == 404
+    assert (
+        client.post(
+            f"/api/proposals/{NUMBER}/xrf/rgb", json=bad, headers=wb.token("pi")
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            f"/api/proposals/{NUMBER}/xrf/rgb", json=body, headers=wb.token("outsider")
+        ).status_code
+        == 404
+    )
 
 
 def test_session_post_needs_csrf(client: Any, wb: WorkbenchWorld) -> None:
     from tests.factories import PASSWORD
 
-    client.post("/login", data={"username": "pi", "password": PASSWORD},
-                follow_redirects=False)
-    body = {"source": {"file": MAP_FILE, "path": MAP_PATH, "pixel": [0, 0]},
-            "config_file": CONFIG_FILE}
+    client.post("/login", data={"username": "pi", "password": PASSWORD}, follow_redirects=False)
+    body = {
+        "source": {"file": MAP_FILE, "path": MAP_PATH, "pixel": [0, 0]},
+        "config_file": CONFIG_FILE,
+    }
     assert client.post(f"/api/proposals/{NUMBER}/xrf/fit", json=body).status_code == 403
 
 
@@ -255,18 +343,26 @@ def test_spectrum_spectra_and_elements(client: Any, wb: WorkbenchWorld) -> None:
     with h5py.File(wb.folder / MAP_FILE) as f:
         np.testing.assert_array_equal(r.json()["counts"], f[MAP_PATH][2, 3])
     assert r.json()["map_shape"] == [12, 16]
-    found = client.get(f"/api/proposals/{NUMBER}/xrf/spectra", params={"file": MAP_FILE},
-                       headers=wb.token("pi")).json()["datasets"]
+    found = client.get(
+        f"/api/proposals/{NUMBER}/xrf/spectra", params={"file": MAP_FILE}, headers=wb.token("pi")
+    ).json()["datasets"]
     assert found[0] == {"path": MAP_PATH, "shape": [12, 16, 1024], "spectrum": False}
-    assert client.get(f"/api/proposals/{NUMBER}/xrf/spectra", params={"file": CONFIG_FILE},
-                      headers=wb.token("pi")).status_code == 422
-    table = client.get("/api/xrf/elements", params={"excitation": 17.0},
-                       headers=wb.token("pi")).json()["elements"]
+    assert (
+        client.get(
+            f"/api/proposals/{NUMBER}/xrf/spectra",
+            params={"file": CONFIG_FILE},
+            headers=wb.token("pi"),
+        ).status_code
+        == 422
+    )
+    table = client.get(
+        "/api/xrf/elements", params={"excitation": 17.0}, headers=wb.token("pi")
+    ).json()["elements"]
     by = {e["symbol"]: e["groups"] for e in table}
-    assert by["Fe"]["K"]["energy"] == pytest.approx(6.404, abs=0.002)   # Fe Kα1
-    assert by["Fe"]["K"]["excited"]                                      # edge 7.11 < 17 keV
-    assert not by["Ag"]["K"]["excited"]                                  # edge 25.5 > 17 keV
-    assert by["Pb"]["L"]["energy"] == pytest.approx(10.55, abs=0.01)     # Pb Lα1
+    assert by["Fe"]["K"]["energy"] == pytest.approx(6.404, abs=0.002)  # Fe Kα1
+    assert by["Fe"]["K"]["excited"]  # edge 7.11 < 17 keV
+    assert not by["Ag"]["K"]["excited"]  # edge 25.5 > 17 keV
+    assert by["Pb"]["L"]["energy"] == pytest.approx(10.55, abs=0.01)  # Pb Lα1
 
 
 def test_single_mca_file(client: Any, wb: WorkbenchWorld) -> None:
@@ -279,4 +375,5 @@ def test_single_mca_file(client: Any, wb: WorkbenchWorld) -> None:
     assert r.status_code == 200, r.text
     for el in ("Fe", "Zn"):
         assert r.json()["groups"][f"{el} K"]["area"] == pytest.approx(
-            float(wb.truth[el][0:6, 0:8].sum()), rel=0.03)
+            float(wb.truth[el][0:6, 0:8].sum()), rel=0.03
+        )

@@ -66,27 +66,37 @@ def sign_in(page: Any, base: str, username: str) -> None:
 def watch_errors(page: Any) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("favicon.ico") else None)
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("favicon.ico")
+            else None
+        ),
+    )
     return errors
 
 
-def test_fit_map_job_maps_and_rgb(page: Any, built_workbench: None, wb_server: LiveServer,
-                                  wb_world: WorkbenchWorld) -> None:
+def test_fit_map_job_maps_and_rgb(
+    page: Any, built_workbench: None, wb_server: LiveServer, wb_world: WorkbenchWorld
+) -> None:
     base = wb_server.url
     errors = watch_errors(page)
     sign_in(page, base, "pi")
     # the proposal page links the workbench, and its file list links XRF files to it
     page.goto(f"{base}/proposals/{NUMBER}")
-    assert page.locator("[data-testid=workbench-link]").get_attribute("href") == \
-        f"/proposals/{NUMBER}/workbench"
+    assert (
+        page.locator("[data-testid=workbench-link]").get_attribute("href")
+        == f"/proposals/{NUMBER}/workbench"
+    )
     page.click(f"[data-testid='workbench-{MAP_FILE}']")
     page.wait_for_url(re.compile(r".*/workbench\?file=raw(/|%2F)xrf(/|%2F)map\.nxs$"))
     # opened with a file only: the map's dataset is found
     expect_value(page, "[data-testid=source-path]", MAP_PATH)
     # the proposal's configuration is loaded by itself (config/fit.cfg)
-    page.wait_for_selector("[data-testid=config-status]:has-text('Loaded config/fit.cfg')",
-                           timeout=40_000)
+    page.wait_for_selector(
+        "[data-testid=config-status]:has-text('Loaded config/fit.cfg')", timeout=40_000
+    )
     assert "Fe K" in page.inner_text("[data-testid=chosen-groups]")
     # the periodic table: add Sr K, then take it away again (it is not in the sample)
     page.click("[data-testid=periodic-table] [data-element=Sr]")
@@ -225,7 +235,8 @@ def test_fit_map_job_maps_and_rgb(page: Any, built_workbench: None, wb_server: L
 
 def expect_value(page: Any, selector: str, value: str) -> None:
     page.wait_for_function(
-        "([s, v]) => document.querySelector(s)?.value === v", arg=[selector, value])
+        "([s, v]) => document.querySelector(s)?.value === v", arg=[selector, value]
+    )
 
 
 def plot_x_for_energy(page: Any, energy: float) -> tuple[float, float] | None:
@@ -258,7 +269,10 @@ def test_outsider_gets_404(page: Any, built_workbench: None, wb_server: LiveServ
     csrf = page.locator("input[name=csrf_token]").first.input_value()
     body = {"kind": "xrf_map", "input": f"{MAP_FILE}::{MAP_PATH}", "config_file": "config/fit.cfg"}
     for url in (f"/api/proposals/{NUMBER}/jobs", f"/api/proposals/{NUMBER}/xrf/fit"):
-        data = body if url.endswith("jobs") else {
-            "source": {"file": MAP_FILE, "path": MAP_PATH}, "config_file": "config/fit.cfg"}
+        data = (
+            body
+            if url.endswith("jobs")
+            else {"source": {"file": MAP_FILE, "path": MAP_PATH}, "config_file": "config/fit.cfg"}
+        )
         r = page.request.post(base + url, data=data, headers={"x-csrf-token": csrf})
         assert r.status == 404, (url, r.status, r.text())

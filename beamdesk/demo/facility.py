@@ -44,10 +44,11 @@ from beamdesk.settings import Settings
 EXAMPLES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 BEAMLINES = {
-    "XRF": ("X-ray fluorescence microprobe: 2–20 keV, 1 µm spot, silicon drift detectors",
-            "XRF, XANES, micro-tomography"),
-    "SAXS": ("Small-angle X-ray scattering: 8 keV, Pilatus 1M, 0.1–5 nm⁻¹",
-             "SAXS, WAXS"),
+    "XRF": (
+        "X-ray fluorescence microprobe: 2–20 keV, 1 µm spot, silicon drift detectors",
+        "XRF, XANES, micro-tomography",
+    ),
+    "SAXS": ("Small-angle X-ray scattering: 8 keV, Pilatus 1M, 0.1–5 nm⁻¹", "SAXS, WAXS"),
 }
 
 ACCOUNTS: dict[str, tuple[GlobalRole, str, str]] = {
@@ -84,57 +85,132 @@ class DemoProposal:
 
 
 PROPOSALS = [
-    DemoProposal("20260001", "Iron speciation in Arctic aerosols",
-                 "Where does bioavailable iron in Arctic aerosols come from? We map Fe "
-                 "oxidation states in single particles collected at Ny-Ålesund.",
-                 "XRF", ProposalState.draft, ("aerosol filters", "", "none")),
-    DemoProposal("20260002", "Copper corrosion layers on bronze statues",
-                 "Stratigraphy of chloride-rich corrosion on outdoor bronzes.",
-                 "XRF", ProposalState.submitted, ("bronze cross-sections", "CuSn", "none")),
-    DemoProposal("20260003", "Zinc uptake in maize roots",
-                 "Zn distribution in roots grown on contaminated soils.",
-                 "XRF", ProposalState.feasibility, ("freeze-dried roots", "", "none")),
-    DemoProposal("20260004", "Nanoporous silica for catalysis",
-                 "Pore-size distribution of templated silica during calcination.",
-                 "SAXS", ProposalState.under_review, ("SBA-15 powder", "SiO2", "fine powder")),
-    DemoProposal("20260005", "Lipid mesophases under pressure",
-                 "Phase diagram of monoolein mesophases up to 3 kbar.",
-                 "SAXS", ProposalState.accepted, ("monoolein", "C21H40O4", "none")),
-    DemoProposal("20260006", "Pigment degradation in chrome yellows",
-                 "Darkening of lead chromate pigments under light.",
-                 "XRF", ProposalState.rejected, ("paint flakes", "PbCrO4", "toxic (Cr VI)")),
-    DemoProposal("20260007", "Perovskite thin films in operando",
-                 "Structural evolution of halide perovskites under illumination.",
-                 "SAXS", ProposalState.scheduled, ("MAPbI3 films", "CH3NH3PbI3", "toxic (Pb)"),
-                 participants=("bob",), beamtime_days=21),
-    DemoProposal(DEMO_XRF_PROPOSAL, "Trace metals in Adriatic mussel shells",
-                 "Growth bands of Mytilus shells record Mn, Zn, Cu and Pb from the seawater "
-                 "of the northern Adriatic; we map them at 5 µm and take Fe K-edge XANES.",
-                 "XRF", ProposalState.data_collected,
-                 ("mussel shell sections", "CaCO3", "none"),
-                 participants=("bob",), beamtime_days=-10),
-    DemoProposal("20260009", "Protein fibrils in solution",
-                 "Size and shape of insulin amyloid fibrils during growth.",
-                 "SAXS", ProposalState.closed, ("insulin solution", "", "biological, BSL1"),
-                 participants=("bob",), beamtime_days=-60),
-    DemoProposal("20210001", "Lead white in Renaissance panel paintings",
-                 "Elemental maps of lead white and vermilion layers in 16th-century panels.",
-                 "XRF", ProposalState.published, ("paint cross-sections", "", "toxic (Pb, Hg)"),
-                 participants=("bob",), created=datetime(2021, 1, 15, 9, tzinfo=UTC),
-                 doi="10.5072/beamdesk.20210001"),
+    DemoProposal(
+        "20260001",
+        "Iron speciation in Arctic aerosols",
+        "Where does bioavailable iron in Arctic aerosols come from? We map Fe "
+        "oxidation states in single particles collected at Ny-Ålesund.",
+        "XRF",
+        ProposalState.draft,
+        ("aerosol filters", "", "none"),
+    ),
+    DemoProposal(
+        "20260002",
+        "Copper corrosion layers on bronze statues",
+        "Stratigraphy of chloride-rich corrosion on outdoor bronzes.",
+        "XRF",
+        ProposalState.submitted,
+        ("bronze cross-sections", "CuSn", "none"),
+    ),
+    DemoProposal(
+        "20260003",
+        "Zinc uptake in maize roots",
+        "Zn distribution in roots grown on contaminated soils.",
+        "XRF",
+        ProposalState.feasibility,
+        ("freeze-dried roots", "", "none"),
+    ),
+    DemoProposal(
+        "20260004",
+        "Nanoporous silica for catalysis",
+        "Pore-size distribution of templated silica during calcination.",
+        "SAXS",
+        ProposalState.under_review,
+        ("SBA-15 powder", "SiO2", "fine powder"),
+    ),
+    DemoProposal(
+        "20260005",
+        "Lipid mesophases under pressure",
+        "Phase diagram of monoolein mesophases up to 3 kbar.",
+        "SAXS",
+        ProposalState.accepted,
+        ("monoolein", "C21H40O4", "none"),
+    ),
+    DemoProposal(
+        "20260006",
+        "Pigment degradation in chrome yellows",
+        "Darkening of lead chromate pigments under light.",
+        "XRF",
+        ProposalState.rejected,
+        ("paint flakes", "PbCrO4", "toxic (Cr VI)"),
+    ),
+    DemoProposal(
+        "20260007",
+        "Perovskite thin films in operando",
+        "Structural evolution of halide perovskites under illumination.",
+        "SAXS",
+        ProposalState.scheduled,
+        ("MAPbI3 films", "CH3NH3PbI3", "toxic (Pb)"),
+        participants=("bob",),
+        beamtime_days=21,
+    ),
+    DemoProposal(
+        DEMO_XRF_PROPOSAL,
+        "Trace metals in Adriatic mussel shells",
+        "Growth bands of Mytilus shells record Mn, Zn, Cu and Pb from the seawater "
+        "of the northern Adriatic; we map them at 5 µm and take Fe K-edge XANES.",
+        "XRF",
+        ProposalState.data_collected,
+        ("mussel shell sections", "CaCO3", "none"),
+        participants=("bob",),
+        beamtime_days=-10,
+    ),
+    DemoProposal(
+        "20260009",
+        "Protein fibrils in solution",
+        "Size and shape of insulin amyloid fibrils during growth.",
+        "SAXS",
+        ProposalState.closed,
+        ("insulin solution", "", "biological, BSL1"),
+        participants=("bob",),
+        beamtime_days=-60,
+    ),
+    DemoProposal(
+        "20210001",
+        "Lead white in Renaissance panel paintings",
+        "Elemental maps of lead white and vermilion layers in 16th-century panels.",
+        "XRF",
+        ProposalState.published,
+        ("paint cross-sections", "", "toxic (Pb, Hg)"),
+        participants=("bob",),
+        created=datetime(2021, 1, 15, 9, tzinfo=UTC),
+        doi="10.5072/beamdesk.20210001",
+    ),
 ]
 
 # The lifecycle steps to reach each state, and who takes them.
-PATH = ["submit", "start_feasibility", "feasible", "accept", "schedule", "collect", "close",
-        "publish"]
+PATH = [
+    "submit",
+    "start_feasibility",
+    "feasible",
+    "accept",
+    "schedule",
+    "collect",
+    "close",
+    "publish",
+]
 TARGET_STEP = {
-    ProposalState.draft: 0, ProposalState.submitted: 1, ProposalState.feasibility: 2,
-    ProposalState.under_review: 3, ProposalState.accepted: 4, ProposalState.scheduled: 5,
-    ProposalState.data_collected: 6, ProposalState.closed: 7, ProposalState.published: 8,
+    ProposalState.draft: 0,
+    ProposalState.submitted: 1,
+    ProposalState.feasibility: 2,
+    ProposalState.under_review: 3,
+    ProposalState.accepted: 4,
+    ProposalState.scheduled: 5,
+    ProposalState.data_collected: 6,
+    ProposalState.closed: 7,
+    ProposalState.published: 8,
 }
-ACTOR = {"submit": "alice", "start_feasibility": "dave", "feasible": "dave", "accept": "eve",
-         "reject": "eve", "schedule": "eve", "collect": "dave", "close": "eve",
-         "publish": "eve"}
+ACTOR = {
+    "submit": "alice",
+    "start_feasibility": "dave",
+    "feasible": "dave",
+    "accept": "eve",
+    "reject": "eve",
+    "schedule": "eve",
+    "collect": "dave",
+    "close": "eve",
+    "publish": "eve",
+}
 
 
 @dataclass
@@ -164,8 +240,14 @@ def _accounts(db: Session, report: DemoReport, preset: str) -> dict[str, User]:
         user = db.scalar(select(User).where(User.username == username))
         if user is None:
             password = _password(preset)
-            user = create_user(db, username, role, password=password, full_name=full_name,
-                               email=f"{username}@demo.beamdesk.invalid")
+            user = create_user(
+                db,
+                username,
+                role,
+                password=password,
+                full_name=full_name,
+                email=f"{username}@demo.beamdesk.invalid",
+            )
             user.affiliation = "CERIC-ERIC demo"
             report.passwords[username] = password
             if role == GlobalRole.scientist:
@@ -177,28 +259,46 @@ def _accounts(db: Session, report: DemoReport, preset: str) -> dict[str, User]:
     return users
 
 
-def _walk(db: Session, settings: Settings, spec: DemoProposal, users: dict[str, User],
-          beamline: Beamline, now: datetime) -> Proposal:
+def _walk(
+    db: Session,
+    settings: Settings,
+    spec: DemoProposal,
+    users: dict[str, User],
+    beamline: Beamline,
+    now: datetime,
+) -> Proposal:
     """Create the proposal and take it through the real lifecycle to its demo state."""
     ident = {name: identity_of(user) for name, user in users.items()}
     when = spec.created or now - timedelta(days=120)
-    sample = SampleInput(name=spec.sample[0], formula=spec.sample[1], hazards=spec.sample[2],
-                         safety_declared=True)
+    sample = SampleInput(
+        name=spec.sample[0], formula=spec.sample[1], hazards=spec.sample[2], safety_declared=True
+    )
     proposal = svc.create_proposal(
-        db, users["alice"], title=spec.title, abstract=spec.abstract,
-        category=ProposalCategory.new, beamline=beamline, shifts_requested=6,
-        samples=[sample], number=spec.number, now=when)
+        db,
+        users["alice"],
+        title=spec.title,
+        abstract=spec.abstract,
+        category=ProposalCategory.new,
+        beamline=beamline,
+        shifts_requested=6,
+        samples=[sample],
+        number=spec.number,
+        now=when,
+    )
     for name in spec.participants:
-        svc.add_member(db, ident["alice"], proposal, users[name], MemberRole.participant,
-                       now=when)
+        svc.add_member(db, ident["alice"], proposal, users[name], MemberRole.participant, now=when)
     if spec.number == DEMO_XRF_PROPOSAL:
-        svc.add_member(db, ident["alice"], proposal, users["dave"], MemberRole.local_contact,
-                       now=when)
-    steps = PATH[:TARGET_STEP.get(spec.state, 3)]
+        svc.add_member(
+            db, ident["alice"], proposal, users["dave"], MemberRole.local_contact, now=when
+        )
+    steps = PATH[: TARGET_STEP.get(spec.state, 3)]
     if spec.state == ProposalState.rejected:
         steps = ["submit", "start_feasibility", "feasible", "reject"]
-    start = (spec.created + timedelta(days=60) if spec.created
-             else now + timedelta(days=spec.beamtime_days or 0))
+    start = (
+        spec.created + timedelta(days=60)
+        if spec.created
+        else now + timedelta(days=spec.beamtime_days or 0)
+    )
     for k, step in enumerate(steps):
         at = when + timedelta(days=2 * k + 1)
         if step in ("collect", "close", "publish"):
@@ -206,18 +306,38 @@ def _walk(db: Session, settings: Settings, spec: DemoProposal, users: dict[str, 
         if step == "feasible":
             svc.assign_reviewer(db, ident["eve"], proposal, users["carol"], now=at)
         if step in ("accept", "reject"):
-            svc.submit_review(db, ident["carol"], proposal,
-                              score=5 if step == "accept" else 2,
-                              comment="Clear plan, feasible in the shifts asked."
-                              if step == "accept" else "The method cannot answer the question.",
-                              now=at)
+            svc.submit_review(
+                db,
+                ident["carol"],
+                proposal,
+                score=5 if step == "accept" else 2,
+                comment="Clear plan, feasible in the shifts asked."
+                if step == "accept"
+                else "The method cannot answer the question.",
+                now=at,
+            )
         if step == "schedule":
-            svc.add_beamtime(db, ident["eve"], proposal, settings, beamline=beamline,
-                             start=start, end=start + timedelta(hours=48), shifts=6, now=at)
+            svc.add_beamtime(
+                db,
+                ident["eve"],
+                proposal,
+                settings,
+                beamline=beamline,
+                start=start,
+                end=start + timedelta(hours=48),
+                shifts=6,
+                now=at,
+            )
         if step == "publish":
             svc.set_doi(db, ident["eve"], proposal, spec.doi, now=at)
-        svc.transition(db, ident[ACTOR[step]], proposal, step, now=at,
-                       comment="" if step != "accept" else "Ranked 3rd of 41 in the panel.")
+        svc.transition(
+            db,
+            ident[ACTOR[step]],
+            proposal,
+            step,
+            now=at,
+            comment="" if step != "accept" else "Ranked 3rd of 41 in the panel.",
+        )
     return proposal
 
 
@@ -227,8 +347,10 @@ def _copy_examples(target: Path, report: DemoReport) -> None:
     if not source.is_dir():
         report.notes.append(f"{source} not found: the other facilities' files were not copied")
         return
-    for folder, dest in ((source, target / "raw" / "other-facilities"),
-                         (xrf, target / "raw" / "xrf" / "reference")):
+    for folder, dest in (
+        (source, target / "raw" / "other-facilities"),
+        (xrf, target / "raw" / "xrf" / "reference"),
+    ):
         if not folder.is_dir():
             continue
         dest.mkdir(parents=True, exist_ok=True)
@@ -245,46 +367,85 @@ def _make(path: Path, report: DemoReport, writer: Callable[[], Any]) -> None:
     report.files.append(str(path))
 
 
-def write_data(root: Path, report: DemoReport, progress: Callable[[str], None],
-               now: datetime) -> None:
+def write_data(
+    root: Path, report: DemoReport, progress: Callable[[str], None], now: datetime
+) -> None:
     """Every demo file that does not exist yet."""
     ago = now - timedelta(days=9)
     p8 = root / DEMO_XRF_PROPOSAL
-    _make(p8 / DEMO_XRF_MAP, report, lambda: files.write_xrf_map(
-        p8 / DEMO_XRF_MAP, rows=60, cols=80, elements=XRF_ELEMENTS, seed=8,
-        title="µXRF map of a mussel shell section", sample="Mytilus shell, section A",
-        start=ago))
+    _make(
+        p8 / DEMO_XRF_MAP,
+        report,
+        lambda: files.write_xrf_map(
+            p8 / DEMO_XRF_MAP,
+            rows=60,
+            cols=80,
+            elements=XRF_ELEMENTS,
+            seed=8,
+            title="µXRF map of a mussel shell section",
+            sample="Mytilus shell, section A",
+            start=ago,
+        ),
+    )
     if not (p8 / "config" / "xrf_map.toml").exists():
         files.save_xrf_configs(p8 / "config", XRF_ELEMENTS)
     for k in range(3):
         path = p8 / "raw" / "xanes" / f"fe_k_xanes_{k + 1:03d}.nxs"
-        _make(path, report, lambda path=path, k=k: files.write_xanes_scan(
-            path, start=ago + timedelta(hours=k), seed=80 + k, sample=f"growth band {k + 1}"))
+        _make(
+            path,
+            report,
+            lambda path=path, k=k: files.write_xanes_scan(
+                path, start=ago + timedelta(hours=k), seed=80 + k, sample=f"growth band {k + 1}"
+            ),
+        )
     log = p8 / "raw" / "logs" / "beamline_log.nxs"
     _make(log, report, lambda: files.write_compound_log(log, start=ago, seed=81))
     stack = p8 / "raw" / "tomo" / "projections.nxs"
-    _make(stack, report, lambda: files.write_projection_stack(stack, start=ago,
-                                                              progress=progress))
+    _make(stack, report, lambda: files.write_projection_stack(stack, start=ago, progress=progress))
     _copy_examples(p8, report)
 
     p9 = root / "20260009"
     for k, radius in enumerate((4.0, 6.5)):
         path = p9 / "raw" / "saxs" / f"insulin_{k + 1:03d}.nxs"
-        _make(path, report, lambda path=path, k=k, radius=radius: files.write_saxs_frames(
-            path, frames=12, start=now - timedelta(days=59) + timedelta(hours=k), seed=90 + k,
-            radius_nm=radius, sample=f"insulin fibrils, {2 * (k + 1)} h"))
+        _make(
+            path,
+            report,
+            lambda path=path, k=k, radius=radius: files.write_saxs_frames(
+                path,
+                frames=12,
+                start=now - timedelta(days=59) + timedelta(hours=k),
+                seed=90 + k,
+                radius_nm=radius,
+                sample=f"insulin fibrils, {2 * (k + 1)} h",
+            ),
+        )
 
     p21 = root / "20210001"
     panel = p21 / "raw" / "xrf" / "panel_cross_section.nxs"
-    _make(panel, report, lambda: files.write_xrf_map(
-        panel, rows=40, cols=50, elements=PANEL_ELEMENTS, seed=21,
-        title="µXRF map of a paint cross-section", sample="panel 3, lead white layer",
-        start=datetime(2021, 3, 17, 10, tzinfo=UTC)))
+    _make(
+        panel,
+        report,
+        lambda: files.write_xrf_map(
+            panel,
+            rows=40,
+            cols=50,
+            elements=PANEL_ELEMENTS,
+            seed=21,
+            title="µXRF map of a paint cross-section",
+            sample="panel 3, lead white layer",
+            start=datetime(2021, 3, 17, 10, tzinfo=UTC),
+        ),
+    )
     if not (p21 / "config" / "xrf_map.toml").exists():
         files.save_xrf_configs(p21 / "config", PANEL_ELEMENTS)
     scan = p21 / "raw" / "xanes" / "fe_k_xanes_001.nxs"
-    _make(scan, report, lambda: files.write_xanes_scan(
-        scan, start=datetime(2021, 3, 17, 16, tzinfo=UTC), seed=210, sample="ochre layer"))
+    _make(
+        scan,
+        report,
+        lambda: files.write_xanes_scan(
+            scan, start=datetime(2021, 3, 17, 16, tzinfo=UTC), seed=210, sample="ochre layer"
+        ),
+    )
     for number in ("20260007",):
         (root / number / "raw").mkdir(parents=True, exist_ok=True)
 
@@ -292,27 +453,41 @@ def write_data(root: Path, report: DemoReport, progress: Callable[[str], None],
 def publish_collection(db: Session, settings: Settings, now: datetime) -> str:
     """The released proposal's data as a citable collection with a (draft) DOI."""
     proposal = db.scalar(select(Proposal).where(Proposal.number == "20210001"))
-    if proposal is None or db.scalar(select(Collection.id).where(
-            Collection.proposal_id == proposal.id)) is not None:
+    if (
+        proposal is None
+        or db.scalar(select(Collection.id).where(Collection.proposal_id == proposal.id)) is not None
+    ):
         return ""
     office = identity_of(db.scalar(select(User).where(User.username == "eve")))
-    datasets = db.scalars(select(Dataset.id).where(Dataset.proposal_id == proposal.id,
-                                                   Dataset.is_hdf5.is_(True))).all()
+    datasets = db.scalars(
+        select(Dataset.id).where(Dataset.proposal_id == proposal.id, Dataset.is_hdf5.is_(True))
+    ).all()
     if not datasets:
         return ""
     config = publication_config_from_env(settings.base_url)
-    collection = create_collection(db, office, proposal, CollectionInput(
-        title="µXRF maps and Fe K-edge XANES of lead white in Renaissance panel paintings",
-        abstract=proposal.abstract, keywords=["lead white", "vermilion", "cultural heritage",
-                                              "X-ray fluorescence"],
-        related_dois=[], dataset_ids=list(datasets)), config, now=now)
+    collection = create_collection(
+        db,
+        office,
+        proposal,
+        CollectionInput(
+            title="µXRF maps and Fe K-edge XANES of lead white in Renaissance panel paintings",
+            abstract=proposal.abstract,
+            keywords=["lead white", "vermilion", "cultural heritage", "X-ray fluorescence"],
+            related_dois=[],
+            dataset_ids=list(datasets),
+        ),
+        config,
+        now=now,
+    )
     publish(db, office, collection, DraftOnly(), config, now=now)
     return collection.doi
 
 
-def create_demo(settings: Settings, sessions: sessionmaker[Session], *,
-                console: Any = None) -> DemoReport:
+def create_demo(
+    settings: Settings, sessions: sessionmaker[Session], *, console: Any = None
+) -> DemoReport:
     """Create whatever of the demo facility is missing; print new passwords once."""
+
     def say(text: str) -> None:
         if console is not None:
             console.print(text)
@@ -338,8 +513,10 @@ def create_demo(settings: Settings, sessions: sessionmaker[Session], *,
         db.commit()
     if doi:
         say(f"Published the data collection of 20210001 as {doi} (draft DOI)")
-    say(f"Demo facility: {len(report.new_proposals)} proposals created, "
-        f"{len(report.files)} files written; catalogue: {summary.summary()}")
+    say(
+        f"Demo facility: {len(report.new_proposals)} proposals created, "
+        f"{len(report.files)} files written; catalogue: {summary.summary()}"
+    )
     for note in report.notes:
         say(f"[yellow]{note}[/yellow]")
     if report.passwords:

@@ -43,8 +43,17 @@ def atomic_h5(path: Path) -> Iterator[h5py.File]:
     os.replace(tmp, path)
 
 
-def _entry(fh: h5py.File, name: str, *, title: str, start: datetime, seconds: float,
-           instrument: str, sample: str, definition: str = "") -> h5py.Group:
+def _entry(
+    fh: h5py.File,
+    name: str,
+    *,
+    title: str,
+    start: datetime,
+    seconds: float,
+    instrument: str,
+    sample: str,
+    definition: str = "",
+) -> h5py.Group:
     entry = fh.create_group(name)
     entry.attrs["NX_class"] = "NXentry"
     fh.attrs["default"] = name
@@ -79,6 +88,7 @@ def _nxdata(parent: h5py.Group, name: str, signal: str, axes: list[str]) -> h5py
 
 # --- XRF ---------------------------------------------------------------------------------
 
+
 def _lines(symbol: str, shell: str) -> list[tuple[float, float]]:
     """(energy keV, relative rate) of the element's K or L lines excitable by the beam."""
     z = xraylib.SymbolToAtomicNumber(symbol)
@@ -99,8 +109,12 @@ def _lines(symbol: str, shell: str) -> list[tuple[float, float]]:
 def _gaussian(energy: np.ndarray, centre: float, area: float) -> np.ndarray:
     fwhm = math.sqrt(NOISE_KEV**2 + 2.3548**2 * 0.00385 * FANO * centre)
     sigma = fwhm / 2.3548
-    return area * GAIN_KEV / (sigma * math.sqrt(2 * math.pi)) * np.exp(
-        -0.5 * ((energy - centre) / sigma) ** 2)
+    return (
+        area
+        * GAIN_KEV
+        / (sigma * math.sqrt(2 * math.pi))
+        * np.exp(-0.5 * ((energy - centre) / sigma) ** 2)
+    )
 
 
 def xrf_basis(elements: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +135,12 @@ def _scatter_and_continuum(energy: np.ndarray) -> np.ndarray:
     sigma_compton = 0.35
     shape = 40 * np.exp(-energy / 4.0) * (energy > 0.8)
     shape += _gaussian(energy, BEAM_KEV, 1500.0)
-    shape += 4000.0 * GAIN_KEV / (sigma_compton * math.sqrt(2 * math.pi)) * np.exp(
-        -0.5 * ((energy - compton) / sigma_compton) ** 2)
+    shape += (
+        4000.0
+        * GAIN_KEV
+        / (sigma_compton * math.sqrt(2 * math.pi))
+        * np.exp(-0.5 * ((energy - compton) / sigma_compton) ** 2)
+    )
     return shape
 
 
@@ -130,8 +148,9 @@ def _blob(yy: np.ndarray, xx: np.ndarray, y: float, x: float, r: float) -> np.nd
     return np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * r * r))
 
 
-def xrf_map_counts(rows: int, cols: int, elements: dict[str, str], seed: int,
-                   dwell_scale: float = 1.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def xrf_map_counts(
+    rows: int, cols: int, elements: dict[str, str], seed: int, dwell_scale: float = 1.0
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Poisson counts (rows × cols × channels) and the true per-element area maps."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:rows, 0:cols].astype(float)
@@ -139,8 +158,10 @@ def xrf_map_counts(rows: int, cols: int, elements: dict[str, str], seed: int,
     for k, symbol in enumerate(elements):
         # Growth bands (like a shell's layers) plus a few inclusions rich in each element.
         bands = 0.5 + 0.5 * np.sin(2 * np.pi * (yy / rows * (2 + k) + 0.15 * k + xx / cols))
-        spots = sum(_blob(yy, xx, rng.uniform(0, rows), rng.uniform(0, cols),
-                          rng.uniform(2, 6)) for _ in range(3))
+        spots = sum(
+            _blob(yy, xx, rng.uniform(0, rows), rng.uniform(0, cols), rng.uniform(2, 6))
+            for _ in range(3)
+        )
         level = 400.0 / (1 + k)
         areas[symbol] = dwell_scale * level * (0.3 + bands + 2.5 * spots)
     basis, energy = xrf_basis(elements)
@@ -155,21 +176,43 @@ def xrf_config(elements: dict[str, str]) -> XRFConfig:
     return XRFConfig(
         peaks={symbol: [shell] for symbol, shell in elements.items()},
         detector=Detector(zero=ZERO_KEV, gain=GAIN_KEV, noise=NOISE_KEV, fano=FANO),
-        fit=Fit(xmin=100, xmax=1500, beam=[BeamLine(energy=BEAM_KEV)], escape=False,
-                background="snip", snip_width=30),
+        fit=Fit(
+            xmin=100,
+            xmax=1500,
+            beam=[BeamLine(energy=BEAM_KEV)],
+            escape=False,
+            background="snip",
+            snip_width=30,
+        ),
     )
 
 
-def write_xrf_map(path: Path, *, rows: int, cols: int, elements: dict[str, str], seed: int,
-                  title: str, sample: str, start: datetime) -> dict[str, np.ndarray]:
+def write_xrf_map(
+    path: Path,
+    *,
+    rows: int,
+    cols: int,
+    elements: dict[str, str],
+    seed: int,
+    title: str,
+    sample: str,
+    start: datetime,
+) -> dict[str, np.ndarray]:
     """A fluorescence map as an XRF beamline writes it; returns the true area maps."""
     counts, areas = xrf_map_counts(rows, cols, elements, seed)
     energy = ZERO_KEV + GAIN_KEV * np.arange(N_CHANNELS)
     y = np.arange(rows) * 0.005  # 5 µm steps, in mm
     x = np.arange(cols) * 0.005
     with atomic_h5(path) as fh:
-        entry = _entry(fh, "entry", title=title, start=start, seconds=rows * cols * 0.1,
-                       instrument="XRF", sample=sample)
+        entry = _entry(
+            fh,
+            "entry",
+            title=title,
+            start=start,
+            seconds=rows * cols * 0.1,
+            instrument="XRF",
+            sample=sample,
+        )
         entry.attrs["default"] = "maps"
         det = entry["instrument"].create_group("fluorescence")
         det.attrs["NX_class"] = "NXdetector"
@@ -181,9 +224,12 @@ def write_xrf_map(path: Path, *, rows: int, cols: int, elements: dict[str, str],
         mono["energy"] = BEAM_KEV
         mono["energy"].attrs["units"] = "keV"
         spectra = _nxdata(entry, "spectra", "data", ["y", "x", "energy"])
-        ds = spectra.create_dataset("data", data=counts, chunks=(1, cols, N_CHANNELS),
-                                    **hdf5plugin.Blosc(cname="lz4", clevel=5,
-                                                       shuffle=hdf5plugin.Blosc.SHUFFLE))
+        ds = spectra.create_dataset(
+            "data",
+            data=counts,
+            chunks=(1, cols, N_CHANNELS),
+            **hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE),
+        )
         ds.attrs["interpretation"] = "spectrum"
         ds.attrs["units"] = "counts"
         for name, values, unit in (("y", y, "mm"), ("x", x, "mm"), ("energy", energy, "keV")):
@@ -202,23 +248,35 @@ def write_xrf_map(path: Path, *, rows: int, cols: int, elements: dict[str, str],
 
 # --- scans, images, stacks ---------------------------------------------------------------
 
+
 def write_xanes_scan(path: Path, *, start: datetime, seed: int, sample: str) -> None:
     """A Fe K-edge transmission scan: I0, It and μ(E) = ln(I0/It) with errors."""
     rng = np.random.default_rng(seed)
     edge = xraylib.EdgeEnergy(26, xraylib.K_SHELL)
-    energy = np.concatenate([np.linspace(edge - 0.15, edge - 0.02, 40),
-                             np.linspace(edge - 0.02, edge + 0.05, 120),
-                             np.linspace(edge + 0.05, edge + 0.4, 80)])
+    energy = np.concatenate(
+        [
+            np.linspace(edge - 0.15, edge - 0.02, 40),
+            np.linspace(edge - 0.02, edge + 0.05, 120),
+            np.linspace(edge + 0.05, edge + 0.4, 80),
+        ]
+    )
     mu_true = 0.4 + 1.0 * (0.5 + np.arctan((energy - edge) / 0.0015) / np.pi)
-    mu_true += 0.35 * np.exp(-((energy - edge - 0.012) / 0.004) ** 2)  # white line
+    mu_true += 0.35 * np.exp(-(((energy - edge - 0.012) / 0.004) ** 2))  # white line
     i0 = rng.poisson(2e5, energy.size).astype(float)
     it = rng.poisson(i0 * np.exp(-mu_true)).astype(float)
     mu = np.log(i0 / it)
     errors = np.sqrt(1 / i0 + 1 / it)
     with atomic_h5(path) as fh:
-        entry = _entry(fh, "entry", title=f"Fe K-edge XANES of {sample}", start=start,
-                       seconds=energy.size * 0.5, instrument="XRF", sample=sample,
-                       definition="NXxas")
+        entry = _entry(
+            fh,
+            "entry",
+            title=f"Fe K-edge XANES of {sample}",
+            start=start,
+            seconds=energy.size * 0.5,
+            instrument="XRF",
+            sample=sample,
+            definition="NXxas",
+        )
         entry.attrs["default"] = "data"
         data = _nxdata(entry, "data", "mu", ["energy"])
         data["mu"] = mu
@@ -230,8 +288,9 @@ def write_xanes_scan(path: Path, *, start: datetime, seed: int, sample: str) -> 
         data.attrs["auxiliary_signals"] = ["I0", "It"]
 
 
-def write_saxs_frames(path: Path, *, frames: int, start: datetime, seed: int,
-                      radius_nm: float, sample: str) -> None:
+def write_saxs_frames(
+    path: Path, *, frames: int, start: datetime, seed: int, radius_nm: float, sample: str
+) -> None:
     """Pilatus-like frames of dilute spheres (bitshuffle-LZ4, as detectors write them)."""
     rng = np.random.default_rng(seed)
     ny, nx, pixel_mm, distance_mm, wavelength_nm = 619, 487, 0.172, 2000.0, 0.1
@@ -244,14 +303,25 @@ def write_saxs_frames(path: Path, *, frames: int, start: datetime, seed: int,
     intensity[r_mm < 3.0] = 0  # beam stop
     intensity[:, 240:245] = 0  # module gap
     with atomic_h5(path) as fh:
-        entry = _entry(fh, "entry", title=f"SAXS of {sample}", start=start,
-                       seconds=frames * 10.0, instrument="SAXS", sample=sample,
-                       definition="NXsas")
+        entry = _entry(
+            fh,
+            "entry",
+            title=f"SAXS of {sample}",
+            start=start,
+            seconds=frames * 10.0,
+            instrument="SAXS",
+            sample=sample,
+            definition="NXsas",
+        )
         entry.attrs["default"] = "data"
         data = _nxdata(entry, "data", "data", [".", "y", "x"])
-        ds = data.create_dataset("data", shape=(frames, ny, nx), dtype=np.int32,
-                                 chunks=(1, ny, nx),
-                                 **hdf5plugin.Bitshuffle(cname="lz4"))
+        ds = data.create_dataset(
+            "data",
+            shape=(frames, ny, nx),
+            dtype=np.int32,
+            chunks=(1, ny, nx),
+            **hdf5plugin.Bitshuffle(cname="lz4"),
+        )
         for k in range(frames):
             ds[k] = rng.poisson(intensity * (1 + 0.02 * k))
         ds.attrs["interpretation"] = "image"
@@ -295,8 +365,13 @@ class StackShape:
         return self.frames * self.rows * self.cols * 2
 
 
-def write_projection_stack(path: Path, *, start: datetime, shape: StackShape = StackShape(),
-                           progress: Progress | None = None) -> None:
+def write_projection_stack(
+    path: Path,
+    *,
+    start: datetime,
+    shape: StackShape = StackShape(),
+    progress: Progress | None = None,
+) -> None:
     """A tomography stack ≥ 1 GB (uint16), cheap to make and small on disk.
 
     Each frame is the analytic projection of a cylinder with two inclusions, rotating by
@@ -307,23 +382,34 @@ def write_projection_stack(path: Path, *, start: datetime, shape: StackShape = S
     xs = np.linspace(-1, 1, shape.cols)[None, :]
     body = 2 * np.sqrt(np.clip(0.64 - xs**2, 0, None)) * np.ones_like(ys)
     with atomic_h5(path) as fh:
-        entry = _entry(fh, "entry", title="Tomography projections of a mussel shell",
-                       start=start, seconds=shape.frames * 0.2, instrument="XRF",
-                       sample="Mytilus galloprovincialis shell", definition="NXtomo")
+        entry = _entry(
+            fh,
+            "entry",
+            title="Tomography projections of a mussel shell",
+            start=start,
+            seconds=shape.frames * 0.2,
+            instrument="XRF",
+            sample="Mytilus galloprovincialis shell",
+            definition="NXtomo",
+        )
         entry.attrs["default"] = "data"
         data = _nxdata(entry, "data", "data", ["rotation_angle", ".", "."])
-        ds = data.create_dataset("data", shape=(shape.frames, shape.rows, shape.cols),
-                                 dtype=np.uint16, chunks=(1, shape.rows, shape.cols),
-                                 **hdf5plugin.Blosc(cname="lz4", clevel=1,
-                                                    shuffle=hdf5plugin.Blosc.BITSHUFFLE))
+        ds = data.create_dataset(
+            "data",
+            shape=(shape.frames, shape.rows, shape.cols),
+            dtype=np.uint16,
+            chunks=(1, shape.rows, shape.cols),
+            **hdf5plugin.Blosc(cname="lz4", clevel=1, shuffle=hdf5plugin.Blosc.BITSHUFFLE),
+        )
         ds.attrs["interpretation"] = "image"
         angles = np.linspace(0, 180, shape.frames, endpoint=False)
         for k, angle in enumerate(np.radians(angles)):
             inclusions = 0.0
-            for (cx, cy, r, weight) in ((0.35, 0.2, 0.12, 3.0), (-0.3, -0.25, 0.08, -0.8)):
+            for cx, cy, r, weight in ((0.35, 0.2, 0.12, 3.0), (-0.3, -0.25, 0.08, -0.8)):
                 centre = cx * math.cos(angle) - cy * math.sin(angle)
                 inclusions = inclusions + weight * 2 * np.sqrt(
-                    np.clip(r * r - (xs - centre) ** 2, 0, None))
+                    np.clip(r * r - (xs - centre) ** 2, 0, None)
+                )
             vertical = (np.abs(ys) < 0.9).astype(float)
             frame = 60000 * np.exp(-0.9 * (body + inclusions) * vertical)
             ds[k] = frame.astype(np.uint16)
@@ -337,8 +423,15 @@ def write_compound_log(path: Path, *, start: datetime, seed: int) -> None:
     """A beamline log as a compound table (time, ring current, gap, temperature)."""
     rng = np.random.default_rng(seed)
     n = 500
-    dtype = np.dtype([("time_s", "f8"), ("ring_current_mA", "f4"), ("undulator_gap_mm", "f4"),
-                      ("sample_temperature_K", "f4"), ("shutter_open", "?")])
+    dtype = np.dtype(
+        [
+            ("time_s", "f8"),
+            ("ring_current_mA", "f4"),
+            ("undulator_gap_mm", "f4"),
+            ("sample_temperature_K", "f4"),
+            ("shutter_open", "?"),
+        ]
+    )
     table = np.zeros(n, dtype)
     table["time_s"] = np.arange(n) * 6.0
     table["ring_current_mA"] = 310 - 0.02 * table["time_s"] % 10 + rng.normal(0, 0.05, n)
@@ -346,8 +439,15 @@ def write_compound_log(path: Path, *, start: datetime, seed: int) -> None:
     table["sample_temperature_K"] = 295 + rng.normal(0, 0.1, n)
     table["shutter_open"] = True
     with atomic_h5(path) as fh:
-        entry = _entry(fh, "entry", title="Beamline log", start=start, seconds=n * 6,
-                       instrument="XRF", sample="none")
+        entry = _entry(
+            fh,
+            "entry",
+            title="Beamline log",
+            start=start,
+            seconds=n * 6,
+            instrument="XRF",
+            sample="none",
+        )
         log = entry.create_group("log")
         log.attrs["NX_class"] = "NXlog"
         log["table"] = table

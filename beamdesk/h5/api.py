@@ -66,8 +66,9 @@ def meta(files: ProposalFiles, file: str, path: str = "/") -> Reply:
     return _json(content.metadata(files.node(file, path), files.links))
 
 
-def attr(files: ProposalFiles, file: str, path: str = "/",
-         attr_keys: list[str] | None = None) -> Reply:
+def attr(
+    files: ProposalFiles, file: str, path: str = "/", attr_keys: list[str] | None = None
+) -> Reply:
     return _json(content.attributes(files.node(file, path), attr_keys))
 
 
@@ -75,8 +76,9 @@ def paths(files: ProposalFiles, file: str, path: str = "/") -> Reply:
     return _json(content.paths(files.node(file, path)))
 
 
-def stats(files: ProposalFiles, file: str, path: str, selection: str | None,
-          max_read_bytes: int) -> Reply:
+def stats(
+    files: ProposalFiles, file: str, path: str, selection: str | None, max_read_bytes: int
+) -> Reply:
     dataset = files.dataset(file, path)
     sel = parse_selection(selection, dataset.shape)
     reading.check_size(dataset, sel, max_read_bytes)
@@ -100,25 +102,31 @@ class DataQuery:
 
     def check(self) -> None:
         if self.format not in FORMATS:
-            raise H5RequestError(422, f"Unsupported format {self.format!r}: use one of "
-                                 f"{', '.join(sorted(FORMATS))}.")
+            raise H5RequestError(
+                422, f"Unsupported format {self.format!r}: use one of {', '.join(sorted(FORMATS))}."
+            )
         if self.dtype not in ("origin", "safe"):
             raise H5RequestError(422, f"Unsupported dtype {self.dtype!r}: use origin or safe.")
 
 
-def data(files: ProposalFiles, file: str, path: str, query: DataQuery,
-         max_read_bytes: int) -> Reply | Stream:
+def data(
+    files: ProposalFiles, file: str, path: str, query: DataQuery, max_read_bytes: int
+) -> Reply | Stream:
     query.check()
     dataset = files.dataset(file, path)
     refresh(dataset)
     sel = parse_selection(query.selection, dataset.shape)
-    name = exports.download_name(file, dataset.name or path,
-                                 describe(sel) if query.selection else "",
-                                 "npy" if query.format == "bin" else query.format)
+    name = exports.download_name(
+        file,
+        dataset.name or path,
+        describe(sel) if query.selection else "",
+        "npy" if query.format == "bin" else query.format,
+    )
     headers: dict[str, str] = {}
     if query.downsample is not None:
-        image, (fy, fx) = downsample(dataset, sel, parse_size(query.downsample),
-                                     query.downsample_method, max_read_bytes)
+        image, (fy, fx) = downsample(
+            dataset, sel, parse_size(query.downsample), query.downsample_method, max_read_bytes
+        )
         headers["X-Downsample-Factors"] = f"{fy},{fx}"
         values: Any = reading._convert(image, query.dtype)
     elif query.format in ("bin", "npy") and dataset.shape not in (None, ()):
@@ -132,8 +140,9 @@ def data(files: ProposalFiles, file: str, path: str, query: DataQuery,
     return _encode(values, query, name, headers)
 
 
-def _stream(dataset: h5py.Dataset, sel: Any, fmt: str, dtype: str, flatten: bool,
-            name: str) -> Reply | Stream:
+def _stream(
+    dataset: h5py.Dataset, sel: Any, fmt: str, dtype: str, flatten: bool, name: str
+) -> Reply | Stream:
     """bin/npy: header (npy) then the selection slab by slab; one body if it is small."""
     shape = sel.result_shape
     out = reading.out_dtype(dataset, dtype)
@@ -147,8 +156,7 @@ def _stream(dataset: h5py.Dataset, sel: Any, fmt: str, dtype: str, flatten: bool
     if length <= reading.SLAB_BYTES and fmt == "bin":  # one slab: send the array's buffer
         return Reply(reading.as_bytes(reading.read(dataset, sel, dtype)), BINARY, headers)
     if length <= reading.SLAB_BYTES:
-        return Reply(header + b"".join(reading.iter_bytes(dataset, sel, dtype)), BINARY,
-                     headers)
+        return Reply(header + b"".join(reading.iter_bytes(dataset, sel, dtype)), BINARY, headers)
 
     def chunks() -> Iterator[bytes | memoryview]:
         yield header
@@ -183,13 +191,20 @@ def _encode(values: Any, query: DataQuery, name: str, headers: dict[str, str]) -
     return Reply(body, media, {**headers, **_attachment(name)})
 
 
-def line(files: ProposalFiles, file: str, path: str, selection: str | None, signal: str,
-         max_read_bytes: int) -> Reply:
+def line(
+    files: ProposalFiles,
+    file: str,
+    path: str,
+    selection: str | None,
+    signal: str,
+    max_read_bytes: int,
+) -> Reply:
     """A NeXus line as CSV: axis, signal, errors and auxiliary signals side by side."""
     group = files.group(file, path)
     columns = nxline.line_columns(group, selection, max_read_bytes, signal, files.child)
-    body = nxline.to_csv(columns, f"{Path(file).name}::{group.name}"
-                         + (f"[{selection}]" if selection else ""))
+    body = nxline.to_csv(
+        columns, f"{Path(file).name}::{group.name}" + (f"[{selection}]" if selection else "")
+    )
     name = exports.download_name(file, group.name or path, selection or "", "csv")
     return Reply(body, "text/csv", _attachment(name))
 
@@ -217,5 +232,6 @@ def subset(files: ProposalFiles, file: str, paths: list[str], max_read_bytes: in
         finally:
             os.unlink(temp)
 
-    return Stream(chunks(), "application/x-hdf5",
-                  {"Content-Length": str(size), **_attachment(name)})
+    return Stream(
+        chunks(), "application/x-hdf5", {"Content-Length": str(size), **_attachment(name)}
+    )

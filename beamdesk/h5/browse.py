@@ -57,8 +57,7 @@ def has_hdf5_signature(path: Path) -> bool:
     return False
 
 
-def list_folder(data_root: Path, number: str, relpath: str,
-                limit: int = MAX_ENTRIES) -> Listing:
+def list_folder(data_root: Path, number: str, relpath: str, limit: int = MAX_ENTRIES) -> Listing:
     """Folders first, then files, each sorted by name; PathNotFound if not a folder here."""
     rel = clean_relative(relpath)
     folder = resolve_in_proposal(data_root, number, rel)
@@ -80,12 +79,16 @@ def list_folder(data_root: Path, number: str, relpath: str,
             truncated = True
             break
         is_dir = target.is_dir()
-        entries.append(Entry(
-            name=name, path=child_rel, kind="folder" if is_dir else "file",
-            size=0 if is_dir else st.st_size,
-            mtime=datetime.fromtimestamp(st.st_mtime, UTC),
-            is_hdf5=not is_dir and has_hdf5_signature(target),
-        ))
+        entries.append(
+            Entry(
+                name=name,
+                path=child_rel,
+                kind="folder" if is_dir else "file",
+                size=0 if is_dir else st.st_size,
+                mtime=datetime.fromtimestamp(st.st_mtime, UTC),
+                is_hdf5=not is_dir and has_hdf5_signature(target),
+            )
+        )
     entries.sort(key=lambda e: (e.kind != "folder", e.name.lower()))
     parent = None if not rel else rel.rpartition("/")[0]
     return Listing(path=rel, parent=parent, entries=entries, truncated=truncated)

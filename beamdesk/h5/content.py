@@ -160,8 +160,7 @@ def check_storage(dataset: h5py.Dataset, folder: Path) -> None:
             except (OSError, RuntimeError):  # a symlink loop
                 target = Path("/")
             if not target.is_relative_to(folder):
-                raise H5RequestError(
-                    404, f"{dataset.name} stores its data outside this proposal.")
+                raise H5RequestError(404, f"{dataset.name} stores its data outside this proposal.")
 
 
 # --- metadata, in h5grove 4's shapes -------------------------------------------------------
@@ -180,13 +179,23 @@ def metadata(node: Node, opener: Opener, depth: int = 1) -> dict[str, Any]:
     if isinstance(node.link, h5py.SoftLink):
         return _sorted(kind="soft_link", name=node.name, target_path=node.link.path)
     if isinstance(node.link, h5py.ExternalLink):
-        return _sorted(kind="external_link", name=node.name, target_file=node.link.filename,
-                       target_path=node.link.path)
+        return _sorted(
+            kind="external_link",
+            name=node.name,
+            target_file=node.link.filename,
+            target_path=node.link.path,
+        )
     entity = node.entity
     base = {"name": node.name, "attributes": _attributes(entity)}
     if isinstance(entity, h5py.Dataset):
-        return _sorted(kind="dataset", chunks=entity.chunks, filters=get_filters(entity),
-                       shape=entity.shape, type=get_type_metadata(entity.id.get_type()), **base)
+        return _sorted(
+            kind="dataset",
+            chunks=entity.chunks,
+            filters=get_filters(entity),
+            shape=entity.shape,
+            type=get_type_metadata(entity.id.get_type()),
+            **base,
+        )
     if isinstance(entity, h5py.Datatype):
         return _sorted(kind="datatype", type=get_type_metadata(entity.id), **base)
     if depth <= 0:
@@ -201,8 +210,9 @@ def metadata(node: Node, opener: Opener, depth: int = 1) -> dict[str, Any]:
 
 def attributes(node: Node, keys: list[str] | None) -> dict[str, Any]:
     if node.entity is None:
-        raise H5RequestError(422, f"{node.path} is a link that cannot be followed; it has no "
-                             "attributes.")
+        raise H5RequestError(
+            422, f"{node.path} is a link that cannot be followed; it has no attributes."
+        )
     attrs = node.entity.attrs
     names = keys if keys else list(attrs.keys())
     missing = [k for k in names if k not in attrs]
@@ -223,8 +233,11 @@ def paths(node: Node) -> list[str]:
 
 def dataset_of(node: Node) -> h5py.Dataset:
     if node.link is not None:
-        raise H5RequestError(404, f"{node.path} is a broken or external link that is not "
-                             "followed (its target is missing or outside this proposal).")
+        raise H5RequestError(
+            404,
+            f"{node.path} is a broken or external link that is not "
+            "followed (its target is missing or outside this proposal).",
+        )
     if not isinstance(node.entity, h5py.Dataset):
         raise H5RequestError(422, f"{node.path} is not a dataset.")
     return node.entity

@@ -25,8 +25,11 @@ _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 def parse_size(text: str) -> tuple[int, int]:
     match = _SIZE.match(text)
     if not match or min(int(match[1]), int(match[2])) < 1:
-        raise H5RequestError(422, f"Invalid downsample {text!r}: expected NxM with positive "
-                             "integers, the largest output in rows x columns, e.g. 1024x1024.")
+        raise H5RequestError(
+            422,
+            f"Invalid downsample {text!r}: expected NxM with positive "
+            "integers, the largest output in rows x columns, e.g. 1024x1024.",
+        )
     return int(match[1]), int(match[2])
 
 
@@ -34,8 +37,7 @@ def factors(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
     return (max(1, math.ceil(shape[0] / size[0])), max(1, math.ceil(shape[1] / size[1])))
 
 
-def _reduce_axis(x: np.ndarray, f: int, axis: int, ufunc: np.ufunc,
-                 acc: type | None) -> np.ndarray:
+def _reduce_axis(x: np.ndarray, f: int, axis: int, ufunc: np.ufunc, acc: type | None) -> np.ndarray:
     """Reduce runs of ``f`` along ``axis`` (0 or 1 of a 2-D array); the last run may be short.
 
     Full runs go through a reshape (contiguous, several times faster than ``reduceat``).
@@ -52,16 +54,21 @@ def _reduce_axis(x: np.ndarray, f: int, axis: int, ufunc: np.ufunc,
     return np.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
 
 
-def downsample(dataset: h5py.Dataset, sel: Selection, size: tuple[int, int], method: str,
-               limit: int) -> tuple[np.ndarray, tuple[int, int]]:
+def downsample(
+    dataset: h5py.Dataset, sel: Selection, size: tuple[int, int], method: str, limit: int
+) -> tuple[np.ndarray, tuple[int, int]]:
     """The reduced image and the bin factors (rows, columns) used."""
     if method not in METHODS:
-        raise H5RequestError(422, f"Invalid downsample_method {method!r}: use one of "
-                             f"{', '.join(METHODS)}.")
+        raise H5RequestError(
+            422, f"Invalid downsample_method {method!r}: use one of {', '.join(METHODS)}."
+        )
     if len(sel.result_shape) != 2:
-        raise H5RequestError(422, f"Downsampling needs a 2-D selection; this one has shape "
-                             f"{list(sel.result_shape)}. Fix the other axes, e.g. "
-                             "selection=0,:,: for the first frame of a stack.")
+        raise H5RequestError(
+            422,
+            f"Downsampling needs a 2-D selection; this one has shape "
+            f"{list(sel.result_shape)}. Fix the other axes, e.g. "
+            "selection=0,:,: for the first frame of a stack.",
+        )
     ax0, ax1 = sel.sliced_axes
     if sel.members[ax0].step != 1 or sel.members[ax1].step != 1:
         raise H5RequestError(422, "Downsampling needs slices with step 1.")
@@ -78,8 +85,10 @@ def downsample(dataset: h5py.Dataset, sel: Selection, size: tuple[int, int], met
     height, width = sel.result_shape
     row_bytes = width * dataset.dtype.itemsize
     if fy * row_bytes > limit:
-        raise H5RequestError(413, f"One band of {fy} rows is larger than the read limit; "
-                             "ask for a narrower selection.")
+        raise H5RequestError(
+            413,
+            f"One band of {fy} rows is larger than the read limit; ask for a narrower selection.",
+        )
     chunk = dataset.chunks[ax0] if dataset.chunks else 1
     band = max(1, SLAB_BYTES // (row_bytes * fy)) * fy
     band = max(fy, band // math.lcm(fy, chunk) * math.lcm(fy, chunk)) if chunk > 1 else band

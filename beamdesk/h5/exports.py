@@ -38,14 +38,16 @@ def to_csv(data: np.ndarray) -> bytes:
     """Numbers only (``_numeric`` refuses text), so no cell can be a formula (see csvsafe)."""
     arr = _numeric(data, "csv")
     if arr.ndim not in (1, 2):
-        raise H5RequestError(422, f"format=csv needs a 1-D or 2-D selection, not {arr.ndim}-D; "
-                             "fix the other axes with the selection parameter.")
+        raise H5RequestError(
+            422,
+            f"format=csv needs a 1-D or 2-D selection, not {arr.ndim}-D; "
+            "fix the other axes with the selection parameter.",
+        )
     fmt = "%d" if arr.dtype.kind in "biu" else "%.17g"
     if arr.dtype.kind == "c":
         arr, fmt = np.concatenate([arr.real, arr.imag], axis=-1), "%.17g"
     buf = io.BytesIO()
-    np.savetxt(buf, arr.astype(np.int64) if arr.dtype.kind == "b" else arr, fmt=fmt,
-               delimiter=",")
+    np.savetxt(buf, arr.astype(np.int64) if arr.dtype.kind == "b" else arr, fmt=fmt, delimiter=",")
     return buf.getvalue()
 
 
@@ -60,8 +62,13 @@ def to_tiff(data: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def to_png(data: np.ndarray, colormap: str = "viridis", scale: str = "linear",
-           vmin: float | None = None, vmax: float | None = None) -> bytes:
+def to_png(
+    data: np.ndarray,
+    colormap: str = "viridis",
+    scale: str = "linear",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> bytes:
     import matplotlib
     from PIL import Image
 
@@ -73,12 +80,16 @@ def to_png(data: np.ndarray, colormap: str = "viridis", scale: str = "linear",
     try:
         cmap = matplotlib.colormaps[colormap]
     except KeyError as exc:
-        raise H5RequestError(422, f"Unknown colormap {colormap!r}, e.g. viridis, gray, "
-                             "inferno.") from exc
+        raise H5RequestError(
+            422, f"Unknown colormap {colormap!r}, e.g. viridis, gray, inferno."
+        ) from exc
     if arr.size > MAX_PNG_PIXELS:
-        raise H5RequestError(413, f"A PNG of {arr.shape[0]}×{arr.shape[1]} pixels is larger "
-                             f"than the {MAX_PNG_PIXELS // 2**20} Mpx a picture export "
-                             "makes: add downsample=4096x4096, or export TIFF or NPY.")
+        raise H5RequestError(
+            413,
+            f"A PNG of {arr.shape[0]}×{arr.shape[1]} pixels is larger "
+            f"than the {MAX_PNG_PIXELS // 2**20} Mpx a picture export "
+            "makes: add downsample=4096x4096, or export TIFF or NPY.",
+        )
     values = arr.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         if scale == "log":
@@ -86,8 +97,11 @@ def to_png(data: np.ndarray, colormap: str = "viridis", scale: str = "linear",
         elif scale == "sqrt":
             values = np.where(values >= 0, np.sqrt(values), np.nan)
     finite = values[np.isfinite(values)]
-    transform = {"linear": float, "log": lambda v: np.log10(v) if v > 0 else np.nan,
-                 "sqrt": lambda v: np.sqrt(v) if v >= 0 else np.nan}[scale]
+    transform = {
+        "linear": float,
+        "log": lambda v: np.log10(v) if v > 0 else np.nan,
+        "sqrt": lambda v: np.sqrt(v) if v >= 0 else np.nan,
+    }[scale]
     lo = transform(vmin) if vmin is not None else (finite.min() if finite.size else 0.0)
     hi = transform(vmax) if vmax is not None else (finite.max() if finite.size else 1.0)
     span = hi - lo if np.isfinite(hi - lo) and hi != lo else 1.0
@@ -108,8 +122,11 @@ def write_subset(root: h5py.File, objects: list[tuple[str, h5py.HLObject]], budg
     attributes and their parent groups' attributes (NX_class…), so it opens in a viewer."""
     total = sum(o.size * o.dtype.itemsize for _, o in objects if isinstance(o, h5py.Dataset))
     if total > budget:
-        raise H5RequestError(413, f"The chosen datasets hold {total / 2**20:.1f} MiB, more than "
-                             f"the {budget / 2**20:.0f} MiB allowed; choose fewer or smaller.")
+        raise H5RequestError(
+            413,
+            f"The chosen datasets hold {total / 2**20:.1f} MiB, more than "
+            f"the {budget / 2**20:.0f} MiB allowed; choose fewer or smaller.",
+        )
     fd, name = tempfile.mkstemp(suffix=".h5", prefix="beamdesk-subset-")
     import os
 

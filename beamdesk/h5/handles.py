@@ -68,8 +68,10 @@ def check_not_truncated(handle: h5py.File, path: Path, size_on_disk: int) -> Non
         return
     if size_on_disk < expected:
         raise H5RequestError(
-            422, f"{path.name} is shorter than its HDF5 structure says: it was truncated or "
-            "is being rewritten.")
+            422,
+            f"{path.name} is shorter than its HDF5 structure says: it was truncated or "
+            "is being rewritten.",
+        )
 
 
 class FileCache:
@@ -79,7 +81,8 @@ class FileCache:
         self._files: OrderedDict[Path, tuple[Signature, h5py.File]] = OrderedDict()
         # Every handle still alive (cached or held by a running request), by path.
         self._alive: weakref.WeakValueDictionary[tuple[Path, Signature], h5py.File] = (
-            weakref.WeakValueDictionary())
+            weakref.WeakValueDictionary()
+        )
         self._opening: dict[Path, threading.Lock] = {}
 
     def _cached(self, path: Path, sig: Signature) -> h5py.File | None:

@@ -148,8 +148,7 @@ def default_chain(root: h5py.File) -> list[h5py.Group]:
 def default_plot_classes(root: h5py.File) -> str:
     """The NX classes along the default plot, e.g. "NXentry/NXdata"."""
     chain = default_chain(root)
-    return "/".join(nx_class(g) or ("NXentry" if i == 0 else "group")
-                    for i, g in enumerate(chain))
+    return "/".join(nx_class(g) or ("NXentry" if i == 0 else "group") for i, g in enumerate(chain))
 
 
 def _instrument_name(entry: h5py.Group) -> str:
@@ -188,8 +187,12 @@ def collect_parameters(entry: h5py.Group) -> dict[str, dict[str, Any]]:
             key = f"{prefix}/{name}"
             if isinstance(obj, h5py.Group) and depth < _PARAMETER_DEPTH:
                 visit(obj, key, depth + 1)
-            elif (isinstance(obj, h5py.Dataset) and obj.size == 1
-                  and obj.dtype.kind in "iufSOU" and own_storage(obj)):
+            elif (
+                isinstance(obj, h5py.Dataset)
+                and obj.size == 1
+                and obj.dtype.kind in "iufSOU"
+                and own_storage(obj)
+            ):
                 value = _number_or_text(obj[()])
                 if value not in (None, ""):
                     found[key] = {"value": value, "unit": text(obj.attrs.get("units", ""))}

@@ -67,8 +67,9 @@ def signal_name(group: h5py.Group, chosen: str = "", lookup: Lookup = _linked_da
         obj = lookup(group, name)
         if obj is not None and text(obj.attrs.get("signal", "")) == "1":
             return name
-    raise H5RequestError(422, f"{group.name} names no signal (@signal): choose one with "
-                         "signal=<dataset name>.")
+    raise H5RequestError(
+        422, f"{group.name} names no signal (@signal): choose one with signal=<dataset name>."
+    )
 
 
 def _old_style_axes(group: h5py.Group, ndim: int, lookup: Lookup) -> list[str]:
@@ -90,8 +91,9 @@ def _old_style_axes(group: h5py.Group, ndim: int, lookup: Lookup) -> list[str]:
     return names
 
 
-def axis_names(group: h5py.Group, signal: h5py.Dataset,
-               lookup: Lookup = _linked_dataset) -> list[str]:
+def axis_names(
+    group: h5py.Group, signal: h5py.Dataset, lookup: Lookup = _linked_dataset
+) -> list[str]:
     names = _names(group.attrs.get("axes", "")) or _names(signal.attrs.get("axes", ""))
     if not names:
         return _old_style_axes(group, signal.ndim, lookup)
@@ -102,19 +104,27 @@ def _line_dimension(sel: Selection) -> int:
     kept = sel.sliced_axes
     if len(kept) != 1:
         raise H5RequestError(
-            422, f"A line needs a selection that keeps exactly one dimension (this one keeps "
-            f"{len(kept)}), e.g. selection=3,: for row 3 of an image.")
+            422,
+            f"A line needs a selection that keeps exactly one dimension (this one keeps "
+            f"{len(kept)}), e.g. selection=3,: for row 3 of an image.",
+        )
     return kept[0]
 
 
-def _same_shape(group: h5py.Group, name: str, shape: tuple[int, ...],
-                lookup: Lookup) -> h5py.Dataset | None:
+def _same_shape(
+    group: h5py.Group, name: str, shape: tuple[int, ...], lookup: Lookup
+) -> h5py.Dataset | None:
     obj = lookup(group, name)
     return obj if obj is not None and obj.shape == shape else None
 
 
-def line_columns(group: h5py.Group, selection: str | None, limit: int,
-                 signal: str = "", lookup: Lookup = _linked_dataset) -> list[Column]:
+def line_columns(
+    group: h5py.Group,
+    selection: str | None,
+    limit: int,
+    signal: str = "",
+    lookup: Lookup = _linked_dataset,
+) -> list[Column]:
     """Axis, signal, errors and auxiliary signals of one line of an NXdata group.
 
     ``lookup`` finds a member dataset by name; the content API passes the proposal's

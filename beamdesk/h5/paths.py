@@ -98,14 +98,17 @@ def _openat2(dir_fd: int, relpath: str) -> int | None:
         return None
 
     class OpenHow(ctypes.Structure):
-        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                    ("resolve", ctypes.c_uint64)]
+        _fields_ = [
+            ("flags", ctypes.c_uint64),
+            ("mode", ctypes.c_uint64),
+            ("resolve", ctypes.c_uint64),
+        ]
 
-    how = OpenHow(os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY, 0,
-                  _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    how = OpenHow(
+        os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY, 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS
+    )
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.syscall(number, dir_fd, relpath.encode(), ctypes.byref(how),
-                      ctypes.sizeof(how))
+    fd = libc.syscall(number, dir_fd, relpath.encode(), ctypes.byref(how), ctypes.sizeof(how))
     if fd >= 0:
         return int(fd)
     err = ctypes.get_errno()

@@ -43,8 +43,7 @@ def hint(sel: Selection, itemsize: int, limit: int) -> str:
     """An example selection of the same dataset that fits in ``limit`` bytes."""
     members = list(sel.members)
     for axis in sel.sliced_axes:
-        trial = Selection(sel.shape, (*members[:axis], members[axis].start,
-                                      *members[axis + 1:]))
+        trial = Selection(sel.shape, (*members[:axis], members[axis].start, *members[axis + 1 :]))
         if trial.size() * itemsize <= limit:
             m = members[axis]
             rows = max(1, limit // max(1, trial.size() * itemsize))
@@ -121,8 +120,9 @@ def _file_state(dataset: h5py.Dataset) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def iter_bytes(dataset: h5py.Dataset, sel: Selection, dtype: str,
-               slab_bytes: int = SLAB_BYTES) -> Iterator[memoryview]:
+def iter_bytes(
+    dataset: h5py.Dataset, sel: Selection, dtype: str, slab_bytes: int = SLAB_BYTES
+) -> Iterator[memoryview]:
     """The raw C-order bytes of the selection, one slab at a time.
 
     A file truncated or rewritten while it is streamed reads as zeros past its new end
@@ -135,15 +135,16 @@ def iter_bytes(dataset: h5py.Dataset, sel: Selection, dtype: str,
     for part in slab_ranges(dataset, sel, slab_bytes):
         data = as_bytes(read(dataset, part, dtype))
         if before is not None and _file_state(dataset) != before:
-            raise H5RequestError(409, f"{Path(dataset.file.filename).name} changed while "
-                                 "it was being read; ask again.")
+            raise H5RequestError(
+                409,
+                f"{Path(dataset.file.filename).name} changed while it was being read; ask again.",
+            )
         yield data
 
 
 def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
     """The .npy header for an array written after it in C order."""
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-              "shape": shape}
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     buf = io.BytesIO()
     try:
         np.lib.format.write_array_header_1_0(buf, header)
@@ -156,5 +157,7 @@ def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
 def binary_allowed(dataset: h5py.Dataset) -> None:
     if dataset.dtype.kind == "O" or dataset.dtype.hasobject:
         raise H5RequestError(
-            422, f"{dataset.name} holds variable-length values (dtype {dataset.dtype}); "
-            "ask for format=json.")
+            422,
+            f"{dataset.name} holds variable-length values (dtype {dataset.dtype}); "
+            "ask for format=json.",
+        )

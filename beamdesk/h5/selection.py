@@ -36,8 +36,9 @@ class Selection:
 
     @property
     def result_shape(self) -> tuple[int, ...]:
-        return tuple(len(range(m.start, m.stop, m.step)) for m in self.members
-                     if isinstance(m, slice))
+        return tuple(
+            len(range(m.start, m.stop, m.step)) for m in self.members if isinstance(m, slice)
+        )
 
     @property
     def sliced_axes(self) -> list[int]:
@@ -92,7 +93,7 @@ def parse_selection(text: str | None, shape: tuple[int, ...] | None) -> Selectio
     if len(parts) > len(shape):
         raise _fail(text, shape, f"{len(parts)} members for a {len(shape)}-D dataset")
     members = [_member(text, p, n, shape) for p, n in zip(parts, shape, strict=False)]
-    members += [slice(0, n, 1) for n in shape[len(parts):]]
+    members += [slice(0, n, 1) for n in shape[len(parts) :]]
     return Selection(tuple(shape), tuple(members))
 
 

@@ -493,8 +493,9 @@ def space_shortfall(spec: dict[str, Any]) -> str:
     from beamdesk.sandbox.pool import ReaderError, shared_pool
 
     try:
-        info = shared_pool().call(Path(spec["folder"]), "map.info", spec["file"],
-                                  path=spec["dataset"])
+        info = shared_pool().call(
+            Path(spec["folder"]), "map.info", spec["file"], path=spec["dataset"]
+        )
     except ReaderError:
         return ""  # the driver reports unreadable input in its own words
     shape = info["shape"]

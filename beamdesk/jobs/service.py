@@ -154,8 +154,9 @@ def lock_quota(db: Session, owner_id: int) -> None:
     """
     if db.get_bind().dialect.name == "sqlite":
         users = User.__table__
-        db.execute(update(users).where(users.c.id == owner_id)
-                   .values(failed_logins=users.c.failed_logins))
+        db.execute(
+            update(users).where(users.c.id == owner_id).values(failed_logins=users.c.failed_logins)
+        )
     else:
         db.execute(select(User.id).where(User.id == owner_id).with_for_update())
 

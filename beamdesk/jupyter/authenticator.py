@@ -28,8 +28,9 @@ from beamdesk.jupyter.config import hub_settings
 from beamdesk.jupyter.signin import Redeemed, TicketRefused, redeem_ticket
 from beamdesk.settings import Settings, settings_from_env
 
-REFUSED = ("This sign-in link is invalid, expired or used already. "
-           "Open JupyterLab from BeamDesk again.")
+REFUSED = (
+    "This sign-in link is invalid, expired or used already. Open JupyterLab from BeamDesk again."
+)
 
 
 class TicketLoginHandler(BaseHandler):

@@ -68,8 +68,14 @@ class HubSettings:
 
 def default_proxy_command() -> str:
     """configurable-http-proxy installed by ``make jupyter-proxy``, else one on PATH."""
-    local = REPO_ROOT / "tools" / "jupyter-proxy" / "node_modules" / ".bin" / (
-        "configurable-http-proxy")
+    local = (
+        REPO_ROOT
+        / "tools"
+        / "jupyter-proxy"
+        / "node_modules"
+        / ".bin"
+        / ("configurable-http-proxy")
+    )
     if local.exists():
         return str(local)
     return shutil.which("configurable-http-proxy") or "configurable-http-proxy"

@@ -42,11 +42,13 @@ class HubClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise HubUnavailable("JupyterHub is not reachable; ask the facility to start "
-                                 "it (beamdesk hub).") from exc
+            raise HubUnavailable(
+                "JupyterHub is not reachable; ask the facility to start it (beamdesk hub)."
+            ) from exc
         if response.status_code not in ok:
-            raise HubUnavailable(f"JupyterHub answered {response.status_code} to "
-                                 f"{method} {path.split('?')[0]}.")
+            raise HubUnavailable(
+                f"JupyterHub answered {response.status_code} to {method} {path.split('?')[0]}."
+            )
         return response
 
     @staticmethod
@@ -87,8 +89,9 @@ class HubClient:
         response = self._call("GET", self._contents(name, path) + "?content=0", (200, 404))
         return response.status_code == 200
 
-    def put_notebook(self, name: str, path: str, notebook: dict[str, Any], *,
-                     overwrite: bool = False) -> bool:
+    def put_notebook(
+        self, name: str, path: str, notebook: dict[str, Any], *, overwrite: bool = False
+    ) -> bool:
         """Save ``notebook`` at ``path`` in the user's server (folders made as needed).
 
         Returns False when a notebook is there already and ``overwrite`` is False: the
@@ -100,10 +103,15 @@ class HubClient:
         for i in range(1, len(parts) + 1):
             folder = "/".join(parts[:i])
             if not self.exists(name, folder):
-                self._call("PUT", self._contents(name, folder), (200, 201),
-                           json={"type": "directory"})
-        self._call("PUT", self._contents(name, path), (200, 201),
-                   json={"type": "notebook", "format": "json", "content": notebook})
+                self._call(
+                    "PUT", self._contents(name, folder), (200, 201), json={"type": "directory"}
+                )
+        self._call(
+            "PUT",
+            self._contents(name, path),
+            (200, 201),
+            json={"type": "notebook", "format": "json", "content": notebook},
+        )
         return True
 
 

@@ -38,6 +38,7 @@ def new_notebook(**kwargs: Any) -> Any:
 
     return make(**kwargs)
 
+
 _MEMBER = r"\s*(-?\d+|-?\d*\s*:\s*-?\d*(\s*:\s*\d*)?)\s*"
 SELECTION = re.compile(rf"^({_MEMBER})(,{_MEMBER})*$")
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -52,8 +53,10 @@ def check_selection(selection: str | None) -> str:
     """The selection stripped, or '' for everything; :class:`BadSelection` if malformed."""
     selection = (selection or "").strip()
     if selection and not SELECTION.match(selection):
-        raise BadSelection(f"invalid selection {selection!r}: use members like 3, -1 or 0:10:2, "
-                           "separated by commas")
+        raise BadSelection(
+            f"invalid selection {selection!r}: use members like 3, -1 or 0:10:2, "
+            "separated by commas"
+        )
     return selection
 
 
@@ -84,8 +87,9 @@ def _finish(cells: list[Any], title: str) -> nbformat.NotebookNode:
     return nb
 
 
-def dataset_notebook(number: str, file: str, path: str, selection: str = "") -> \
-        nbformat.NotebookNode:
+def dataset_notebook(
+    number: str, file: str, path: str, selection: str = ""
+) -> nbformat.NotebookNode:
     """A notebook that loads ``path`` in ``file`` of proposal ``number`` (or a slice)."""
     selection = check_selection(selection)
     index = h5py_index(selection)
@@ -94,55 +98,75 @@ def dataset_notebook(number: str, file: str, path: str, selection: str = "") -> 
         new_markdown_cell(
             f"# {file}: {what}\n\nProposal **{number}**. Made by BeamDesk's *open in a "
             "notebook*: the cells below load exactly this data, through the BeamDesk API "
-            "and directly with h5py, and check that both agree."),
+            "and directly with h5py, and check that both agree."
+        ),
         new_code_cell(
             "import os\nfrom pathlib import Path\n\nimport h5py\nimport numpy as np\n\n"
             "from beamdesk.client import Client\n\n"
             f"PROPOSAL = {number!r}\nFILE = {file!r}\nDATASET = {path!r}\n"
-            f"SELECTION = {selection!r}  # one member per dimension; '' means everything"),
-        new_markdown_cell("## Through the BeamDesk API\n\n`Client.from_env()` uses "
-                          "`BEAMDESK_URL` and `BEAMDESK_TOKEN`, which the hub sets for you."),
-        new_code_cell("bd = Client.from_env()\n"
-                      "data = bd.open(PROPOSAL, FILE, DATASET, SELECTION or None)\n"
-                      "data.shape, data.dtype"),
-        new_markdown_cell("## Directly with h5py\n\nYour proposals are linked (read them, "
-                          "do not write) under `~/proposals`."),
+            f"SELECTION = {selection!r}  # one member per dimension; '' means everything"
+        ),
+        new_markdown_cell(
+            "## Through the BeamDesk API\n\n`Client.from_env()` uses "
+            "`BEAMDESK_URL` and `BEAMDESK_TOKEN`, which the hub sets for you."
+        ),
+        new_code_cell(
+            "bd = Client.from_env()\n"
+            "data = bd.open(PROPOSAL, FILE, DATASET, SELECTION or None)\n"
+            "data.shape, data.dtype"
+        ),
+        new_markdown_cell(
+            "## Directly with h5py\n\nYour proposals are linked (read them, "
+            "do not write) under `~/proposals`."
+        ),
         new_code_cell(
             "folder = Path(os.environ.get('BEAMDESK_PROPOSALS', '~/proposals')).expanduser()\n"
             "with h5py.File(folder / PROPOSAL / FILE, 'r') as f:\n"
             f"    data_h5 = f[DATASET]{index}\n"
             "np.testing.assert_array_equal(data, data_h5)  # the API and the file agree\n"
-            "data_h5.shape"),
+            "data_h5.shape"
+        ),
         new_code_cell(
             "import json\n\nfinite = np.asarray(data, dtype=float)\n"
             "print(json.dumps({'shape': list(np.shape(data)), "
             "'sum': float(np.nansum(finite)), 'min': float(np.nanmin(finite)), "
             "'max': float(np.nanmax(finite))}))",
-            metadata={"tags": [SUMMARY_TAG]}),
+            metadata={"tags": [SUMMARY_TAG]},
+        ),
         new_code_cell(
             "import matplotlib.pyplot as plt\n\nif np.ndim(data) == 1:\n    plt.plot(data)\n"
             "elif np.ndim(data) == 2:\n    plt.imshow(data, origin='lower', aspect='auto')\n"
-            "    plt.colorbar()\nplt.title(f'{FILE} {DATASET} {SELECTION}')\nplt.show()"),
+            "    plt.colorbar()\nplt.title(f'{FILE} {DATASET} {SELECTION}')\nplt.show()"
+        ),
     ]
     return _finish(cells, f"{number} {file} {path} {selection}".strip())
 
 
-def xrf_job_notebook(number: str, file: str, dataset: str, config: Mapping[str, Any],
-                     kind: str = "xrf_map") -> nbformat.NotebookNode:
+def xrf_job_notebook(
+    number: str, file: str, dataset: str, config: Mapping[str, Any], kind: str = "xrf_map"
+) -> nbformat.NotebookNode:
     """A notebook that re-runs one XRF analysis with ``config`` and opens its results."""
     config_json = json.dumps(dict(config), indent=2, sort_keys=True)
     cells = [
-        new_markdown_cell(f"# XRF analysis of {file}\n\nProposal **{number}**. Re-runs the "
-                          f"analysis ({kind}) with the configuration it was made with."),
-        new_code_cell("import json\n\nimport numpy as np\n\nfrom beamdesk.client import Client\n"
-                      f"\nPROPOSAL = {number!r}\nFILE = {file!r}\nDATASET = {dataset!r}\n"
-                      f"KIND = {kind!r}\nCONFIG = json.loads({config_json!r})\n"
-                      "bd = Client.from_env()"),
-        new_code_cell("job = bd.submit_xrf_job(PROPOSAL, FILE, DATASET, CONFIG, kind=KIND)\n"
-                      "state = bd.wait(job)\nstate['state'], state.get('progress')"),
+        new_markdown_cell(
+            f"# XRF analysis of {file}\n\nProposal **{number}**. Re-runs the "
+            f"analysis ({kind}) with the configuration it was made with."
+        ),
+        new_code_cell(
+            "import json\n\nimport numpy as np\n\nfrom beamdesk.client import Client\n"
+            f"\nPROPOSAL = {number!r}\nFILE = {file!r}\nDATASET = {dataset!r}\n"
+            f"KIND = {kind!r}\nCONFIG = json.loads({config_json!r})\n"
+            "bd = Client.from_env()"
+        ),
+        new_code_cell(
+            "job = bd.submit_xrf_job(PROPOSAL, FILE, DATASET, CONFIG, kind=KIND)\n"
+            "state = bd.wait(job)\nstate['state'], state.get('progress')"
+        ),
         new_code_cell("outputs = bd.results(job)\n[o['path'] for o in outputs]"),
-        new_code_cell("# The fitted maps, e.g. Fe K:\n"
-                      "fe = bd.open(PROPOSAL, outputs[0]['path'], "
-                      "'/entry/xrf_fit/results/parameters/Fe_K')\nfe.shape"),
+        new_code_cell(
+            "# The fitted maps, e.g. Fe K:\n"
+            "fe = bd.open(PROPOSAL, outputs[0]['path'], "
+            "'/entry/xrf_fit/results/parameters/Fe_K')\nfe.shape"
+        ),
     ]
     return _finish(cells, f"{number} {kind} {file} {dataset}")

@@ -66,23 +66,42 @@ def _hash(nonce: str) -> str:
 
 
 def issue_ticket(
-    db: Session, secret_key: str, user: User, *, next_path: str = "",
-    seconds: int = TICKET_SECONDS, now: datetime | None = None,
+    db: Session,
+    secret_key: str,
+    user: User,
+    *,
+    next_path: str = "",
+    seconds: int = TICKET_SECONDS,
+    now: datetime | None = None,
 ) -> str:
     """A new ticket for ``user``; the caller commits before handing it out."""
     now = now or utcnow()
     nonce = secrets.token_urlsafe(32)
-    db.add(HubTicket(user_id=user.id, nonce_hash=_hash(nonce), next_path=next_path[:1000],
-                     created_at=now, expires_at=now + timedelta(seconds=seconds)))
+    db.add(
+        HubTicket(
+            user_id=user.id,
+            nonce_hash=_hash(nonce),
+            next_path=next_path[:1000],
+            created_at=now,
+            expires_at=now + timedelta(seconds=seconds),
+        )
+    )
     # Old tickets are dead weight: drop the expired ones of this user while we are here.
-    db.execute(HubTicket.__table__.delete().where(
-        HubTicket.user_id == user.id, HubTicket.expires_at < now - timedelta(days=1)))
+    db.execute(
+        HubTicket.__table__.delete().where(
+            HubTicket.user_id == user.id, HubTicket.expires_at < now - timedelta(days=1)
+        )
+    )
     db.flush()
     return str(_serializer(secret_key).dumps(nonce))
 
 
 def redeem_ticket(
-    db: Session, secret_key: str, ticket: str, *, max_seconds: int = TICKET_SECONDS,
+    db: Session,
+    secret_key: str,
+    ticket: str,
+    *,
+    max_seconds: int = TICKET_SECONDS,
     now: datetime | None = None,
 ) -> Redeemed:
     """Consume ``ticket`` and say whose it is; :class:`TicketRefused` otherwise.
@@ -109,7 +128,8 @@ def redeem_ticket(
     if row.expires_at <= now:
         raise TicketRefused("expired")
     consumed = db.execute(
-        update(HubTicket).where(HubTicket.id == row.id, HubTicket.used_at.is_(None))
+        update(HubTicket)
+        .where(HubTicket.id == row.id, HubTicket.used_at.is_(None))
         .values(used_at=now)
     )
     if consumed.rowcount != 1:  # type: ignore[attr-defined]

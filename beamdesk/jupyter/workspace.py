@@ -48,9 +48,13 @@ def home_name(username: str) -> str:
 
 def readable_numbers(db: Session, user: User, now: datetime) -> list[str]:
     identity = access.identity_of(user)
-    return list(db.scalars(select(Proposal.number)
-                           .where(access.readable_proposals(identity, now))
-                           .order_by(Proposal.number)))
+    return list(
+        db.scalars(
+            select(Proposal.number)
+            .where(access.readable_proposals(identity, now))
+            .order_by(Proposal.number)
+        )
+    )
 
 
 def link_proposals(proposals_dir: Path, data_root: Path, numbers: list[str]) -> list[str]:
@@ -63,8 +67,9 @@ def link_proposals(proposals_dir: Path, data_root: Path, numbers: list[str]) -> 
         except PathNotFound:
             continue  # no data yet
     for entry in proposals_dir.iterdir():
-        if entry.is_symlink() and (entry.name not in wanted
-                                   or Path(entry.readlink()) != wanted[entry.name]):
+        if entry.is_symlink() and (
+            entry.name not in wanted or Path(entry.readlink()) != wanted[entry.name]
+        ):
             entry.unlink()
     for number, target in wanted.items():
         link = proposals_dir / number
@@ -75,16 +80,23 @@ def link_proposals(proposals_dir: Path, data_root: Path, numbers: list[str]) -> 
 
 def renew_server_token(db: Session, user: User, now: datetime) -> str:
     """Revoke the user's previous server token and make a fresh one."""
-    old = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
-                                            ApiToken.name == TOKEN_NAME,
-                                            ApiToken.revoked_at.is_(None)))
+    old = db.scalars(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id, ApiToken.name == TOKEN_NAME, ApiToken.revoked_at.is_(None)
+        )
+    )
     for row in list(old):
         revoke_api_token(db, user, row.id, now)
     return create_api_token(db, user, name=TOKEN_NAME, expires_days=TOKEN_DAYS, now=now).token
 
 
 def prepare_workspace(
-    db: Session, *, username: str, home_root: Path, data_root: Path, portal_url: str,
+    db: Session,
+    *,
+    username: str,
+    home_root: Path,
+    data_root: Path,
+    portal_url: str,
     now: datetime | None = None,
 ) -> Workspace:
     """Home, proposal links and environment for ``username``'s server; the caller commits."""

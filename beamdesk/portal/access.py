@@ -160,9 +160,7 @@ def _staff_sees(r: Relation) -> bool:
 def may(r: Relation, action: Action) -> bool:
     """May the identity behind ``r`` do ``action`` to the proposal behind ``r``?"""
     if action == Action.view_proposal:
-        return (
-            r.user_office or _is_member(r) or r.assigned_reviewer or _staff_sees(r) or r.released
-        )
+        return r.user_office or _is_member(r) or r.assigned_reviewer or _staff_sees(r) or r.released
     if action == Action.read_data:
         return r.user_office or _is_member(r) or _staff_sees(r) or r.released
     if action == Action.edit_proposal:

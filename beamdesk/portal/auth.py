@@ -45,7 +45,11 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def audit(
-    db: Session, action: str, actor: User | int | None = None, target: str = "", detail: str = "",
+    db: Session,
+    action: str,
+    actor: User | int | None = None,
+    target: str = "",
+    detail: str = "",
     ip: str = "",
 ) -> None:
     actor_id = actor.id if isinstance(actor, User) else actor
@@ -127,7 +131,11 @@ class NewToken:
 
 
 def create_api_token(
-    db: Session, user: User, *, name: str = "", expires_days: int | None = 90,
+    db: Session,
+    user: User,
+    *,
+    name: str = "",
+    expires_days: int | None = 90,
     now: datetime | None = None,
 ) -> NewToken:
     now = now or utcnow()
@@ -151,8 +159,11 @@ def user_from_token(db: Session, token: str, now: datetime | None = None) -> Use
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     now = now or utcnow()
-    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))
-                    .options(joinedload(ApiToken.user)))
+    row = db.scalar(
+        select(ApiToken)
+        .where(ApiToken.token_hash == _token_hash(token))
+        .options(joinedload(ApiToken.user))
+    )
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and row.expires_at <= now:

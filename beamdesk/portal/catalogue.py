@@ -110,8 +110,9 @@ def search_text_of(row: Dataset) -> str:
     return " ".join((row.path, row.title or "", row.instrument or "")).lower()
 
 
-def describe_into(row: Dataset, path: Path, stat: os.stat_result, folder: Path,
-                  readers: ReaderPool | None = None) -> None:
+def describe_into(
+    row: Dataset, path: Path, stat: os.stat_result, folder: Path, readers: ReaderPool | None = None
+) -> None:
     """Fill a row from the file: size, time, checksum, and NeXus metadata if HDF5.
 
     The metadata is read by a sandboxed reader of the proposal ``folder``: a hostile file
@@ -144,18 +145,24 @@ def _utc(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def index_proposal(db: Session, proposal: Proposal, data_root: Path,
-                   progress: Any = None, readers: ReaderPool | None = None) -> IndexReport:
+def index_proposal(
+    db: Session,
+    proposal: Proposal,
+    data_root: Path,
+    progress: Any = None,
+    readers: ReaderPool | None = None,
+) -> IndexReport:
     """Bring one proposal's rows in line with its folder. ``progress(relpath)`` per file."""
     report = IndexReport(proposals=1)
     try:
         folder = proposal_root(data_root, proposal.number)
     except PathNotFound:
         folder = None
-    known = {d.path: d for d in db.scalars(
-        select(Dataset).where(Dataset.proposal_id == proposal.id))}
+    known = {
+        d.path: d for d in db.scalars(select(Dataset).where(Dataset.proposal_id == proposal.id))
+    }
     found: set[str] = set()
-    for rel, path in (walk_proposal(folder) if folder else ()):
+    for rel, path in walk_proposal(folder) if folder else ():
         found.add(rel)
         if progress:
             progress(rel)
@@ -168,8 +175,11 @@ def index_proposal(db: Session, proposal: Proposal, data_root: Path,
             report.unchanged += 1
             continue
         if row is None:
-            row = Dataset(proposal_id=proposal.id, path=rel,
-                          kind="processed" if rel.startswith("processed/") else "raw")
+            row = Dataset(
+                proposal_id=proposal.id,
+                path=rel,
+                kind="processed" if rel.startswith("processed/") else "raw",
+            )
             db.add(row)
             report.added += 1
         else:
@@ -189,8 +199,14 @@ def index_proposal(db: Session, proposal: Proposal, data_root: Path,
     return report
 
 
-def index_data_root(db: Session, data_root: Path, *, only: str | None = None,
-                    console: Any = None, readers: ReaderPool | None = None) -> IndexReport:
+def index_data_root(
+    db: Session,
+    data_root: Path,
+    *,
+    only: str | None = None,
+    console: Any = None,
+    readers: ReaderPool | None = None,
+) -> IndexReport:
     """Index every proposal folder (or only one); commit per proposal so work is kept."""
     data_root = Path(data_root)
     query = select(Proposal).order_by(Proposal.number)
@@ -201,7 +217,8 @@ def index_data_root(db: Session, data_root: Path, *, only: str | None = None,
     if not only and data_root.is_dir():
         numbers = {p.number for p in proposals}
         report.unknown_folders = [
-            e.name for e in os.scandir(data_root)
+            e.name
+            for e in os.scandir(data_root)
             if e.is_dir() and not e.name.startswith(".") and e.name not in numbers
         ]
     progress_bar = None
@@ -213,6 +230,7 @@ def index_data_root(db: Session, data_root: Path, *, only: str | None = None,
     try:
         task = progress_bar.add_task("indexing", total=len(proposals)) if progress_bar else None
         for proposal in proposals:
+
             def tick(rel: str, number: str = proposal.number) -> None:
                 if progress_bar is not None and task is not None:
                     progress_bar.update(task, description=f"{number}/{rel}"[:60])
@@ -227,14 +245,20 @@ def index_data_root(db: Session, data_root: Path, *, only: str | None = None,
     return report
 
 
-def index_file(db: Session, proposal: Proposal, data_root: Path, relpath: str, *,
-               kind: str = "processed", provenance: dict[str, Any] | None = None,
-               readers: ReaderPool | None = None) -> Dataset:
+def index_file(
+    db: Session,
+    proposal: Proposal,
+    data_root: Path,
+    relpath: str,
+    *,
+    kind: str = "processed",
+    provenance: dict[str, Any] | None = None,
+    readers: ReaderPool | None = None,
+) -> Dataset:
     """Record (or refresh) one file, e.g. a job's result, with where it came from."""
     path = resolve_in_proposal(data_root, proposal.number, relpath)
     rel = path.relative_to(proposal_root(data_root, proposal.number)).as_posix()
-    row = db.scalar(select(Dataset).where(Dataset.proposal_id == proposal.id,
-                                          Dataset.path == rel))
+    row = db.scalar(select(Dataset).where(Dataset.proposal_id == proposal.id, Dataset.path == rel))
     if row is None:
         row = Dataset(proposal_id=proposal.id, path=rel)
         db.add(row)
@@ -246,6 +270,7 @@ def index_file(db: Session, proposal: Proposal, data_root: Path, relpath: str, *
 
 
 # --- searching ---------------------------------------------------------------------------
+
 
 @dataclass
 class DatasetQuery:
@@ -275,18 +300,23 @@ def dataset_filter(identity: Identity, now: datetime, query: DatasetQuery) -> Se
         proposals = proposals.where(Proposal.number == query.proposal)
     if query.beamline:
         beamline_ids = select(Beamline.id).where(Beamline.name == query.beamline)
-        proposals = proposals.where(or_(
-            Proposal.beamline_id.in_(beamline_ids),
-            exists(select(Beamtime.id).where(Beamtime.proposal_id == Proposal.id,
-                                             Beamtime.beamline_id.in_(beamline_ids))),
-        ))
+        proposals = proposals.where(
+            or_(
+                Proposal.beamline_id.in_(beamline_ids),
+                exists(
+                    select(Beamtime.id).where(
+                        Beamtime.proposal_id == Proposal.id, Beamtime.beamline_id.in_(beamline_ids)
+                    )
+                ),
+            )
+        )
     stmt = select(Dataset).where(Dataset.proposal_id.in_(proposals))
     for word in query.text.lower().split()[:8]:
         pattern = _like(word)
-        titled = select(Proposal.id).where(
-            func.lower(Proposal.title).like(pattern, escape="\\"))
-        stmt = stmt.where(or_(Dataset.search_text.like(pattern, escape="\\"),
-                              Dataset.proposal_id.in_(titled)))
+        titled = select(Proposal.id).where(func.lower(Proposal.title).like(pattern, escape="\\"))
+        stmt = stmt.where(
+            or_(Dataset.search_text.like(pattern, escape="\\"), Dataset.proposal_id.in_(titled))
+        )
     # Date of a dataset: when the measurement started, or when the file was written.
     moment = func.coalesce(Dataset.start_time, Dataset.mtime)
     if query.since:
@@ -309,9 +339,15 @@ def count_up_to(db: Session, stmt: Select[Any], limit: int = COUNT_LIMIT) -> tup
     return min(total, limit), total <= limit
 
 
-def search_datasets(db: Session, identity: Identity, now: datetime, query: DatasetQuery,
-                    *, limit: int = 50, offset: int = 0,
-                    ) -> tuple[list[tuple[Dataset, str]], int, bool]:
+def search_datasets(
+    db: Session,
+    identity: Identity,
+    now: datetime,
+    query: DatasetQuery,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[tuple[Dataset, str]], int, bool]:
     """One page of (dataset, proposal number) in catalogue order, the count, and if exact.
 
     Catalogue order is by proposal (as registered) then path: the index's order, so a
@@ -319,8 +355,7 @@ def search_datasets(db: Session, identity: Identity, now: datetime, query: Datas
     """
     stmt = dataset_filter(identity, now, query)
     total, exact = count_up_to(db, stmt)
-    page = (stmt.order_by(Dataset.proposal_id, Dataset.path).limit(limit).offset(offset)
-            .subquery())
+    page = stmt.order_by(Dataset.proposal_id, Dataset.path).limit(limit).offset(offset).subquery()
     rows = db.execute(
         select(Dataset, Proposal.number)
         .join(page, Dataset.id == page.c.id)
@@ -331,9 +366,22 @@ def search_datasets(db: Session, identity: Identity, now: datetime, query: Datas
 
 
 # What the API shows of a dataset, in its order (the row's id and proposal_id are internal).
-PUBLIC_FIELDS = ("path", "size", "mtime", "sha256", "is_hdf5", "title", "start_time",
-                 "end_time", "instrument", "nx_classes", "kind", "error", "provenance",
-                 "parameters")
+PUBLIC_FIELDS = (
+    "path",
+    "size",
+    "mtime",
+    "sha256",
+    "is_hdf5",
+    "title",
+    "start_time",
+    "end_time",
+    "instrument",
+    "nx_classes",
+    "kind",
+    "error",
+    "provenance",
+    "parameters",
+)
 
 
 def _text_condition(proposal_id: int, text: str) -> Any:
@@ -343,24 +391,36 @@ def _text_condition(proposal_id: int, text: str) -> Any:
     return condition
 
 
-def proposal_dataset_records(db: Session, proposal: Proposal, *, text: str = "",
-                             limit: int = 50, offset: int = 0,
-                             ) -> tuple[list[dict[str, Any]], int]:
+def proposal_dataset_records(
+    db: Session,
+    proposal: Proposal,
+    *,
+    text: str = "",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
     """Like ``proposal_datasets`` but plain dicts of ``PUBLIC_FIELDS``: the API's hot path
     skips building ORM objects it would only copy out again."""
     condition = _text_condition(proposal.id, text)
     total = db.scalar(select(func.count(Dataset.id)).where(condition)) or 0
     columns = [getattr(Dataset, name) for name in PUBLIC_FIELDS]
-    rows = db.execute(select(*columns).where(condition).order_by(Dataset.path)
-                      .limit(limit).offset(offset)).mappings().all()
+    rows = (
+        db.execute(
+            select(*columns).where(condition).order_by(Dataset.path).limit(limit).offset(offset)
+        )
+        .mappings()
+        .all()
+    )
     return [dict(row) for row in rows], total
 
 
-def proposal_datasets(db: Session, proposal: Proposal, *, text: str = "", limit: int = 50,
-                      offset: int = 0) -> tuple[list[Dataset], int]:
+def proposal_datasets(
+    db: Session, proposal: Proposal, *, text: str = "", limit: int = 50, offset: int = 0
+) -> tuple[list[Dataset], int]:
     """One page of a proposal's datasets, for callers that already checked access."""
     condition = _text_condition(proposal.id, text)
     total = db.scalar(select(func.count(Dataset.id)).where(condition)) or 0
-    rows = db.scalars(select(Dataset).where(condition).order_by(Dataset.path)
-                      .limit(limit).offset(offset)).all()
+    rows = db.scalars(
+        select(Dataset).where(condition).order_by(Dataset.path).limit(limit).offset(offset)
+    ).all()
     return list(rows), total

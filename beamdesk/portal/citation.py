@@ -11,9 +11,17 @@ from beamdesk.portal.datacite import Metadata
 # must bring no brace of its own: braces, backslashes and the characters LaTeX or a
 # ``.bib`` reader treat specially become brace-balanced commands.
 _BIBTEX_SPECIAL = {
-    "{": r"{\textbraceleft}", "}": r"{\textbraceright}", "\\": r"{\textbackslash}",
-    "@": r"{\char64}", "^": r"{\textasciicircum}", "~": r"{\textasciitilde}",
-    "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"{\textbraceleft}",
+    "}": r"{\textbraceright}",
+    "\\": r"{\textbackslash}",
+    "@": r"{\char64}",
+    "^": r"{\textasciicircum}",
+    "~": r"{\textasciitilde}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
 }
 _BIBTEX_RE = re.compile("|".join(re.escape(c) for c in _BIBTEX_SPECIAL))
 # Line breaks of every kind (CR, LF, VT, FF, NEL, U+2028/9, the C0 separators) and other
@@ -104,12 +112,18 @@ def json_ld(meta: Metadata) -> dict[str, Any]:
         "description": meta.abstract or meta.title,
         "url": meta.url or _doi_url(meta),
         "creator": [
-            {"@type": "Person", "name": c.display,
-             **({"givenName": c.given_name} if c.given_name else {}),
-             **({"familyName": c.family_name} if c.family_name else {}),
-             **({"@id": f"https://orcid.org/{c.orcid}"} if c.orcid else {}),
-             **({"affiliation": {"@type": "Organization", "name": c.affiliation}}
-                if c.affiliation else {})}
+            {
+                "@type": "Person",
+                "name": c.display,
+                **({"givenName": c.given_name} if c.given_name else {}),
+                **({"familyName": c.family_name} if c.family_name else {}),
+                **({"@id": f"https://orcid.org/{c.orcid}"} if c.orcid else {}),
+                **(
+                    {"affiliation": {"@type": "Organization", "name": c.affiliation}}
+                    if c.affiliation
+                    else {}
+                ),
+            }
             for c in meta.creators
         ],
         "publisher": {"@type": "Organization", "name": meta.publisher},

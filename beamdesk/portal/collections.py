@@ -96,8 +96,9 @@ class Collection(Base):
 
     proposal: Mapped[Proposal] = relationship()
     items: Mapped[list[CollectionItem]] = relationship(
-        back_populates="collection", cascade="all, delete-orphan",
-        order_by="CollectionItem.position"
+        back_populates="collection",
+        cascade="all, delete-orphan",
+        order_by="CollectionItem.position",
     )
 
     @property
@@ -152,9 +153,15 @@ def parse_creators(text: str) -> list[dict[str, str]]:
         family, _, given = (s.strip() for s in name.partition(","))
         orcid = parts[1] if len(parts) > 1 else ""
         affiliation = parts[2] if len(parts) > 2 else ""
-        creators.append({"name": f"{family}, {given}" if given else family,
-                         "family_name": family, "given_name": given,
-                         "orcid": orcid, "affiliation": affiliation})
+        creators.append(
+            {
+                "name": f"{family}, {given}" if given else family,
+                "family_name": family,
+                "given_name": given,
+                "orcid": orcid,
+                "affiliation": affiliation,
+            }
+        )
     return creators
 
 
@@ -192,9 +199,15 @@ def default_creators(proposal: Proposal) -> list[dict[str, str]]:
     for m in sorted(proposal.members, key=lambda m: (order[m.role], m.id)):
         name = m.user.full_name or m.user.username
         given, _, family = name.rpartition(" ")
-        creators.append({"name": f"{family}, {given}" if given else family,
-                         "family_name": family, "given_name": given,
-                         "orcid": m.user.orcid, "affiliation": m.user.affiliation})
+        creators.append(
+            {
+                "name": f"{family}, {given}" if given else family,
+                "family_name": family,
+                "given_name": given,
+                "orcid": m.user.orcid,
+                "affiliation": m.user.affiliation,
+            }
+        )
     return creators
 
 
@@ -204,9 +217,13 @@ def _require_edit(identity: Identity, proposal: Proposal, now: datetime) -> None
 
 
 def _set_datasets(db: Session, collection: Collection, proposal: Proposal, ids: list[int]) -> None:
-    rows = db.scalars(
-        select(Dataset).where(Dataset.id.in_(ids), Dataset.proposal_id == proposal.id)
-    ).all() if ids else []
+    rows = (
+        db.scalars(
+            select(Dataset).where(Dataset.id.in_(ids), Dataset.proposal_id == proposal.id)
+        ).all()
+        if ids
+        else []
+    )
     if len(rows) != len(set(ids)):
         raise InvalidRequest("a collection holds datasets of its own proposal only")
     # Keep the rows of datasets that stay: deleting and re-inserting the same pair in one
@@ -221,33 +238,51 @@ def _set_datasets(db: Session, collection: Collection, proposal: Proposal, ids: 
     collection.items[:] = kept
 
 
-def _record(db: Session, collection: Collection, actor: int | None, action: str,
-            detail: str, now: datetime) -> None:
+def _record(
+    db: Session, collection: Collection, actor: int | None, action: str, detail: str, now: datetime
+) -> None:
     """Audit and write into the proposal's history, so the PI sees what happened."""
-    collection.proposal.transitions.append(Transition(
-        action=action, actor_id=actor, from_state=collection.proposal.state.value,
-        to_state=collection.proposal.state.value,
-        comment=f"collection {collection.id}: {detail}", at=now,
-    ))
+    collection.proposal.transitions.append(
+        Transition(
+            action=action,
+            actor_id=actor,
+            from_state=collection.proposal.state.value,
+            to_state=collection.proposal.state.value,
+            comment=f"collection {collection.id}: {detail}",
+            at=now,
+        )
+    )
     audit(db, action, actor, f"collection/{collection.id}", detail)
 
 
 def create_collection(
-    db: Session, identity: Identity, proposal: Proposal, data: CollectionInput,
-    config: PublicationConfig, *, now: datetime,
+    db: Session,
+    identity: Identity,
+    proposal: Proposal,
+    data: CollectionInput,
+    config: PublicationConfig,
+    *,
+    now: datetime,
 ) -> Collection:
     _require_edit(identity, proposal, now)
     _check(data)
     collection = Collection(
-        proposal_id=proposal.id, title=data.title.strip(), abstract=data.abstract.strip(),
+        proposal_id=proposal.id,
+        title=data.title.strip(),
+        abstract=data.abstract.strip(),
         creators=data.creators if data.creators else default_creators(proposal),
         keywords=data.keywords or [],
-        techniques=data.techniques if data.techniques is not None else split_list(
-            proposal.beamline.techniques if proposal.beamline else ""),
-        instrument=data.instrument if data.instrument is not None else (
-            proposal.beamline.name if proposal.beamline else ""),
-        licence=data.licence or config.licence, related_dois=data.related_dois or [],
-        created_by=identity.user_id, created_at=now, updated_at=now,
+        techniques=data.techniques
+        if data.techniques is not None
+        else split_list(proposal.beamline.techniques if proposal.beamline else ""),
+        instrument=data.instrument
+        if data.instrument is not None
+        else (proposal.beamline.name if proposal.beamline else ""),
+        licence=data.licence or config.licence,
+        related_dois=data.related_dois or [],
+        created_by=identity.user_id,
+        created_at=now,
+        updated_at=now,
     )
     collection.proposal = proposal
     db.add(collection)
@@ -259,14 +294,26 @@ def create_collection(
 
 
 def update_collection(
-    db: Session, identity: Identity, collection: Collection, data: CollectionInput,
-    *, now: datetime,
+    db: Session,
+    identity: Identity,
+    collection: Collection,
+    data: CollectionInput,
+    *,
+    now: datetime,
 ) -> Collection:
     _require_edit(identity, collection.proposal, now)
     _check(data)
     changed = []
-    for name in ("title", "abstract", "creators", "keywords", "techniques", "instrument",
-                 "licence", "related_dois"):
+    for name in (
+        "title",
+        "abstract",
+        "creators",
+        "keywords",
+        "techniques",
+        "instrument",
+        "licence",
+        "related_dois",
+    ):
         value = getattr(data, name)
         if isinstance(value, str):
             value = value.strip()
@@ -303,11 +350,16 @@ def metadata(collection: Collection, config: PublicationConfig, doi: str = "") -
     return Metadata(
         doi=doi or collection.doi,
         title=collection.title,
-        creators=[Creator(
-            name=c.get("name", ""), given_name=c.get("given_name", ""),
-            family_name=c.get("family_name", ""), orcid=c.get("orcid", ""),
-            affiliation=c.get("affiliation", ""),
-        ) for c in collection.creators],
+        creators=[
+            Creator(
+                name=c.get("name", ""),
+                given_name=c.get("given_name", ""),
+                family_name=c.get("family_name", ""),
+                orcid=c.get("orcid", ""),
+                affiliation=c.get("affiliation", ""),
+            )
+            for c in collection.creators
+        ],
         publisher=config.publisher,
         publication_year=year,
         abstract=collection.abstract,
@@ -316,13 +368,17 @@ def metadata(collection: Collection, config: PublicationConfig, doi: str = "") -
         instrument=collection.instrument,
         licence=collection.licence,
         related=[RelatedWork(d, "IsCitedBy") for d in collection.related_dois]
-        + [RelatedWork(f"{config.base_url}/proposals/{collection.proposal.number}",
-                       "IsPartOf", "URL")],
+        + [
+            RelatedWork(
+                f"{config.base_url}/proposals/{collection.proposal.number}", "IsPartOf", "URL"
+            )
+        ],
         created=collection.created_at,
         available=collection.release_date,
         sizes=[f"{sum(d.size for d in datasets)} bytes", f"{len(datasets)} files"],
-        formats=sorted({"application/x-hdf5" if d.is_hdf5 else "application/octet-stream"
-                        for d in datasets}),
+        formats=sorted(
+            {"application/x-hdf5" if d.is_hdf5 else "application/octet-stream" for d in datasets}
+        ),
         url=landing_url(collection, config) if doi or collection.doi else "",
         proposal_number=collection.proposal.number,
         doi_registered=collection.doi_state == "findable",
@@ -330,8 +386,13 @@ def metadata(collection: Collection, config: PublicationConfig, doi: str = "") -
 
 
 def publish(
-    db: Session, identity: Identity, collection: Collection, minter: Minter,
-    config: PublicationConfig, *, now: datetime,
+    db: Session,
+    identity: Identity,
+    collection: Collection,
+    minter: Minter,
+    config: PublicationConfig,
+    *,
+    now: datetime,
 ) -> Collection:
     """Publish the collection: register its DOI (or reserve a draft one) and open its page.
 
@@ -347,8 +408,9 @@ def publish(
         collection.published_at = now
     # A registered DOI is for ever; a draft one from another prefix (the draft-only default
     # before the facility configured DataCite) is replaced by one under the real prefix.
-    keep = bool(collection.doi) and (collection.doi_state == "findable"
-                                     or collection.doi.startswith(minter.prefix + "/"))
+    keep = bool(collection.doi) and (
+        collection.doi_state == "findable" or collection.doi.startswith(minter.prefix + "/")
+    )
     doi = collection.doi if keep else minter.doi_for(doi_suffix(collection, config))
     meta = metadata(collection, config, doi)
     meta.url = f"{config.base_url}/doi/{doi}"
@@ -361,9 +423,14 @@ def publish(
     collection.doi = result.doi
     collection.doi_state = result.state
     collection.updated_at = now
-    _record(db, collection, identity.user_id,
-            "collection_published" if first else "collection_doi_updated",
-            f"{result.doi} ({result.state})", now)
+    _record(
+        db,
+        collection,
+        identity.user_id,
+        "collection_published" if first else "collection_doi_updated",
+        f"{result.doi} ({result.state})",
+        now,
+    )
     db.flush()
     return collection
 
@@ -375,15 +442,23 @@ def public_collections(now: datetime) -> ColumnElement[bool]:
 
 def published_collections(db: Session, q: str = "", limit: int = 50) -> list[Collection]:
     """Published collections for the public catalogue, newest first, optionally searched."""
-    query = select(Collection).where(Collection.published_at.is_not(None)).options(
-        selectinload(Collection.proposal), selectinload(Collection.items))
+    query = (
+        select(Collection)
+        .where(Collection.published_at.is_not(None))
+        .options(selectinload(Collection.proposal), selectinload(Collection.items))
+    )
     if q:
         pattern = f"%{q.lower()}%"
-        query = query.where(func.lower(Collection.title).like(pattern)
-                            | func.lower(Collection.abstract).like(pattern)
-                            | func.lower(Collection.doi).like(pattern))
-    return list(db.scalars(query.order_by(Collection.published_at.desc(),
-                                          Collection.id.desc()).limit(limit)))
+        query = query.where(
+            func.lower(Collection.title).like(pattern)
+            | func.lower(Collection.abstract).like(pattern)
+            | func.lower(Collection.doi).like(pattern)
+        )
+    return list(
+        db.scalars(
+            query.order_by(Collection.published_at.desc(), Collection.id.desc()).limit(limit)
+        )
+    )
 
 
 def released_collections(now: datetime) -> ColumnElement[bool]:
@@ -397,8 +472,9 @@ def released_collections(now: datetime) -> ColumnElement[bool]:
 
 def may_see(identity: Identity, collection: Collection, now: datetime) -> bool:
     """Metadata is public once published; before that, for the team and the facility."""
-    return access.may_see_collection(access.relation(identity, collection.proposal, now),
-                                     collection.published_at is not None)
+    return access.may_see_collection(
+        access.relation(identity, collection.proposal, now), collection.published_at is not None
+    )
 
 
 def as_dict(collection: Collection, now: datetime) -> dict[str, Any]:
@@ -418,6 +494,8 @@ def as_dict(collection: Collection, now: datetime) -> dict[str, Any]:
         "published_at": collection.published_at.isoformat() if collection.published_at else None,
         "release_date": collection.release_date.isoformat() if collection.release_date else None,
         "released": collection.is_released(now),
-        "datasets": [{"id": i.dataset.id, "path": i.dataset.path, "size": i.dataset.size}
-                     for i in collection.items],
+        "datasets": [
+            {"id": i.dataset.id, "path": i.dataset.path, "size": i.dataset.size}
+            for i in collection.items
+        ],
     }

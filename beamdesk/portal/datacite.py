@@ -20,14 +20,22 @@ RESOURCE_TYPE = "Collection of synchrotron measurements"
 
 # SPDX identifier -> (name, URI) for the licences a facility is likely to choose.
 LICENCES: dict[str, tuple[str, str]] = {
-    "CC-BY-4.0": ("Creative Commons Attribution 4.0 International",
-                  "https://creativecommons.org/licenses/by/4.0/legalcode"),
-    "CC-BY-SA-4.0": ("Creative Commons Attribution Share Alike 4.0 International",
-                     "https://creativecommons.org/licenses/by-sa/4.0/legalcode"),
-    "CC0-1.0": ("Creative Commons Zero v1.0 Universal",
-                "https://creativecommons.org/publicdomain/zero/1.0/legalcode"),
-    "CC-BY-NC-4.0": ("Creative Commons Attribution Non Commercial 4.0 International",
-                     "https://creativecommons.org/licenses/by-nc/4.0/legalcode"),
+    "CC-BY-4.0": (
+        "Creative Commons Attribution 4.0 International",
+        "https://creativecommons.org/licenses/by/4.0/legalcode",
+    ),
+    "CC-BY-SA-4.0": (
+        "Creative Commons Attribution Share Alike 4.0 International",
+        "https://creativecommons.org/licenses/by-sa/4.0/legalcode",
+    ),
+    "CC0-1.0": (
+        "Creative Commons Zero v1.0 Universal",
+        "https://creativecommons.org/publicdomain/zero/1.0/legalcode",
+    ),
+    "CC-BY-NC-4.0": (
+        "Creative Commons Attribution Non Commercial 4.0 International",
+        "https://creativecommons.org/licenses/by-nc/4.0/legalcode",
+    ),
 }
 
 
@@ -111,8 +119,13 @@ def to_xml(meta: Metadata) -> str:
         if c.family_name:
             _sub(el, "familyName", c.family_name)
         if c.orcid:
-            _sub(el, "nameIdentifier", f"https://orcid.org/{c.orcid}",
-                 nameIdentifierScheme="ORCID", schemeURI="https://orcid.org")
+            _sub(
+                el,
+                "nameIdentifier",
+                f"https://orcid.org/{c.orcid}",
+                nameIdentifierScheme="ORCID",
+                schemeURI="https://orcid.org",
+            )
         if c.affiliation:
             _sub(el, "affiliation", c.affiliation)
     titles = _sub(root, "titles")
@@ -140,8 +153,13 @@ def to_xml(meta: Metadata) -> str:
     if meta.related:
         el = _sub(root, "relatedIdentifiers")
         for r in meta.related:
-            _sub(el, "relatedIdentifier", r.identifier, relatedIdentifierType=r.kind,
-                 relationType=r.relation)
+            _sub(
+                el,
+                "relatedIdentifier",
+                r.identifier,
+                relatedIdentifierType=r.kind,
+                relationType=r.relation,
+            )
     if meta.sizes:
         el = _sub(root, "sizes")
         for s in meta.sizes:
@@ -151,10 +169,15 @@ def to_xml(meta: Metadata) -> str:
         for f in meta.formats:
             _sub(el, "format", f)
     name, uri = meta.licence_name_and_uri()
-    rights = _sub(_sub(root, "rightsList"), "rights", name, rightsURI=uri,
-                  rightsIdentifier=meta.licence if uri else "",
-                  rightsIdentifierScheme="SPDX" if uri else "",
-                  schemeURI="https://spdx.org/licenses/" if uri else "")
+    rights = _sub(
+        _sub(root, "rightsList"),
+        "rights",
+        name,
+        rightsURI=uri,
+        rightsIdentifier=meta.licence if uri else "",
+        rightsIdentifierScheme="SPDX" if uri else "",
+        schemeURI="https://spdx.org/licenses/" if uri else "",
+    )
     rights.set(f"{{{XML_NS}}}lang", "en")
     descriptions = _sub(root, "descriptions")
     if meta.abstract:
@@ -177,17 +200,32 @@ def to_json(meta: Metadata) -> dict[str, Any]:
             item["givenName"] = c.given_name
         if c.family_name:
             item["familyName"] = c.family_name
-        item["nameIdentifiers"] = [{
-            "nameIdentifier": f"https://orcid.org/{c.orcid}", "nameIdentifierScheme": "ORCID",
-            "schemeUri": "https://orcid.org"}] if c.orcid else []
+        item["nameIdentifiers"] = (
+            [
+                {
+                    "nameIdentifier": f"https://orcid.org/{c.orcid}",
+                    "nameIdentifierScheme": "ORCID",
+                    "schemeUri": "https://orcid.org",
+                }
+            ]
+            if c.orcid
+            else []
+        )
         item["affiliation"] = [{"name": c.affiliation}] if c.affiliation else []
         creators.append(item)
     rights: dict[str, str] = {"rights": name, "lang": "en"}
     if uri:
-        rights |= {"rightsUri": uri, "rightsIdentifier": meta.licence,
-                   "rightsIdentifierScheme": "SPDX", "schemeUri": "https://spdx.org/licenses/"}
-    dates = [{"date": _day(d), "dateType": kind}
-             for d, kind in ((meta.created, "Created"), (meta.available, "Available")) if d]
+        rights |= {
+            "rightsUri": uri,
+            "rightsIdentifier": meta.licence,
+            "rightsIdentifierScheme": "SPDX",
+            "schemeUri": "https://spdx.org/licenses/",
+        }
+    dates = [
+        {"date": _day(d), "dateType": kind}
+        for d, kind in ((meta.created, "Created"), (meta.available, "Available"))
+        if d
+    ]
     descriptions = [{"description": meta.abstract, "descriptionType": "Abstract"}]
     return {
         "doi": meta.doi,
@@ -200,13 +238,23 @@ def to_json(meta: Metadata) -> dict[str, Any]:
         "types": {"resourceTypeGeneral": "Dataset", "resourceType": RESOURCE_TYPE},
         "subjects": [{"subject": k} for k in meta.keywords]
         + [{"subject": t, "subjectScheme": "technique"} for t in meta.techniques],
-        "contributors": [{"name": meta.publisher, "nameType": "Organizational",
-                          "contributorType": "HostingInstitution"}],
+        "contributors": [
+            {
+                "name": meta.publisher,
+                "nameType": "Organizational",
+                "contributorType": "HostingInstitution",
+            }
+        ],
         "dates": dates,
         "language": "en",
-        "relatedIdentifiers": [{"relatedIdentifier": r.identifier,
-                                "relatedIdentifierType": r.kind, "relationType": r.relation}
-                               for r in meta.related],
+        "relatedIdentifiers": [
+            {
+                "relatedIdentifier": r.identifier,
+                "relatedIdentifierType": r.kind,
+                "relationType": r.relation,
+            }
+            for r in meta.related
+        ],
         "sizes": list(meta.sizes),
         "formats": list(meta.formats),
         "rightsList": [rights],

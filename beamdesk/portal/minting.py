@@ -84,25 +84,25 @@ class DataCiteRest:
         headers = {"content-type": JSON_API, "accept": JSON_API}
         base = self.url.rstrip("/")
         try:
-            with httpx.Client(auth=(self.repository, self.password), timeout=self.timeout,
-                              headers=headers) as client:
+            with httpx.Client(
+                auth=(self.repository, self.password), timeout=self.timeout, headers=headers
+            ) as client:
                 if update:
                     response = client.put(f"{base}/dois/{meta.doi}", json=self._payload(meta))
                 else:
                     response = client.post(f"{base}/dois", json=self._payload(meta))
                     if response.status_code == 422 and "taken" in response.text:
                         # Created earlier (e.g. a retry after a lost answer): update instead.
-                        response = client.put(f"{base}/dois/{meta.doi}",
-                                              json=self._payload(meta))
+                        response = client.put(f"{base}/dois/{meta.doi}", json=self._payload(meta))
         except httpx.HTTPError as exc:
-            raise MintingError(f"DataCite could not be reached ({exc.__class__.__name__})") \
-                from exc
+            raise MintingError(f"DataCite could not be reached ({exc.__class__.__name__})") from exc
         if response.status_code not in (200, 201):
-            raise MintingError(f"DataCite answered {response.status_code}: "
-                               f"{_errors(response)}")
+            raise MintingError(f"DataCite answered {response.status_code}: {_errors(response)}")
         attributes = response.json().get("data", {}).get("attributes", {})
-        return MintResult(attributes.get("doi", meta.doi).lower() if attributes.get("doi")
-                          else meta.doi, attributes.get("state", "findable"))
+        return MintResult(
+            attributes.get("doi", meta.doi).lower() if attributes.get("doi") else meta.doi,
+            attributes.get("state", "findable"),
+        )
 
 
 def _errors(response: httpx.Response) -> str:
@@ -118,7 +118,10 @@ def minter_from_env(environ: Mapping[str, str] = os.environ) -> Minter:
     prefix = environ.get("BEAMDESK_DATACITE_PREFIX", "") or TEST_PREFIX
     repository = environ.get("BEAMDESK_DATACITE_REPOSITORY", "")
     if url and repository:
-        return DataCiteRest(url=url, repository=repository,
-                            password=environ.get("BEAMDESK_DATACITE_PASSWORD", ""),
-                            prefix=prefix)
+        return DataCiteRest(
+            url=url,
+            repository=repository,
+            password=environ.get("BEAMDESK_DATACITE_PASSWORD", ""),
+            prefix=prefix,
+        )
     return DraftOnly(prefix)

@@ -97,15 +97,18 @@ def user_for_claims(db: Session, claims: Mapping[str, Any], ip: str = "") -> Use
     issuer, subject = _text(claims, "iss"), _text(claims, "sub")
     if not issuer or not subject:
         raise OidcError("The identity provider did not say who you are (no iss/sub).")
-    user = db.scalar(
-        select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject)
-    )
+    user = db.scalar(select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject))
     email, full_name = _text(claims, "email"), _text(claims, "name")
     if user is None:
         wanted = _text(claims, "preferred_username") or email.split("@")[0] or subject
         user = User(
-            username=unique_username(db, wanted), role=GlobalRole.user, email=email,
-            full_name=full_name, password_hash="", oidc_issuer=issuer, oidc_subject=subject,
+            username=unique_username(db, wanted),
+            role=GlobalRole.user,
+            email=email,
+            full_name=full_name,
+            password_hash="",
+            oidc_issuer=issuer,
+            oidc_subject=subject,
         )
         db.add(user)
         db.flush()

@@ -62,8 +62,21 @@ MAX_INCLUDE_DEPTH = 4  # include inside an include's scope
 MAX_CONDITIONS = 64  # conditions in every where (filter and scopes), and/or counted too
 MAX_SKIP = 100_000
 MAX_NUMBER = 2**53  # JSON numbers beyond this are not exact in most clients
-OPERATORS = {"eq", "neq", "gt", "gte", "lt", "lte", "inq", "nin", "between", "like", "nlike",
-             "ilike", "nilike"}
+OPERATORS = {
+    "eq",
+    "neq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "inq",
+    "nin",
+    "between",
+    "like",
+    "nlike",
+    "ilike",
+    "nilike",
+}
 
 
 class FilterError(ValueError):
@@ -77,14 +90,26 @@ class FilterTooLarge(FilterError):
 # ---------------------------------------------------------------------------- the model
 # model -> relation -> (target model, to-many?)
 RELATIONS: dict[str, dict[str, tuple[str, bool]]] = {
-    "Dataset": {"document": ("Document", False), "instrument": ("Instrument", False),
-                "files": ("File", True), "parameters": ("Parameter", True),
-                "samples": ("Sample", True), "techniques": ("Technique", True)},
-    "Document": {"datasets": ("Dataset", True), "members": ("Member", True),
-                 "parameters": ("Parameter", True)},
+    "Dataset": {
+        "document": ("Document", False),
+        "instrument": ("Instrument", False),
+        "files": ("File", True),
+        "parameters": ("Parameter", True),
+        "samples": ("Sample", True),
+        "techniques": ("Technique", True),
+    },
+    "Document": {
+        "datasets": ("Dataset", True),
+        "members": ("Member", True),
+        "parameters": ("Parameter", True),
+    },
     "Instrument": {"datasets": ("Dataset", True)},
     "Member": {"person": ("Person", False), "affiliations": ("Affiliation", True)},
-    "Person": {}, "Affiliation": {}, "File": {}, "Parameter": {}, "Sample": {},
+    "Person": {},
+    "Affiliation": {},
+    "File": {},
+    "Parameter": {},
+    "Sample": {},
     "Technique": {},
 }
 
@@ -113,15 +138,17 @@ def load_json(text: str, what: str = "filter") -> Any:
     """``text`` as JSON, refused (FilterTooLarge) before parsing if too long or too deep."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_FILTER_BYTES:
-        raise FilterTooLarge(f"the {what} is {size} bytes long; at most {MAX_FILTER_BYTES} "
-                             "are accepted")
+        raise FilterTooLarge(
+            f"the {what} is {size} bytes long; at most {MAX_FILTER_BYTES} are accepted"
+        )
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FilterError(f"{what} is not JSON: {exc.msg} at position {exc.pos}") from exc
     except RecursionError as exc:
-        raise FilterTooLarge(f"the {what} nests objects and lists more than "
-                             f"{MAX_JSON_DEPTH} levels deep") from exc
+        raise FilterTooLarge(
+            f"the {what} nests objects and lists more than {MAX_JSON_DEPTH} levels deep"
+        ) from exc
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise FilterTooLarge(f"the {what} holds a number out of range") from exc
     _check_shape(raw, what)
@@ -135,14 +162,19 @@ def _check_shape(raw: Any, what: str) -> None:
         value, depth = stack.pop()
         if isinstance(value, dict | list):
             if depth > MAX_JSON_DEPTH:
-                raise FilterTooLarge(f"the {what} nests objects and lists more than "
-                                     f"{MAX_JSON_DEPTH} levels deep")
+                raise FilterTooLarge(
+                    f"the {what} nests objects and lists more than {MAX_JSON_DEPTH} levels deep"
+                )
             items = value.values() if isinstance(value, dict) else value
             stack.extend((v, depth + 1) for v in items)
-        elif isinstance(value, int | float) and not isinstance(value, bool) and (
-                not math.isfinite(value) or abs(value) > MAX_NUMBER):
-            raise FilterTooLarge(f"the {what} holds a number out of range "
-                                 f"(at most {MAX_NUMBER} in size)")
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (not math.isfinite(value) or abs(value) > MAX_NUMBER)
+        ):
+            raise FilterTooLarge(
+                f"the {what} holds a number out of range (at most {MAX_NUMBER} in size)"
+            )
 
 
 def parse_filter(text: str | None, model: str) -> Filter:
@@ -181,8 +213,10 @@ class _Budget:
     def spend(self, at: str) -> None:
         self.left -= 1
         if self.left < 0:
-            raise FilterTooLarge(f"the filter has more than {MAX_CONDITIONS} conditions "
-                                 f"(counting and/or; the last one at {at})")
+            raise FilterTooLarge(
+                f"the filter has more than {MAX_CONDITIONS} conditions "
+                f"(counting and/or; the last one at {at})"
+            )
 
 
 def parse_where(raw: Any, budget: _Budget | None = None) -> dict[str, Any] | None:
@@ -208,8 +242,9 @@ def _check_where(where: dict[str, Any], at: str, budget: _Budget, depth: int) ->
         budget.spend(f"{at}.{key}")
         if key in ("and", "or"):
             if depth >= MAX_WHERE_DEPTH:
-                raise FilterTooLarge(f"{at}.{key} nests and/or more than {MAX_WHERE_DEPTH} "
-                                     "levels deep")
+                raise FilterTooLarge(
+                    f"{at}.{key} nests and/or more than {MAX_WHERE_DEPTH} levels deep"
+                )
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise FilterError(f"{at}.{key} must be a list of objects")
             for n, part in enumerate(value):
@@ -229,8 +264,10 @@ def _check_where(where: dict[str, Any], at: str, budget: _Budget, depth: int) ->
                 if not isinstance(operand, str):
                     raise FilterError(f"{at}.{key}.{op} needs a string")
                 if _ends_with_escape(operand):
-                    raise FilterError(f"{at}.{key}.{op}: the pattern ends with the escape "
-                                      "character \\ (write \\\\ for a backslash)")
+                    raise FilterError(
+                        f"{at}.{key}.{op}: the pattern ends with the escape "
+                        "character \\ (write \\\\ for a backslash)"
+                    )
 
 
 def _is_parameter_query(d: dict[str, Any]) -> bool:
@@ -259,9 +296,15 @@ def _includes(raw: Any, model: str, at: str, budget: _Budget, depth: int = 0) ->
             raise FilterError(f"{model} has no relation {relation!r} (known: {known})")
         target = RELATIONS[model][relation][0]
         budget.spend(where_at)
-        out.append(Include(relation, parse_where(scope.get("where"), budget),
-                           _includes(scope.get("include"), target, f"{where_at}.scope.include",
-                                     budget, depth + 1)))
+        out.append(
+            Include(
+                relation,
+                parse_where(scope.get("where"), budget),
+                _includes(
+                    scope.get("include"), target, f"{where_at}.scope.include", budget, depth + 1
+                ),
+            )
+        )
     return out
 
 
@@ -270,15 +313,40 @@ def _includes(raw: Any, model: str, at: str, budget: _Budget, depth: int = 0) ->
 _EV = 1.602176634e-19
 UNITS: dict[str, tuple[float, float]] = {
     "": (1.0, 0.0),
-    "ev": (_EV, 0.0), "kev": (1e3 * _EV, 0.0), "mev": (1e6 * _EV, 0.0), "j": (1.0, 0.0),
-    "k": (1.0, 0.0), "kelvin": (1.0, 0.0), "mk": (1e-3, 0.0),
-    "celsius": (1.0, 273.15), "degc": (1.0, 273.15), "°c": (1.0, 273.15),
-    "m": (1.0, 0.0), "mm": (1e-3, 0.0), "um": (1e-6, 0.0), "µm": (1e-6, 0.0),
-    "micrometre": (1e-6, 0.0), "nm": (1e-9, 0.0), "angstrom": (1e-10, 0.0), "å": (1e-10, 0.0),
-    "s": (1.0, 0.0), "ms": (1e-3, 0.0), "us": (1e-6, 0.0), "min": (60.0, 0.0), "h": (3600.0, 0.0),
-    "pa": (1.0, 0.0), "kpa": (1e3, 0.0), "bar": (1e5, 0.0), "mbar": (1e2, 0.0),
-    "hz": (1.0, 0.0), "khz": (1e3, 0.0), "rad": (1.0, 0.0), "mrad": (1e-3, 0.0),
-    "deg": (math.pi / 180, 0.0), "degree": (math.pi / 180, 0.0), "degrees": (math.pi / 180, 0.0),
+    "ev": (_EV, 0.0),
+    "kev": (1e3 * _EV, 0.0),
+    "mev": (1e6 * _EV, 0.0),
+    "j": (1.0, 0.0),
+    "k": (1.0, 0.0),
+    "kelvin": (1.0, 0.0),
+    "mk": (1e-3, 0.0),
+    "celsius": (1.0, 273.15),
+    "degc": (1.0, 273.15),
+    "°c": (1.0, 273.15),
+    "m": (1.0, 0.0),
+    "mm": (1e-3, 0.0),
+    "um": (1e-6, 0.0),
+    "µm": (1e-6, 0.0),
+    "micrometre": (1e-6, 0.0),
+    "nm": (1e-9, 0.0),
+    "angstrom": (1e-10, 0.0),
+    "å": (1e-10, 0.0),
+    "s": (1.0, 0.0),
+    "ms": (1e-3, 0.0),
+    "us": (1e-6, 0.0),
+    "min": (60.0, 0.0),
+    "h": (3600.0, 0.0),
+    "pa": (1.0, 0.0),
+    "kpa": (1e3, 0.0),
+    "bar": (1e5, 0.0),
+    "mbar": (1e2, 0.0),
+    "hz": (1.0, 0.0),
+    "khz": (1e3, 0.0),
+    "rad": (1.0, 0.0),
+    "mrad": (1e-3, 0.0),
+    "deg": (math.pi / 180, 0.0),
+    "degree": (math.pi / 180, 0.0),
+    "degrees": (math.pi / 180, 0.0),
 }
 
 
@@ -319,8 +387,9 @@ class _Segment:
         self.text = "".join(t for t in tokens if t is not None)
         self.plain = all(t is not None for t in tokens)
         # No quantifier in it, so matching it anywhere costs at most len(value) * size.
-        self.regex = re.compile("".join("." if t is None else re.escape(t) for t in tokens),
-                                re.DOTALL)
+        self.regex = re.compile(
+            "".join("." if t is None else re.escape(t) for t in tokens), re.DOTALL
+        )
 
     def at(self, value: str, pos: int) -> bool:
         return self.regex.match(value, pos) is not None
@@ -546,8 +615,12 @@ def _sql_op(column: Any, op: str, operand: Any) -> ColumnElement[bool] | None:
     if op == "neq":
         return column != operand
     if op in ("gt", "gte", "lt", "lte"):
-        return {"gt": column > operand, "gte": column >= operand, "lt": column < operand,
-                "lte": column <= operand}[op]
+        return {
+            "gt": column > operand,
+            "gte": column >= operand,
+            "lt": column < operand,
+            "lte": column <= operand,
+        }[op]
     if op == "inq":
         return column.in_(operand)
     if op == "between":
@@ -589,15 +662,23 @@ def _dataset_sql(where: dict[str, Any]) -> ColumnElement[bool] | None:
         column: Any = {"size": Dataset.size}.get(key)
         if key == "id" and op in ("eq", "inq"):
             wanted = operand if isinstance(operand, list) else [operand]
-            numbers = [int(w) for w in wanted if isinstance(w, str | int)
-                       and not isinstance(w, bool) and str(w).isdigit()
-                       and len(str(w)) <= 18]  # more digits: no row has that id
+            numbers = [
+                int(w)
+                for w in wanted
+                if isinstance(w, str | int)
+                and not isinstance(w, bool)
+                and str(w).isdigit()
+                and len(str(w)) <= 18
+            ]  # more digits: no row has that id
             parts.append(Dataset.id.in_(numbers))
             continue
         if key == "creationDate" and isinstance(operand, str | list):
             try:
-                operand = ([_parse_day(o) for o in operand] if isinstance(operand, list)
-                           else _parse_day(operand))
+                operand = (
+                    [_parse_day(o) for o in operand]
+                    if isinstance(operand, list)
+                    else _parse_day(operand)
+                )
             except (ValueError, TypeError):
                 continue
             column = _created
@@ -606,13 +687,21 @@ def _dataset_sql(where: dict[str, Any]) -> ColumnElement[bool] | None:
             if sql is not None:
                 parts.append(sql)
         elif key == "samples.name" and op == "eq" and isinstance(operand, str):
-            parts.append(exists(select(Sample.id).where(Sample.proposal_id == Proposal.id,
-                                                        Sample.name == operand)))
+            parts.append(
+                exists(
+                    select(Sample.id).where(
+                        Sample.proposal_id == Proposal.id, Sample.name == operand
+                    )
+                )
+            )
         elif key == "instrument.name" and op == "eq" and isinstance(operand, str):
             # The instrument is the beamline, or the NeXus name when there is no beamline.
-            parts.append(or_(
-                Proposal.beamline_id.in_(select(Beamline.id).where(Beamline.name == operand)),
-                and_(Proposal.beamline_id.is_(None), Dataset.instrument == operand)))
+            parts.append(
+                or_(
+                    Proposal.beamline_id.in_(select(Beamline.id).where(Beamline.name == operand)),
+                    and_(Proposal.beamline_id.is_(None), Dataset.instrument == operand),
+                )
+            )
     return and_(*parts) if parts else None
 
 
@@ -647,8 +736,14 @@ def parameters_of(raw: dict[str, Any] | None) -> list[dict[str, Any]]:
     for key, item in sorted((raw or {}).items()):
         if not isinstance(item, dict) or "value" not in item:
             continue
-        out.append({"name": key, "value": item["value"], "unit": item.get("unit", "") or "",
-                    "_aliases": parameter_aliases(key)})
+        out.append(
+            {
+                "name": key,
+                "value": item["value"],
+                "unit": item.get("unit", "") or "",
+                "_aliases": parameter_aliases(key),
+            }
+        )
     return out
 
 
@@ -660,19 +755,26 @@ def iso(when: datetime | None) -> str | None:
     return when.isoformat().replace("+00:00", "Z") if when else None
 
 
+MEMBER_ROLES = {
+    "pi": "principal investigator",
+    "participant": "participant",
+    "local_contact": "local contact",
+}
 
-MEMBER_ROLES = {"pi": "principal investigator", "participant": "participant",
-                "local_contact": "local contact"}
 
-
-def _person(name: str, given: str = "", family: str = "", orcid: str = "",
-            pid_fallback: str = "") -> dict[str, Any]:
+def _person(
+    name: str, given: str = "", family: str = "", orcid: str = "", pid_fallback: str = ""
+) -> dict[str, Any]:
     if not given and not family:
         given, _, family = name.rpartition(" ")
-    return {"id": re.sub(r"[^0-9A-Za-z_.~-]", "_", orcid or pid_fallback or name),
-            "fullName": f"{given} {family}".strip(), "name": f"{given} {family}".strip(),
-            "givenName": given, "familyName": family,
-            **({"pid": f"https://orcid.org/{orcid}"} if orcid else {})}
+    return {
+        "id": re.sub(r"[^0-9A-Za-z_.~-]", "_", orcid or pid_fallback or name),
+        "fullName": f"{given} {family}".strip(),
+        "name": f"{given} {family}".strip(),
+        "givenName": given,
+        "familyName": family,
+        **({"pid": f"https://orcid.org/{orcid}"} if orcid else {}),
+    }
 
 
 class Harvest:
@@ -683,19 +785,32 @@ class Harvest:
     no ``datasets``, a document's datasets have no ``document``.
     """
 
-    def __init__(self, db: Session, readable: ColumnElement[bool], now: datetime,
-                 facility: str, licence: str, base_url: str) -> None:
+    def __init__(
+        self,
+        db: Session,
+        readable: ColumnElement[bool],
+        now: datetime,
+        facility: str,
+        licence: str,
+        base_url: str,
+    ) -> None:
         self.db, self.readable, self.now = db, readable, now
         self.facility, self.licence, self.base_url = facility, licence, base_url.rstrip("/")
         self._proposals: dict[int, Proposal] = {}
 
     # -- rows
     def _load_proposals(self, ids: Iterable[int] | None = None) -> list[Proposal]:
-        query = select(Proposal).where(self.readable).options(
-            selectinload(Proposal.samples), selectinload(Proposal.beamline),
-            selectinload(Proposal.beamtimes),
-            selectinload(Proposal.members).selectinload(ProposalMember.user),
-        ).order_by(Proposal.number)
+        query = (
+            select(Proposal)
+            .where(self.readable)
+            .options(
+                selectinload(Proposal.samples),
+                selectinload(Proposal.beamline),
+                selectinload(Proposal.beamtimes),
+                selectinload(Proposal.members).selectinload(ProposalMember.user),
+            )
+            .order_by(Proposal.number)
+        )
         if ids is not None:
             wanted = [i for i in set(ids) if i not in self._proposals]
             if wanted:
@@ -707,10 +822,15 @@ class Harvest:
         self._proposals.update({p.id: p for p in rows})
         return rows
 
-    def dataset_rows(self, where: dict[str, Any] | None = None,
-                     proposal_ids: list[int] | None = None) -> list[Dataset]:
-        query = (select(Dataset).join(Proposal, Proposal.id == Dataset.proposal_id)
-                 .where(self.readable, dataset_sql(where)).order_by(Dataset.id))
+    def dataset_rows(
+        self, where: dict[str, Any] | None = None, proposal_ids: list[int] | None = None
+    ) -> list[Dataset]:
+        query = (
+            select(Dataset)
+            .join(Proposal, Proposal.id == Dataset.proposal_id)
+            .where(self.readable, dataset_sql(where))
+            .order_by(Dataset.id)
+        )
         if proposal_ids is not None:
             query = query.where(Dataset.proposal_id.in_(proposal_ids))
         rows = list(self.db.scalars(query))
@@ -725,25 +845,40 @@ class Harvest:
         if beamline is None and not fallback:
             return None
         name = beamline.name if beamline else fallback
-        return {"id": str(beamline.id) if beamline else re.sub(r"[^0-9A-Za-z_.~-]", "_", name),
-                "pid": f"{self.base_url}/instruments/{name}", "name": name,
-                "facility": self.facility}
+        return {
+            "id": str(beamline.id) if beamline else re.sub(r"[^0-9A-Za-z_.~-]", "_", name),
+            "pid": f"{self.base_url}/instruments/{name}",
+            "name": name,
+            "facility": self.facility,
+        }
 
     def proposal_document(self, p: Proposal) -> dict[str, Any]:
         starts = [b.start for b in p.beamtimes]
         ends = [b.end for b in p.beamtimes]
         return {
-            "id": f"proposal-{p.number}", "pid": p.doi or f"{self.base_url}/proposals/{p.number}",
-            "type": "proposal", "isPublic": self._released(p), "title": p.title,
-            "summary": p.abstract, "startDate": iso(min(starts)) if starts else None,
-            "endDate": iso(max(ends)) if ends else None, "releaseDate": iso(p.release_date),
-            "license": self.licence, "keywords": [],
-            "members": [{"role": MEMBER_ROLES.get(m.role.value, m.role.value),
-                         "person": _person(m.user.full_name or m.user.username,
-                                           orcid=m.user.orcid, pid_fallback=m.user.username),
-                         "affiliations": [{"name": m.user.affiliation}]
-                         if m.user.affiliation else []}
-                        for m in p.members],
+            "id": f"proposal-{p.number}",
+            "pid": p.doi or f"{self.base_url}/proposals/{p.number}",
+            "type": "proposal",
+            "isPublic": self._released(p),
+            "title": p.title,
+            "summary": p.abstract,
+            "startDate": iso(min(starts)) if starts else None,
+            "endDate": iso(max(ends)) if ends else None,
+            "releaseDate": iso(p.release_date),
+            "license": self.licence,
+            "keywords": [],
+            "members": [
+                {
+                    "role": MEMBER_ROLES.get(m.role.value, m.role.value),
+                    "person": _person(
+                        m.user.full_name or m.user.username,
+                        orcid=m.user.orcid,
+                        pid_fallback=m.user.username,
+                    ),
+                    "affiliations": [{"name": m.user.affiliation}] if m.user.affiliation else [],
+                }
+                for m in p.members
+            ],
             "parameters": [],
         }
 
@@ -751,16 +886,21 @@ class Harvest:
         p = self._proposals[d.proposal_id]
         techniques = split_techniques(p.beamline.techniques if p.beamline else "")
         obj: dict[str, Any] = {
-            "id": str(d.id), "pid": f"{self.base_url}/proposals/{p.number}/files/{d.path}",
+            "id": str(d.id),
+            "pid": f"{self.base_url}/proposals/{p.number}/files/{d.path}",
             "title": d.title or d.path.rsplit("/", 1)[-1],
-            "creationDate": iso(d.start_time or d.mtime), "isPublic": self._released(p),
+            "creationDate": iso(d.start_time or d.mtime),
+            "isPublic": self._released(p),
             "size": d.size,
             "instrument": self.instrument(p.beamline, d.instrument),
-            "files": [{"id": str(d.id), "name": d.path.rsplit("/", 1)[-1], "path": d.path,
-                       "size": d.size}],
+            "files": [
+                {"id": str(d.id), "name": d.path.rsplit("/", 1)[-1], "path": d.path, "size": d.size}
+            ],
             "parameters": parameters_of(d.parameters),
-            "samples": [{"id": f"sample-{s.id}", "name": s.name, "description": s.formula}
-                        for s in p.samples],
+            "samples": [
+                {"id": f"sample-{s.id}", "name": s.name, "description": s.formula}
+                for s in p.samples
+            ],
             "techniques": [{"name": t, "pid": ""} for t in techniques],
         }
         if with_document:
@@ -779,29 +919,48 @@ class Harvest:
         docs = []
         for p in proposals:
             doc = self.proposal_document(p)
-            doc["datasets"] = [self.dataset(d, with_document=False)
-                               for d in by_proposal.get(p.id, [])]
+            doc["datasets"] = [
+                self.dataset(d, with_document=False) for d in by_proposal.get(p.id, [])
+            ]
             docs.append(doc)
         for c, rows in collections:
             self._load_proposals([c.proposal_id])
             if c.proposal_id not in self._proposals:
                 continue
             p = self._proposals[c.proposal_id]
-            docs.append({
-                "id": f"collection-{c.id}", "pid": c.doi or f"{self.base_url}/collections/{c.id}",
-                "type": "publication", "isPublic": self._released(p), "title": c.title,
-                "summary": c.abstract, "doi": c.doi, "releaseDate": iso(p.release_date),
-                "license": c.licence, "keywords": list(c.keywords),
-                "startDate": None, "endDate": None,
-                "members": [{"role": "creator",
-                             "person": _person(cr.get("name", ""), cr.get("given_name", ""),
-                                               cr.get("family_name", ""), cr.get("orcid", "")),
-                             "affiliations": [{"name": cr["affiliation"]}]
-                             if cr.get("affiliation") else []}
-                            for cr in c.creators],
-                "datasets": [self.dataset(d, with_document=False) for d in rows],
-                "parameters": [],
-            })
+            docs.append(
+                {
+                    "id": f"collection-{c.id}",
+                    "pid": c.doi or f"{self.base_url}/collections/{c.id}",
+                    "type": "publication",
+                    "isPublic": self._released(p),
+                    "title": c.title,
+                    "summary": c.abstract,
+                    "doi": c.doi,
+                    "releaseDate": iso(p.release_date),
+                    "license": c.licence,
+                    "keywords": list(c.keywords),
+                    "startDate": None,
+                    "endDate": None,
+                    "members": [
+                        {
+                            "role": "creator",
+                            "person": _person(
+                                cr.get("name", ""),
+                                cr.get("given_name", ""),
+                                cr.get("family_name", ""),
+                                cr.get("orcid", ""),
+                            ),
+                            "affiliations": [{"name": cr["affiliation"]}]
+                            if cr.get("affiliation")
+                            else [],
+                        }
+                        for cr in c.creators
+                    ],
+                    "datasets": [self.dataset(d, with_document=False) for d in rows],
+                    "parameters": [],
+                }
+            )
         return docs
 
     def instruments(self) -> list[dict[str, Any]]:
@@ -811,7 +970,8 @@ class Harvest:
         for b in beamlines:
             obj = self.instrument(b)
             assert obj is not None
-            obj["datasets"] = [self.dataset(d) for d in rows
-                               if self._proposals[d.proposal_id].beamline_id == b.id]
+            obj["datasets"] = [
+                self.dataset(d) for d in rows if self._proposals[d.proposal_id].beamline_id == b.id
+            ]
             out.append(obj)
         return out

@@ -60,8 +60,14 @@ def _require(identity: Identity, proposal: Proposal, action: Action, now: dateti
 
 
 def _record(
-    db: Session, proposal: Proposal, actor_id: int | None, action: str, to_state: str,
-    comment: str = "", now: datetime | None = None, from_state: str | None = None,
+    db: Session,
+    proposal: Proposal,
+    actor_id: int | None,
+    action: str,
+    to_state: str,
+    comment: str = "",
+    now: datetime | None = None,
+    from_state: str | None = None,
 ) -> None:
     row = Transition(
         action=action,
@@ -82,23 +88,25 @@ def load_proposal(db: Session, number: str) -> Proposal | None:
     Joined in one round trip rather than three: this runs on every proposal request, and
     the collections are a handful of rows each.
     """
-    return db.execute(
-        select(Proposal)
-        .where(Proposal.number == number)
-        .options(
-            joinedload(Proposal.members),
-            joinedload(Proposal.reviews),
-            joinedload(Proposal.beamtimes),
+    return (
+        db.execute(
+            select(Proposal)
+            .where(Proposal.number == number)
+            .options(
+                joinedload(Proposal.members),
+                joinedload(Proposal.reviews),
+                joinedload(Proposal.beamtimes),
+            )
         )
-    ).unique().scalar_one_or_none()
+        .unique()
+        .scalar_one_or_none()
+    )
 
 
 def next_number(db: Session, now: datetime) -> str:
     """Proposal numbers as Elettra writes them: year then a running count, e.g. 20260042."""
     prefix = f"{now.year}"
-    last = db.scalar(
-        select(func.max(Proposal.number)).where(Proposal.number.like(f"{prefix}____"))
-    )
+    last = db.scalar(select(func.max(Proposal.number)).where(Proposal.number.like(f"{prefix}____")))
     count = int(last[4:]) + 1 if last else 1
     return f"{prefix}{count:04d}"
 
@@ -146,15 +154,23 @@ def _sample(s: SampleInput) -> Sample:
     if not s.name.strip():
         raise InvalidRequest("every sample needs a name")
     return Sample(
-        name=s.name.strip(), formula=s.formula.strip(), hazards=s.hazards.strip(),
+        name=s.name.strip(),
+        formula=s.formula.strip(),
+        hazards=s.hazards.strip(),
         safety_declared=s.safety_declared,
     )
 
 
 def update_draft(
-    db: Session, identity: Identity, proposal: Proposal, *, now: datetime,
-    title: str | None = None, abstract: str | None = None,
-    category: ProposalCategory | None = None, samples: list[SampleInput] | None = None,
+    db: Session,
+    identity: Identity,
+    proposal: Proposal,
+    *,
+    now: datetime,
+    title: str | None = None,
+    abstract: str | None = None,
+    category: ProposalCategory | None = None,
+    samples: list[SampleInput] | None = None,
 ) -> None:
     _require(identity, proposal, Action.edit_proposal, now)
     if title is not None:
@@ -171,8 +187,13 @@ def update_draft(
 
 
 def add_member(
-    db: Session, identity: Identity, proposal: Proposal, user: User, role: MemberRole,
-    *, now: datetime,
+    db: Session,
+    identity: Identity,
+    proposal: Proposal,
+    user: User,
+    role: MemberRole,
+    *,
+    now: datetime,
 ) -> ProposalMember:
     _require(identity, proposal, Action.manage_members, now)
     if role == MemberRole.pi:
@@ -218,7 +239,12 @@ def assign_reviewer(
 
 
 def submit_review(
-    db: Session, identity: Identity, proposal: Proposal, *, score: int, comment: str,
+    db: Session,
+    identity: Identity,
+    proposal: Proposal,
+    *,
+    score: int,
+    comment: str,
     now: datetime,
 ) -> Review:
     _require(identity, proposal, Action.write_review, now)
@@ -234,8 +260,16 @@ def submit_review(
 
 
 def add_beamtime(
-    db: Session, identity: Identity, proposal: Proposal, settings: Settings, *,
-    beamline: Beamline, start: datetime, end: datetime, shifts: int, now: datetime,
+    db: Session,
+    identity: Identity,
+    proposal: Proposal,
+    settings: Settings,
+    *,
+    beamline: Beamline,
+    start: datetime,
+    end: datetime,
+    shifts: int,
+    now: datetime,
 ) -> Beamtime:
     _require(identity, proposal, Action.add_beamtime, now)
     if end <= start:
@@ -246,14 +280,24 @@ def add_beamtime(
     proposal.beamtimes.append(beamtime)
     db.flush()
     embargo.apply_default_release(proposal, settings)
-    audit(db, "beamtime_added", identity.user_id, proposal.number,
-          f"{beamline.name} {start.isoformat()}..{end.isoformat()}")
+    audit(
+        db,
+        "beamtime_added",
+        identity.user_id,
+        proposal.number,
+        f"{beamline.name} {start.isoformat()}..{end.isoformat()}",
+    )
     return beamtime
 
 
 def transition(
-    db: Session, identity: Identity, proposal: Proposal, action: str, *,
-    comment: str = "", now: datetime,
+    db: Session,
+    identity: Identity,
+    proposal: Proposal,
+    action: str,
+    *,
+    comment: str = "",
+    now: datetime,
 ) -> Proposal:
     """Take one lifecycle step, if the graph, the roles and the preconditions allow it."""
     if action not in TRANSITIONS:
@@ -299,22 +343,41 @@ def release_early(
     _require(identity, proposal, Action.release_early, now)
     old = proposal.release_date
     proposal.release_date = now
-    _record(db, proposal, identity.user_id, "release_early", proposal.state.value,
-            comment or f"release date {old:%Y-%m-%d} → {now:%Y-%m-%d}", now)
+    _record(
+        db,
+        proposal,
+        identity.user_id,
+        "release_early",
+        proposal.state.value,
+        comment or f"release date {old:%Y-%m-%d} → {now:%Y-%m-%d}",
+        now,
+    )
     db.flush()
 
 
 def extend_embargo(
-    db: Session, identity: Identity, proposal: Proposal, settings: Settings, *,
-    now: datetime, comment: str = "",
+    db: Session,
+    identity: Identity,
+    proposal: Proposal,
+    settings: Settings,
+    *,
+    now: datetime,
+    comment: str = "",
 ) -> None:
     _require(identity, proposal, Action.extend_embargo, now)
     old = proposal.release_date
     assert old is not None  # guaranteed by the access rule
     proposal.release_date = embargo.extended(old, settings)
     proposal.embargo_extended = True
-    _record(db, proposal, identity.user_id, "extend_embargo", proposal.state.value,
-            comment or f"release date {old:%Y-%m-%d} → {proposal.release_date:%Y-%m-%d}", now)
+    _record(
+        db,
+        proposal,
+        identity.user_id,
+        "extend_embargo",
+        proposal.state.value,
+        comment or f"release date {old:%Y-%m-%d} → {proposal.release_date:%Y-%m-%d}",
+        now,
+    )
     db.flush()
 
 

@@ -36,8 +36,9 @@ def _dtype_out(dtype: np.dtype) -> Any:
 
 def _tuples(descr: Any) -> Any:
     if isinstance(descr, list):
-        return [tuple(_tuples(x) for x in item) if isinstance(item, list) else item
-                for item in descr]
+        return [
+            tuple(_tuples(x) for x in item) if isinstance(item, list) else item for item in descr
+        ]
     return descr
 
 
@@ -59,10 +60,8 @@ def _pack(obj: Any, buffers: list[memoryview]) -> Any:
         return {"$b": len(buffers) - 1}
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
-        buffers.append(memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else
-                       memoryview(b""))
-        return {"$nd": len(buffers) - 1, "dtype": _dtype_out(arr.dtype),
-                "shape": list(arr.shape)}
+        buffers.append(memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b""))
+        return {"$nd": len(buffers) - 1, "dtype": _dtype_out(arr.dtype), "shape": list(arr.shape)}
     if isinstance(obj, np.generic):
         return obj.item() if not isinstance(obj, np.void) else _pack(np.asarray(obj), buffers)
     if isinstance(obj, dict):
@@ -98,8 +97,7 @@ def _unpack(obj: Any, buffers: list[bytearray]) -> Any:
 def send(sock: socket.socket, obj: Any) -> None:
     buffers: list[memoryview] = []
     header = orjson.dumps(_pack(obj, buffers))
-    parts: list[bytes | memoryview] = [_U32.pack(len(header)), header,
-                                       _U32.pack(len(buffers))]
+    parts: list[bytes | memoryview] = [_U32.pack(len(header)), header, _U32.pack(len(buffers))]
     for buf in buffers:
         parts += [_U64.pack(buf.nbytes), buf]
     for part in parts:

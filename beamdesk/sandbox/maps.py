@@ -28,15 +28,17 @@ class _RemoteDataset:
         self.ndim = len(self.shape)
 
     def __getitem__(self, block: tuple[slice, ...]) -> np.ndarray:
-        bounds = [[s.start or 0, s.stop if s.stop is not None else n]
-                  for s, n in zip(block, self.shape, strict=False)]
+        bounds = [
+            [s.start or 0, s.stop if s.stop is not None else n]
+            for s, n in zip(block, self.shape, strict=False)
+        ]
         return self.source.call("map.block", path=self.name, block=bounds)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
 class SandboxedMap:
-    folder: str   # the proposal folder
-    file: str     # relative to it
+    folder: str  # the proposal folder
+    file: str  # relative to it
 
     def __str__(self) -> str:
         return str(Path(self.folder) / self.file)

@@ -32,15 +32,23 @@ def _user_errors() -> Iterator[None]:
         raise H5RequestError(422, str(exc)) from exc
 
 
-def h5_data(files: ProposalFiles, file: str, path: str, query: dict[str, Any],
-            max_read_bytes: int) -> api.Reply | api.Stream:
+def h5_data(
+    files: ProposalFiles, file: str, path: str, query: dict[str, Any], max_read_bytes: int
+) -> api.Reply | api.Stream:
     return api.data(files, file, path, api.DataQuery(**query), max_read_bytes)
 
 
-def xrf_spectrum(files: ProposalFiles, file: str, path: str | None = None,
-                 pixel: list[int] | None = None, rows: list[int] | None = None,
-                 cols: list[int] | None = None, *, max_bytes: int,
-                 max_sum_bytes: int) -> dict[str, Any]:
+def xrf_spectrum(
+    files: ProposalFiles,
+    file: str,
+    path: str | None = None,
+    pixel: list[int] | None = None,
+    rows: list[int] | None = None,
+    cols: list[int] | None = None,
+    *,
+    max_bytes: int,
+    max_sum_bytes: int,
+) -> dict[str, Any]:
     """The counts of a spectrum file, a dataset, a pixel, a region or a map's sum."""
     from beamdesk.xrf.readers import SpectrumReadError, read_spectrum
     from beamdesk.xrf.sources import map_shape, spectrum_of
@@ -54,8 +62,15 @@ def xrf_spectrum(files: ProposalFiles, file: str, path: str | None = None,
                 raise H5RequestError(422, str(exc).replace(str(target), file)) from exc
             return {"counts": np.asarray(counts, dtype=float), "map_shape": None}
         ds = _map_dataset(files, file, path)
-        counts = spectrum_of(ds, path, pixel=pixel, rows=rows, cols=cols,
-                             max_bytes=max_bytes, max_sum_bytes=max_sum_bytes)
+        counts = spectrum_of(
+            ds,
+            path,
+            pixel=pixel,
+            rows=rows,
+            cols=cols,
+            max_bytes=max_bytes,
+            max_sum_bytes=max_sum_bytes,
+        )
         return {"counts": counts, "map_shape": map_shape(ds)}
 
 
@@ -84,13 +99,13 @@ def xrf_result_groups(files: ProposalFiles, file: str) -> list[str]:
     except H5RequestError:
         node = None
     if node is None or node.entity is None:
-        raise H5RequestError(422, "The file is not a map-fit result (no "
-                                  f"/{RESULT_PARAMETERS}).")
+        raise H5RequestError(422, f"The file is not a map-fit result (no /{RESULT_PARAMETERS}).")
     return result_groups(node.entity)
 
 
-def xrf_result_maps(files: ProposalFiles, file: str, groups: list[str],
-                    max_pixels: int) -> dict[str, np.ndarray]:
+def xrf_result_maps(
+    files: ProposalFiles, file: str, groups: list[str], max_pixels: int
+) -> dict[str, np.ndarray]:
     from beamdesk.xrf.sources import result_map_path
 
     maps = {}
@@ -102,15 +117,27 @@ def xrf_result_maps(files: ProposalFiles, file: str, groups: list[str],
                 raise
             raise H5RequestError(422, f"The result has no map {group!r}.") from exc
         if ds.size > max_pixels:
-            raise H5RequestError(413, f"The maps have {ds.size} pixels, more than the "
-                                      f"{max_pixels} the correlator handles; use /h5/data.")
+            raise H5RequestError(
+                413,
+                f"The maps have {ds.size} pixels, more than the "
+                f"{max_pixels} the correlator handles; use /h5/data.",
+            )
         maps[group] = np.asarray(ds[()], dtype=float)
     return maps
 
 
-def xrf_roi(files: ProposalFiles, file: str, path: str, windows: list[list[Any]], *,
-            zero: float, gain: float, quad: float, max_pixels: int,
-            max_sum_bytes: int) -> dict[str, np.ndarray]:
+def xrf_roi(
+    files: ProposalFiles,
+    file: str,
+    path: str,
+    windows: list[list[Any]],
+    *,
+    zero: float,
+    gain: float,
+    quad: float,
+    max_pixels: int,
+    max_sum_bytes: int,
+) -> dict[str, np.ndarray]:
     from beamdesk.xrf.roi import roi_maps_of
     from beamdesk.xrf.sources import check_map_size, check_numeric
 
@@ -121,12 +148,20 @@ def xrf_roi(files: ProposalFiles, file: str, path: str, windows: list[list[Any]]
             raise H5RequestError(422, f"{path} is a single spectrum, not a map.")
         pixels = int(np.prod(ds.shape[:-1], dtype=np.int64))
         if pixels > max_pixels:
-            raise H5RequestError(413, f"The map has {pixels} pixels, more than {max_pixels}: "
-                                      "run `beamdesk xrf roi` instead.")
+            raise H5RequestError(
+                413,
+                f"The map has {pixels} pixels, more than {max_pixels}: "
+                "run `beamdesk xrf roi` instead.",
+            )
         check_map_size(ds, max_sum_bytes)
         try:
-            return roi_maps_of(ds, [(str(n), float(a), float(b)) for n, a, b in windows],
-                               zero=zero, gain=gain, quad=quad)
+            return roi_maps_of(
+                ds,
+                [(str(n), float(a), float(b)) for n, a, b in windows],
+                zero=zero,
+                gain=gain,
+                quad=quad,
+            )
         except ValueError as exc:  # a window outside the spectrum
             raise H5RequestError(422, str(exc)) from exc
 
@@ -136,12 +171,14 @@ def map_info(files: ProposalFiles, file: str, path: str) -> dict[str, Any]:
     ds = files.dataset(file, path)
     if ds.ndim < 2:
         raise H5RequestError(422, "a map needs at least 2 axes (pixels, channels)")
-    return {"shape": list(ds.shape), "chunks": list(ds.chunks) if ds.chunks else None,
-            "dtype": ds.dtype.str}
+    return {
+        "shape": list(ds.shape),
+        "chunks": list(ds.chunks) if ds.chunks else None,
+        "dtype": ds.dtype.str,
+    }
 
 
-def map_block(files: ProposalFiles, file: str, path: str,
-              block: list[list[int]]) -> np.ndarray:
+def map_block(files: ProposalFiles, file: str, path: str, block: list[list[int]]) -> np.ndarray:
     ds = files.dataset(file, path)
     return np.asarray(ds[tuple(slice(a, b) for a, b in block)])
 

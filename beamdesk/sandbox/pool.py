@@ -50,15 +50,17 @@ class ReaderError(Exception):
         self.detail = detail
 
 
-UNSAFE = ("This file could not be read safely: reading it {what}. It has been set aside "
-          "until it changes; ask the beamline staff if it should be readable.")
+UNSAFE = (
+    "This file could not be read safely: reading it {what}. It has been set aside "
+    "until it changes; ask the beamline staff if it should be readable."
+)
 
 
 @dataclass(frozen=True)
 class ReaderLimits:
-    sandbox: str = "bwrap"            # "bwrap" or "process"
-    memory_bytes: int = 3 * 2**30     # address space of one worker
-    reply_timeout: float = 60.0       # seconds a worker may stay silent in one request
+    sandbox: str = "bwrap"  # "bwrap" or "process"
+    memory_bytes: int = 3 * 2**30  # address space of one worker
+    reply_timeout: float = 60.0  # seconds a worker may stay silent in one request
     workers_per_folder: int = 2
     max_workers: int = 8
     idle_seconds: float = 300.0
@@ -67,8 +69,11 @@ class ReaderLimits:
     @classmethod
     def of(cls, settings: Any) -> ReaderLimits:
         """The limits a :class:`beamdesk.settings.Settings` asks for."""
-        return cls(sandbox=settings.sandbox, memory_bytes=settings.reader_memory_bytes,
-                   reply_timeout=settings.reader_timeout)
+        return cls(
+            sandbox=settings.sandbox,
+            memory_bytes=settings.reader_memory_bytes,
+            reply_timeout=settings.reader_timeout,
+        )
 
 
 @dataclass
@@ -96,9 +101,23 @@ def software_paths() -> list[Path]:
 
 def bwrap_argv(folder: Path) -> list[str]:
     """bubblewrap options: software and `folder` read-only, nothing else, no network."""
-    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all",
-            "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534",
-            "--hostname", "reader", "--ro-bind", "/usr", "/usr"]
+    argv = [
+        "bwrap",
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-all",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--hostname",
+        "reader",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
     for name in ("bin", "lib", "lib32", "lib64", "sbin"):
         root = Path("/") / name
         if root.is_symlink():
@@ -107,17 +126,36 @@ def bwrap_argv(folder: Path) -> list[str]:
             argv += ["--ro-bind", str(root), str(root)]
     for path in software_paths():
         argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--ro-bind", str(folder), str(folder), "--chdir", str(folder)]
+    argv += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--ro-bind",
+        str(folder),
+        str(folder),
+        "--chdir",
+        str(folder),
+    ]
     return argv
 
 
 def worker_env() -> dict[str, str]:
     """A bare environment: no secrets, no HDF5 prefixes but the file's own folder."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
-           "PYTHONDONTWRITEBYTECODE": "1", "HDF5_USE_FILE_LOCKING": "FALSE",
-           "HDF5_VDS_PREFIX": "${ORIGIN}", "HDF5_EXTFILE_PREFIX": "${ORIGIN}",
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HDF5_USE_FILE_LOCKING": "FALSE",
+        "HDF5_VDS_PREFIX": "${ORIGIN}",
+        "HDF5_EXTFILE_PREFIX": "${ORIGIN}",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine quirks, not secrets
         if name in os.environ:
             env[name] = os.environ[name]
@@ -132,14 +170,27 @@ class Worker:
         self.limits = limits
         ours, theirs = socket.socketpair()
         self.sock = ours
-        argv = [sys.executable, "-I", "-m", "beamdesk.sandbox.worker", str(folder),
-                str(theirs.fileno()), str(limits.memory_bytes)]
+        argv = [
+            sys.executable,
+            "-I",
+            "-m",
+            "beamdesk.sandbox.worker",
+            str(folder),
+            str(theirs.fileno()),
+            str(limits.memory_bytes),
+        ]
         if limits.sandbox == "bwrap":
             argv = bwrap_argv(folder) + argv
         self.process = subprocess.Popen(
-            argv, pass_fds=[theirs.fileno()], env=worker_env(), cwd=folder,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True)
+            argv,
+            pass_fds=[theirs.fileno()],
+            env=worker_env(),
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         theirs.close()
         self.last_used = time.monotonic()
         self._stderr = threading.Thread(target=self._log_stderr, daemon=True)
@@ -193,8 +244,9 @@ class _Folder:
 
 
 class ReaderPool:
-    def __init__(self, limits: ReaderLimits | None = None,
-                 on_incident: Incident | None = None) -> None:
+    def __init__(
+        self, limits: ReaderLimits | None = None, on_incident: Incident | None = None
+    ) -> None:
         self.limits = limits or ReaderLimits()
         self.on_incident = on_incident
         self._lock = threading.Condition()
@@ -202,12 +254,16 @@ class ReaderPool:
         self._bad: dict[tuple[Path, str], tuple[Signature | None, str]] = {}
         self._closed = False
         if self.limits.sandbox == "bwrap" and shutil.which("bwrap") is None:
-            raise RuntimeError("bubblewrap (bwrap) is not installed: install it (Debian: "
-                               "apt-get install bubblewrap) or set BEAMDESK_SANDBOX=process, "
-                               "which isolates crashes but does not confine reads.")
+            raise RuntimeError(
+                "bubblewrap (bwrap) is not installed: install it (Debian: "
+                "apt-get install bubblewrap) or set BEAMDESK_SANDBOX=process, "
+                "which isolates crashes but does not confine reads."
+            )
         if self.limits.sandbox == "process":
-            log.warning("reader workers run without bubblewrap: crashes are isolated, but "
-                        "a hostile file is not confined to its proposal")
+            log.warning(
+                "reader workers run without bubblewrap: crashes are isolated, but "
+                "a hostile file is not confined to its proposal"
+            )
 
     # --- workers ---------------------------------------------------------------------
 
@@ -238,7 +294,8 @@ class ReaderPool:
                         return worker
                     worker.kill()
                 if entry.busy < self.limits.workers_per_folder and (
-                        self._total() < self.limits.max_workers or self._evict_idle()):
+                    self._total() < self.limits.max_workers or self._evict_idle()
+                ):
                     entry.busy += 1
                     break
                 left = deadline - time.monotonic()
@@ -266,8 +323,7 @@ class ReaderPool:
     def _reap_idle(self) -> None:
         now = time.monotonic()
         for entry in self._folders.values():
-            for worker in [w for w in entry.idle
-                           if now - w.last_used > self.limits.idle_seconds]:
+            for worker in [w for w in entry.idle if now - w.last_used > self.limits.idle_seconds]:
                 entry.idle.remove(worker)
                 worker.kill()
 
@@ -330,8 +386,7 @@ class ReaderPool:
             raise
         if "stream" in answer:
             head = answer["stream"]
-            return Streamed(head["media_type"], head["headers"],
-                            self._chunks(worker, folder, file))
+            return Streamed(head["media_type"], head["headers"], self._chunks(worker, folder, file))
         self._release(folder, worker)
         if "error" in answer:
             raise ReaderError(int(answer["error"]["status"]), str(answer["error"]["detail"]))
@@ -344,23 +399,30 @@ class ReaderPool:
             answer = worker.receive()
         except TimeoutError:
             worker.kill()
-            raise self._failed(folder, file, f"took longer than "
-                                             f"{self.limits.reply_timeout:g} s") from None
+            raise self._failed(
+                folder, file, f"took longer than {self.limits.reply_timeout:g} s"
+            ) from None
         except (EOFError, OSError, codec.CodecError):
             worker.kill()
             code = worker.process.returncode or 0
             # bubblewrap reports its child's fatal signal as 128 + signal
             signum = -code if code < 0 else code - 128 if code > 128 else 0
-            what = (f"crashed the reader (signal {signum})" if signum
-                    else "stopped the reader" if code else "confused the reader")
+            what = (
+                f"crashed the reader (signal {signum})"
+                if signum
+                else "stopped the reader"
+                if code
+                else "confused the reader"
+            )
             raise self._failed(folder, file, what) from None
         if not isinstance(answer, dict):
             worker.kill()
             raise self._failed(folder, file, "confused the reader")
         return answer
 
-    def _chunks(self, worker: Worker, folder: Path,
-                file: str | None) -> Iterator[bytes | bytearray]:
+    def _chunks(
+        self, worker: Worker, folder: Path, file: str | None
+    ) -> Iterator[bytes | bytearray]:
         finished = False
         try:
             while True:
@@ -372,8 +434,9 @@ class ReaderPool:
                     return
                 else:  # an error mid-stream: the status line is gone, cut the body
                     finished = True
-                    raise ReaderError(int(answer["error"]["status"]),
-                                      str(answer["error"]["detail"]))
+                    raise ReaderError(
+                        int(answer["error"]["status"]), str(answer["error"]["detail"])
+                    )
         finally:
             if not finished and worker.alive:  # the client went away mid-download
                 worker.kill()

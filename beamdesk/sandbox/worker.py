@@ -44,11 +44,18 @@ def _error(status: int, detail: str) -> dict[str, Any]:
 
 def _answer(sock: socket.socket, result: Any) -> None:
     if isinstance(result, Reply):
-        codec.send(sock, {"reply": {"body": result.body, "media_type": result.media_type,
-                                    "headers": result.headers}})
+        codec.send(
+            sock,
+            {
+                "reply": {
+                    "body": result.body,
+                    "media_type": result.media_type,
+                    "headers": result.headers,
+                }
+            },
+        )
     elif isinstance(result, Stream):
-        codec.send(sock, {"stream": {"media_type": result.media_type,
-                                     "headers": result.headers}})
+        codec.send(sock, {"stream": {"media_type": result.media_type, "headers": result.headers}})
         for chunk in result.chunks:
             codec.send(sock, {"chunk": chunk})
         codec.send(sock, {"end": True})
@@ -70,15 +77,27 @@ def serve(sock: socket.socket, folder: Path) -> None:
         except H5RequestError as exc:
             codec.send(sock, _error(exc.status, exc.message))
         except MemoryError:
-            codec.send(sock, _error(413, "Reading this needs more memory than one request "
-                                         "may use: choose a smaller selection."))
+            codec.send(
+                sock,
+                _error(
+                    413,
+                    "Reading this needs more memory than one request "
+                    "may use: choose a smaller selection.",
+                ),
+            )
         except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
             # libhdf5 reports damaged files lazily and in its own words: log them, answer
             # in ours. A TypeError or the like from our own code is logged the same way.
             traceback.print_exc(file=sys.stderr)
             name = type(exc).__name__
-            codec.send(sock, _error(422, "The file could not be read: it is damaged or not "
-                                         f"in a form BeamDesk reads ({name})."))
+            codec.send(
+                sock,
+                _error(
+                    422,
+                    "The file could not be read: it is damaged or not "
+                    f"in a form BeamDesk reads ({name}).",
+                ),
+            )
 
 
 def main(argv: list[str]) -> None:

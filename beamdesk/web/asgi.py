@@ -2,4 +2,4 @@
 
 from beamdesk.web.app import create_app
 
-app = create_app(run_jobs=True)   # analysis jobs run next to the server (docs/jobs.md)
+app = create_app(run_jobs=True)  # analysis jobs run next to the server (docs/jobs.md)

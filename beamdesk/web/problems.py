@@ -61,12 +61,19 @@ def wants_json(request: Request) -> bool:
 def problem_response(request: Request, status: int, title: str, detail: str) -> Response:
     if wants_json(request):
         # "message" repeats the detail for h5grove/H5Web clients, which read that field.
-        body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-                "message": detail}
+        body = {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "message": detail,
+        }
         return JSONResponse(body, status_code=status, media_type="application/problem+json")
     templates = request.app.state.templates
     return templates.TemplateResponse(
-        request, "error.html", {"status": status, "title": title, "detail": detail},
+        request,
+        "error.html",
+        {"status": status, "title": title, "detail": detail},
         status_code=status,
     )
 
@@ -92,19 +99,25 @@ async def out_of_range_handler(request: Request, exc: Exception) -> Response:
     """A number too big for the database (e.g. /api/jobs/99999999999999999999, or offset=
     2**70): the caller's mistake, so 422, not a 500. SQLite raises OverflowError before the
     query runs; PostgreSQL answers "integer out of range" (a DataError)."""
-    return problem_response(request, 422, TITLES[422],
-                            "A number in the request is out of range.")
+    return problem_response(request, 422, TITLES[422], "A number in the request is out of range.")
 
 
 async def database_unavailable_handler(request: Request, exc: Exception) -> Response:
     """The database cannot be reached (restarting, network, "database is locked"): 503 with
     Retry-After, never a traceback. The pool (pool_pre_ping) reconnects by itself once it
     is back, so the next request after the outage works without anyone stepping in."""
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                str(exc).splitlines()[0][:200])
-    response = problem_response(request, 503, "Service unavailable",
-                                "The database is not reachable right now; try again in a "
-                                "few seconds.")
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        str(exc).splitlines()[0][:200],
+    )
+    response = problem_response(
+        request,
+        503,
+        "Service unavailable",
+        "The database is not reachable right now; try again in a few seconds.",
+    )
     response.headers["Retry-After"] = "5"
     return response
 

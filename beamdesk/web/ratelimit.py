@@ -25,7 +25,9 @@ class SlidingWindowLimiter:
     """At most ``limit`` hits per key within any ``window`` seconds."""
 
     def __init__(
-        self, limit: int = DEFAULT_LIMIT, window: float = DEFAULT_WINDOW_SECONDS,
+        self,
+        limit: int = DEFAULT_LIMIT,
+        window: float = DEFAULT_WINDOW_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
@@ -77,8 +79,9 @@ def rate_limited(bucket: str) -> Callable[[Request], None]:
         wait = limiter_of(request).hit(f"{bucket}:{client_ip(request)}")
         if wait > 0:
             seconds = max(1, math.ceil(wait))
-            problem = Problem(429, f"Too many attempts from your address; try again in "
-                              f"{seconds} seconds.")
+            problem = Problem(
+                429, f"Too many attempts from your address; try again in {seconds} seconds."
+            )
             problem.headers = {"Retry-After": str(seconds)}
             raise problem
 

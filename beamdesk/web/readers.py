@@ -39,8 +39,7 @@ def reader_pool(request: Request) -> ReaderPool:
 Readers = Annotated[ReaderPool, Depends(reader_pool)]
 
 
-def read(pool: ReaderPool, folder: Path, op: str, file: str | None = None,
-         **args: Any) -> Any:
+def read(pool: ReaderPool, folder: Path, op: str, file: str | None = None, **args: Any) -> Any:
     """The value of ``op`` on the proposal ``folder``; refusals become problems."""
     try:
         return pool.call(folder, op, file, **args)
@@ -51,10 +50,12 @@ def read(pool: ReaderPool, folder: Path, op: str, file: str | None = None,
 def respond(answer: Any) -> Response:
     """A worker's encoded reply (``Reply`` or ``Stream``) as an HTTP response."""
     if isinstance(answer, Streamed):
-        return StreamingResponse(_guarded(answer), media_type=answer.media_type,
-                                 headers=answer.headers)
-    return Response(memoryview(answer["body"]), media_type=answer["media_type"],
-                    headers=answer["headers"])
+        return StreamingResponse(
+            _guarded(answer), media_type=answer.media_type, headers=answer.headers
+        )
+    return Response(
+        memoryview(answer["body"]), media_type=answer["media_type"], headers=answer["headers"]
+    )
 
 
 def _guarded(answer: Streamed) -> Any:

@@ -88,8 +88,12 @@ class ProposalSummary(BaseModel):
     @classmethod
     def of(cls, p: Proposal) -> ProposalSummary:
         return cls(
-            number=p.number, title=p.title, state=p.state.value, category=p.category.value,
-            beamline=p.beamline.name if p.beamline else None, release_date=p.release_date,
+            number=p.number,
+            title=p.title,
+            state=p.state.value,
+            category=p.category.value,
+            beamline=p.beamline.name if p.beamline else None,
+            release_date=p.release_date,
             created_at=p.created_at,
         )
 
@@ -145,8 +149,12 @@ class ProposalDetail(ProposalSummary):
     def build(cls, p: Proposal, rel: Relation, viewer_id: int | None) -> ProposalDetail:
         # Reviews are confidential: the user office sees all, a reviewer their own.
         reviews = [
-            ReviewOut(reviewer=r.reviewer.username, score=r.score, comment=r.comment,
-                      submitted_at=r.submitted_at)
+            ReviewOut(
+                reviewer=r.reviewer.username,
+                score=r.score,
+                comment=r.comment,
+                submitted_at=r.submitted_at,
+            )
             for r in p.reviews
             if rel.user_office or r.reviewer_id == viewer_id
         ]
@@ -158,17 +166,37 @@ class ProposalDetail(ProposalSummary):
             embargo_extended=p.embargo_extended,
             doi=p.doi,
             released=rel.released,
-            members=[MemberOut(username=m.user.username, full_name=m.user.full_name,
-                               role=m.role.value) for m in p.members],
-            samples=[SampleOut(name=s.name, formula=s.formula, hazards=s.hazards,
-                               safety_declared=s.safety_declared) for s in p.samples],
-            beamtimes=[BeamtimeOut(beamline=b.beamline.name, start=b.start, end=b.end,
-                                   shifts=b.shifts) for b in p.beamtimes],
+            members=[
+                MemberOut(username=m.user.username, full_name=m.user.full_name, role=m.role.value)
+                for m in p.members
+            ],
+            samples=[
+                SampleOut(
+                    name=s.name,
+                    formula=s.formula,
+                    hazards=s.hazards,
+                    safety_declared=s.safety_declared,
+                )
+                for s in p.samples
+            ],
+            beamtimes=[
+                BeamtimeOut(beamline=b.beamline.name, start=b.start, end=b.end, shifts=b.shifts)
+                for b in p.beamtimes
+            ],
             reviews=reviews,
-            history=[TransitionOut(action=t.action, from_state=t.from_state, to_state=t.to_state,
-                                   actor=t.actor.username if t.actor else None,
-                                   comment=t.comment, at=t.at) for t in p.transitions],
+            history=[
+                TransitionOut(
+                    action=t.action,
+                    from_state=t.from_state,
+                    to_state=t.to_state,
+                    actor=t.actor.username if t.actor else None,
+                    comment=t.comment,
+                    at=t.at,
+                )
+                for t in p.transitions
+            ],
             may=[a.value for a in Action if access.may(rel, a)],
-            transitions=[t.action for t in actions_from(p.state)
-                         if access.may_transition(rel, t.action)],
+            transitions=[
+                t.action for t in actions_from(p.state) if access.may_transition(rel, t.action)
+            ],
         )

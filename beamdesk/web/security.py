@@ -88,5 +88,8 @@ async def verify_csrf(request: Request) -> None:
         value = form.get(CSRF_FIELD, "")
         given = value if isinstance(value, str) else ""
     if not expected or not given or not hmac.compare_digest(expected, given):
-        raise Problem(403, "The form expired or did not come from this site; reload the page "
-                      "and try again.", "CSRF check failed")
+        raise Problem(
+            403,
+            "The form expired or did not come from this site; reload the page and try again.",
+            "CSRF check failed",
+        )

@@ -28,8 +28,14 @@ def smooth(y: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def strip(y: np.ndarray, width: int = 1, iterations: int = 20000, constant: float = 1.0,
-          filter_width: int = 1, anchors: list[int] | None = None) -> np.ndarray:
+def strip(
+    y: np.ndarray,
+    width: int = 1,
+    iterations: int = 20000,
+    constant: float = 1.0,
+    filter_width: int = 1,
+    anchors: list[int] | None = None,
+) -> np.ndarray:
     """Iterative strip: each pass replaces y[i] by the mean of y[i±w] when that is lower.
 
     All channels are updated from the previous pass (Jacobi order) so the result does not
@@ -47,13 +53,13 @@ def strip(y: np.ndarray, width: int = 1, iterations: int = 20000, constant: floa
             keep[a] = True
     inner = slice(w, n - w)
     for _ in range(int(iterations)):
-        mean = 0.5 * (b[..., : n - 2 * w] + b[..., 2 * w:])
+        mean = 0.5 * (b[..., : n - 2 * w] + b[..., 2 * w :])
         cur = b[..., inner]
         lower = cur > mean * constant
         lower &= ~keep[inner]
         if not lower.any():
             break
-        cur[lower] = mean[lower]     # cur is a view: this updates b
+        cur[lower] = mean[lower]  # cur is a view: this updates b
     return b
 
 
@@ -66,30 +72,42 @@ def snip(y: np.ndarray, width: int = 30, filter_width: int = 0) -> np.ndarray:
     b = smooth(y, filter_width) if filter_width else np.array(y, dtype=np.float64, copy=True)
     n = b.shape[-1]
     for p in range(min(int(width), (n - 1) // 2), 0, -1):
-        mean = 0.5 * (b[..., : n - 2 * p] + b[..., 2 * p:])
-        np.minimum(b[..., p: n - p], mean, out=b[..., p: n - p])
+        mean = 0.5 * (b[..., : n - 2 * p] + b[..., 2 * p :])
+        np.minimum(b[..., p : n - p], mean, out=b[..., p : n - p])
     return b
 
 
-def polynomial(y: np.ndarray, order: int = 2, iterations: int = 20,
-               weights: np.ndarray | None = None) -> np.ndarray:
+def polynomial(
+    y: np.ndarray, order: int = 2, iterations: int = 20, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Polynomial under the spectrum: fit, clip points above the fit, refit (lower envelope)."""
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
     x = np.linspace(-1.0, 1.0, y.shape[-1])
     v = np.vander(x, order + 1)
     cur = y.copy()
     for _ in range(iterations):
-        coef, *_ = np.linalg.lstsq(v if weights is None else v * weights[:, None],
-                                   (cur if weights is None else cur * weights).T, rcond=None)
+        coef, *_ = np.linalg.lstsq(
+            v if weights is None else v * weights[:, None],
+            (cur if weights is None else cur * weights).T,
+            rcond=None,
+        )
         fit = (v @ coef).T
         cur = np.minimum(cur, fit)
     out = (v @ coef).T
     return out[0] if out.shape[0] == 1 and np.ndim(y) == 2 and y.shape[0] == 1 else out
 
 
-def estimate(y: np.ndarray, method: str, *, snip_width: int = 30, strip_width: int = 1,
-             strip_iterations: int = 20000, strip_constant: float = 1.0,
-             filter_width: int = 1, poly_order: int = 2) -> np.ndarray:
+def estimate(
+    y: np.ndarray,
+    method: str,
+    *,
+    snip_width: int = 30,
+    strip_width: int = 1,
+    strip_iterations: int = 20000,
+    strip_constant: float = 1.0,
+    filter_width: int = 1,
+    poly_order: int = 2,
+) -> np.ndarray:
     """Dispatch on a method name: 'snip', 'strip', 'polynomial' or 'none'."""
     if method == "snip":
         return snip(y, snip_width, filter_width)

@@ -17,13 +17,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="X-ray fluorescence analysis (PyMca-class fits, maps, quantification).",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="X-ray fluorescence analysis (PyMca-class fits, maps, quantification).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Fit configuration (.toml or "
-                                                                "PyMca .cfg).")]
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Fit configuration (.toml or PyMca .cfg).")
+]
 
 
 def _fail(message: str) -> None:
@@ -46,8 +50,7 @@ def _user_errors() -> Iterator[None]:
 
     try:
         yield
-    except (SpectrumReadError, ConfigError, FitError, MapFitError, PhysicsError,
-            QuantError) as exc:
+    except (SpectrumReadError, ConfigError, FitError, MapFitError, PhysicsError, QuantError) as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except (OSError, ValueError, KeyError) as exc:
         _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
@@ -64,15 +67,24 @@ def _h5spec(spec: str) -> tuple[str, str]:
 
 @app.command()
 def fit(
-    spectrum: Annotated[str, typer.Argument(help="Spectrum file (.mca, .spe, columns, CSV) or "
-                                                 "FILE.h5::/path[i,j].")],
+    spectrum: Annotated[
+        str, typer.Argument(help="Spectrum file (.mca, .spe, columns, CSV) or FILE.h5::/path[i,j].")
+    ],
     config: ConfigOpt,
-    json_out: Annotated[str | None, typer.Option("--json", help="Write results as JSON "
-                                                                "(file, or - for stdout).")] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write results as JSON (file, or - for stdout).")
+    ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of the fit.")] = None,
-    secondary: Annotated[int | None, typer.Option(
-        "--secondary", min=0, max=2, help="Higher-order excitation: 0 primary only, 1 secondary, "
-        "2 secondary and tertiary fluorescence (default: the configuration's).")] = None,
+    secondary: Annotated[
+        int | None,
+        typer.Option(
+            "--secondary",
+            min=0,
+            max=2,
+            help="Higher-order excitation: 0 primary only, 1 secondary, "
+            "2 secondary and tertiary fluorescence (default: the configuration's).",
+        ),
+    ] = None,
 ) -> None:
     """Fit one spectrum and print the group areas (and mass fractions when configured)."""
     from beamdesk.xrf.config import load_config
@@ -88,9 +100,12 @@ def fit(
         result = fit_spectrum(spec.counts, cfg)
         info: dict[str, Any] = {"secondary": min(cfg.concentrations.secondary, 2)}
         try:
-            q = quantify({k: v.area for k, v in result.groups.items()}, cfg,
-                         {k: v.sigma for k, v in result.groups.items()},
-                         covariance_pairs(list(result.groups), result.area_covariance))
+            q = quantify(
+                {k: v.area for k, v in result.groups.items()},
+                cfg,
+                {k: v.sigma for k, v in result.groups.items()},
+                covariance_pairs(list(result.groups), result.area_covariance),
+            )
             result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
             ref = reference_group(cfg)
             info["method"] = "internal standard" if ref else "fundamental parameters"
@@ -114,13 +129,18 @@ def fit(
 
 def _print_fit(result: Any, source: str, info: dict[str, Any] | None = None) -> None:
     p = result.params
-    console.print(f"[bold]{source}[/bold]  χ²ᵣ = {result.chi2_reduced:.3f}  "
-                  f"zero = {p.zero:.5f} keV  gain = {p.gain * 1000:.4f} eV/ch  "
-                  f"noise = {p.noise * 1000:.1f} eV  Fano = {p.fano:.4f}")
+    console.print(
+        f"[bold]{source}[/bold]  χ²ᵣ = {result.chi2_reduced:.3f}  "
+        f"zero = {p.zero:.5f} keV  gain = {p.gain * 1000:.4f} eV/ch  "
+        f"noise = {p.noise * 1000:.1f} eV  Fano = {p.fano:.4f}"
+    )
     if info and info.get("method"):
         how = info["method"] + (f" {info['reference']}" if info.get("reference") else "")
-        order = ("primary excitation only", "with secondary fluorescence",
-                 "with secondary and tertiary fluorescence")[info.get("secondary", 0)]
+        order = (
+            "primary excitation only",
+            "with secondary fluorescence",
+            "with secondary and tertiary fluorescence",
+        )[info.get("secondary", 0)]
         console.print(f"quantification: {how}, {order}")
     table = Table()
     for col in ("group", "area", "σ", "rel. σ", "mass fraction", "σ(mass fraction)"):
@@ -128,10 +148,14 @@ def _print_fit(result: Any, source: str, info: dict[str, Any] | None = None) -> 
     for name, g in result.groups.items():
         mf = result.mass_fractions.get(name)
         ms = result.mass_fraction_sigmas.get(name)
-        table.add_row(name, f"{g.area:.1f}", f"{g.sigma:.1f}",
-                      f"{g.sigma / g.area:.2%}" if g.area > 0 else "–",
-                      f"{mf:.4g}" if mf is not None else "",
-                      f"{ms:.2g}" if ms is not None and mf is not None else "")
+        table.add_row(
+            name,
+            f"{g.area:.1f}",
+            f"{g.sigma:.1f}",
+            f"{g.sigma / g.area:.2%}" if g.area > 0 else "–",
+            f"{mf:.4g}" if mf is not None else "",
+            f"{ms:.2g}" if ms is not None and mf is not None else "",
+        )
     console.print(table)
 
 
@@ -141,11 +165,16 @@ def map_cmd(
     config: ConfigOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="NeXus output file.")],
     workers: Annotated[int, typer.Option(help="Local dask workers (0: in this process).")] = 2,
-    scheduler: Annotated[str | None, typer.Option(help="Existing dask scheduler, "
-                                                       "tcp://host:port.")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Existing dask scheduler, tcp://host:port.")
+    ] = None,
     background: Annotated[str, typer.Option(help="model (fitted per pixel) or snip.")] = "model",
-    processes: Annotated[bool, typer.Option("--processes/--threads", help="Local workers as "
-                                            "processes (big maps) or threads.")] = False,
+    processes: Annotated[
+        bool,
+        typer.Option(
+            "--processes/--threads", help="Local workers as processes (big maps) or threads."
+        ),
+    ] = False,
 ) -> None:
     """Fit every pixel of a map; results as NeXus (parameters, uncertainties, mass fractions)."""
     from rich.progress import BarColumn, Progress, TimeRemainingColumn
@@ -156,31 +185,49 @@ def map_cmd(
     path, inner = _h5spec(source)
     with _user_errors():
         cfg = load_config(config)
-        with open_dataset(path, inner):      # fail fast, before the progress bar appears
+        with open_dataset(path, inner):  # fail fast, before the progress bar appears
             pass
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      "{task.completed}/{task.total} px", TimeRemainingColumn(),
-                      console=err) as bar:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            "{task.completed}/{task.total} px",
+            TimeRemainingColumn(),
+            console=err,
+        ) as bar:
             task = bar.add_task("fitting", total=None)
 
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = fit_map(path, inner, cfg, output, workers=workers, scheduler=scheduler,
-                             background=background, processes=processes, progress=progress)
-    console.print(f"{result.pixels} pixels in {result.seconds:.1f} s "
-                  f"({result.pixels_per_second:.0f} px/s, {result.refitted_pixels} refitted) "
-                  f"→ {result.output_file}")
+            result = fit_map(
+                path,
+                inner,
+                cfg,
+                output,
+                workers=workers,
+                scheduler=scheduler,
+                background=background,
+                processes=processes,
+                progress=progress,
+            )
+    console.print(
+        f"{result.pixels} pixels in {result.seconds:.1f} s "
+        f"({result.pixels_per_second:.0f} px/s, {result.refitted_pixels} refitted) "
+        f"→ {result.output_file}"
+    )
 
 
 @app.command()
 def roi(
     source: Annotated[str, typer.Argument(help="FILE.h5::/path, last axis = channels.")],
-    window: Annotated[list[str], typer.Option("--window", "-w", help="NAME:EMIN-EMAX (keV) or "
-                                                                     "'Fe K'; repeatable.")],
+    window: Annotated[
+        list[str],
+        typer.Option("--window", "-w", help="NAME:EMIN-EMAX (keV) or 'Fe K'; repeatable."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="HDF5 output file.")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Calibration from "
-                                                                       "this config.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Calibration from this config.")
+    ] = None,
     zero: Annotated[float | None, typer.Option(help="Calibration offset (keV).")] = None,
     gain: Annotated[float | None, typer.Option(help="Calibration gain (keV/channel).")] = None,
 ) -> None:
@@ -242,8 +289,9 @@ def rgb(
     blue: Annotated[str | None, typer.Option(help="FILE.h5::map for blue.")] = None,
     scaling: Annotated[str, typer.Option(help="minmax or percentile.")] = "percentile",
     transform: Annotated[str, typer.Option(help="linear, log or sqrt.")] = "linear",
-    scatter: Annotated[Path | None, typer.Option(help="Also write a red-vs-green scatter "
-                                                      "plot PNG.")] = None,
+    scatter: Annotated[
+        Path | None, typer.Option(help="Also write a red-vs-green scatter plot PNG.")
+    ] = None,
 ) -> None:
     """Combine up to three maps into an RGB image (and a two-element scatter plot)."""
     from beamdesk.xrf import rgb as rgbmod
@@ -265,8 +313,9 @@ def rgb(
 def identify(
     energy: Annotated[float, typer.Argument(help="Peak energy (keV).")],
     tolerance: Annotated[float, typer.Option(help="Search window ± keV.")] = 0.05,
-    excitation: Annotated[float | None, typer.Option(help="Beam energy (keV): drop lines "
-                                                          "that cannot be excited.")] = None,
+    excitation: Annotated[
+        float | None, typer.Option(help="Beam energy (keV): drop lines that cannot be excited.")
+    ] = None,
 ) -> None:
     """List element lines near an energy, strongest and closest first."""
     from beamdesk.xrf.identify import identify as find
@@ -280,8 +329,14 @@ def identify(
     for col in ("element", "group", "line", "energy keV", "Δ eV", "ω×rate"):
         table.add_column(col)
     for c in found:
-        table.add_row(c.element, c.group, c.line, f"{c.energy:.4f}", f"{c.distance * 1000:+.0f}",
-                      f"{c.rate:.3g}")
+        table.add_row(
+            c.element,
+            c.group,
+            c.line,
+            f"{c.energy:.4f}",
+            f"{c.distance * 1000:+.0f}",
+            f"{c.rate:.3g}",
+        )
     console.print(table)
 
 

@@ -27,9 +27,9 @@ class Detector:
     zero: float = 0.0
     gain: float = 0.01
     quad: float = 0.0
-    noise: float = 0.1        # electronic noise, FWHM in keV
+    noise: float = 0.1  # electronic noise, FWHM in keV
     fano: float = 0.114
-    pileup: float = 0.0       # PyMca "sum": pile-up factor
+    pileup: float = 0.0  # PyMca "sum": pile-up factor
     fixed_zero: bool = False
     fixed_gain: bool = False
     fixed_quad: bool = True
@@ -65,21 +65,21 @@ class BeamLine:
 @dataclass
 class Fit:
     xmin: int = 0
-    xmax: int = 0                    # 0: up to the last channel
+    xmax: int = 0  # 0: up to the last channel
     use_limit: bool = True
     beam: list[BeamLine] = field(default_factory=list)
     escape: bool = True
     pileup: bool = False
     scatter: bool = False
-    background: str = "snip"         # snip | strip | none
+    background: str = "snip"  # snip | strip | none
     snip_width: int = 30
     strip_width: int = 1
     strip_iterations: int = 20000
     strip_filter_width: int = 1
     strip_constant: float = 1.0
-    continuum_order: int = 0         # extra polynomial continuum fitted on top (0: none)
-    linear: bool = False             # only areas, nonlinear parameters fixed
-    weight: bool = True              # Poisson weights (PyMca fitweight)
+    continuum_order: int = 0  # extra polynomial continuum fitted on top (0: none)
+    linear: bool = False  # only areas, nonlinear parameters fixed
+    weight: bool = True  # Poisson weights (PyMca fitweight)
     max_iter: int = 10
     delta_chi: float = 0.001
 
@@ -99,7 +99,7 @@ class Layer:
 class Geometry:
     alpha_in: float = 45.0
     alpha_out: float = 45.0
-    scattering_angle: float | None = None   # default alpha_in + alpha_out
+    scattering_angle: float | None = None  # default alpha_in + alpha_out
 
 
 @dataclass
@@ -115,9 +115,9 @@ class MaterialDef:
 class Concentrations:
     flux: float = 1e10
     time: float = 1.0
-    area: float = 30.0          # detector active area, cm² (as PyMca)
-    distance: float = 10.0      # sample–detector distance, cm
-    reference: str = "Auto"     # internal-standard element, "Auto" for fundamental parameters
+    area: float = 30.0  # detector active area, cm² (as PyMca)
+    distance: float = 10.0  # sample–detector distance, cm
+    reference: str = "Auto"  # internal-standard element, "Auto" for fundamental parameters
     use_matrix: bool = False
     use_attenuators: bool = True
     mmolar: bool = False
@@ -132,10 +132,10 @@ class XRFConfig:
     detector: Detector = field(default_factory=Detector)
     peakshape: PeakShape = field(default_factory=PeakShape)
     fit: Fit = field(default_factory=Fit)
-    filters: list[Layer] = field(default_factory=list)       # between sample and detector
+    filters: list[Layer] = field(default_factory=list)  # between sample and detector
     beam_filters: list[Layer] = field(default_factory=list)  # between source and sample
-    detector_layer: Layer | None = None                       # detector crystal (efficiency)
-    matrix: list[Layer] = field(default_factory=list)         # sample layers, top first
+    detector_layer: Layer | None = None  # detector crystal (efficiency)
+    matrix: list[Layer] = field(default_factory=list)  # sample layers, top first
     geometry: Geometry = field(default_factory=Geometry)
     concentrations: Concentrations = field(default_factory=Concentrations)
     materials: dict[str, MaterialDef] = field(default_factory=dict)
@@ -153,6 +153,7 @@ class XRFConfig:
 
 
 # --- PyMca ConfigDict INI ------------------------------------------------------------------
+
 
 def _parse_scalar(text: str) -> Any:
     t = text.strip()
@@ -243,37 +244,54 @@ def _flag(d: dict[str, Any], key: str, default: int = 0) -> bool:
 
 def from_pymca_dict(d: dict[str, Any], source: str = "<cfg>") -> XRFConfig:
     cfg = XRFConfig()
-    known = {"peaks", "detector", "peakshape", "fit", "attenuators", "multilayer",
-             "concentrations", "materials"}
+    known = {
+        "peaks",
+        "detector",
+        "peakshape",
+        "fit",
+        "attenuators",
+        "multilayer",
+        "concentrations",
+        "materials",
+    }
     cfg.extra = {k: v for k, v in d.items() if k not in known}
     try:
         for el, groups in (d.get("peaks") or {}).items():
             cfg.peaks[el] = [str(g) for g in _as_list(groups)]
         det = d.get("detector", {})
         cfg.detector = Detector(
-            material=str(det.get("detele", "Si")), zero=float(det.get("zero", 0.0)),
-            gain=float(det.get("gain", 0.01)), quad=float(det.get("quad", 0.0) or 0.0),
-            noise=float(det.get("noise", 0.1)), fano=float(det.get("fano", 0.114)),
+            material=str(det.get("detele", "Si")),
+            zero=float(det.get("zero", 0.0)),
+            gain=float(det.get("gain", 0.01)),
+            quad=float(det.get("quad", 0.0) or 0.0),
+            noise=float(det.get("noise", 0.1)),
+            fano=float(det.get("fano", 0.114)),
             pileup=float(det.get("sum", 0.0) or 0.0),
-            fixed_zero=_flag(det, "fixedzero"), fixed_gain=_flag(det, "fixedgain"),
-            fixed_quad=True, fixed_noise=_flag(det, "fixednoise"),
+            fixed_zero=_flag(det, "fixedzero"),
+            fixed_gain=_flag(det, "fixedgain"),
+            fixed_quad=True,
+            fixed_noise=_flag(det, "fixednoise"),
             fixed_fano=_flag(det, "fixedfano"),
             delta_zero=float(det.get("deltazero", 0.1)),
             delta_gain=float(det.get("deltagain", 0.001)),
             delta_noise=float(det.get("deltanoise", 0.05)),
             delta_fano=float(det.get("deltafano", 0.114)),
-            ignore_input_calibration=_flag(det, "ignoreinputcalibration"))
+            ignore_input_calibration=_flag(det, "ignoreinputcalibration"),
+        )
         fit = d.get("fit", {})
         ps = d.get("peakshape", {})
         hyp = int(fit.get("hypermetflag", 1) or 1)
         cfg.peakshape = PeakShape(
-            short_tail=bool(hyp & 2), long_tail=bool(hyp & 4), step=bool(hyp & 8),
+            short_tail=bool(hyp & 2),
+            long_tail=bool(hyp & 4),
+            step=bool(hyp & 8),
             st_arearatio=float(ps.get("st_arearatio", 0.05)),
             st_sloperatio=float(ps.get("st_sloperatio", 0.5)),
             lt_arearatio=float(ps.get("lt_arearatio", 0.02)),
             lt_sloperatio=float(ps.get("lt_sloperatio", 10.0)),
             step_heightratio=float(ps.get("step_heightratio", 1e-4)),
-            fixed_tails=_flag(ps, "fixedst_arearatio") and _flag(ps, "fixedlt_arearatio"))
+            fixed_tails=_flag(ps, "fixedst_arearatio") and _flag(ps, "fixedlt_arearatio"),
+        )
         energies = _as_list(fit.get("energy"))
         weights = _as_list(fit.get("energyweight"))
         flags = _as_list(fit.get("energyflag"))
@@ -287,22 +305,29 @@ def from_pymca_dict(d: dict[str, Any], source: str = "<cfg>") -> XRFConfig:
             beam.append(BeamLine(float(e), w, s))
         algorithm = int(fit.get("stripalgorithm", 0) or 0)
         cfg.fit = Fit(
-            xmin=int(fit.get("xmin", 0) or 0), xmax=int(fit.get("xmax", 0) or 0),
-            use_limit=_flag(fit, "use_limit", 1), beam=beam,
-            escape=_flag(fit, "escapeflag", 1), pileup=_flag(fit, "sumflag"),
+            xmin=int(fit.get("xmin", 0) or 0),
+            xmax=int(fit.get("xmax", 0) or 0),
+            use_limit=_flag(fit, "use_limit", 1),
+            beam=beam,
+            escape=_flag(fit, "escapeflag", 1),
+            pileup=_flag(fit, "sumflag"),
             scatter=_flag(fit, "scatterflag"),
-            background=("none" if not _flag(fit, "stripflag")
-                        else ("snip" if algorithm == 1 else "strip")),
+            background=(
+                "none" if not _flag(fit, "stripflag") else ("snip" if algorithm == 1 else "strip")
+            ),
             snip_width=int(fit.get("snipwidth", 30) or 30),
             strip_width=int(fit.get("stripwidth", 1) or 1),
             strip_iterations=int(fit.get("stripiterations", 20000) or 0),
             strip_filter_width=int(fit.get("stripfilterwidth", 1) or 1),
             strip_constant=float(fit.get("stripconstant", 1.0) or 1.0),
-            continuum_order=(int(fit.get("linpolorder", 0)) if int(fit.get("continuum", 0) or 0)
-                             else 0),
-            linear=_flag(fit, "linearfitflag"), weight=_flag(fit, "fitweight", 1),
+            continuum_order=(
+                int(fit.get("linpolorder", 0)) if int(fit.get("continuum", 0) or 0) else 0
+            ),
+            linear=_flag(fit, "linearfitflag"),
+            weight=_flag(fit, "fitweight", 1),
             max_iter=int(fit.get("maxiter", 10) or 10),
-            delta_chi=float(fit.get("deltachi", 0.001) or 0.001))
+            delta_chi=float(fit.get("deltachi", 0.001) or 0.001),
+        )
         att = d.get("attenuators", {})
         for name, row in att.items():
             layer = _layer_from(name, row)
@@ -328,20 +353,26 @@ def from_pymca_dict(d: dict[str, Any], source: str = "<cfg>") -> XRFConfig:
         conc = d.get("concentrations", {})
         ref = conc.get("reference", "Auto")
         cfg.concentrations = Concentrations(
-            flux=float(conc.get("flux", 1e10)), time=float(conc.get("time", 1.0)),
-            area=float(conc.get("area", 30.0)), distance=float(conc.get("distance", 10.0)),
+            flux=float(conc.get("flux", 1e10)),
+            time=float(conc.get("time", 1.0)),
+            area=float(conc.get("area", 30.0)),
+            distance=float(conc.get("distance", 10.0)),
             reference=str(ref) if ref is not None else "Auto",
-            use_matrix=_flag(conc, "usematrix"), use_attenuators=_flag(conc, "useattenuators", 1),
+            use_matrix=_flag(conc, "usematrix"),
+            use_attenuators=_flag(conc, "useattenuators", 1),
             mmolar=_flag(conc, "mmolarflag"),
-            secondary=int(conc.get("usemultilayersecondary", 0) or 0))
+            secondary=int(conc.get("usemultilayersecondary", 0) or 0),
+        )
         for name, m in (d.get("materials") or {}).items():
             if not isinstance(m, dict):
                 continue
             cfg.materials[name] = MaterialDef(
                 compounds=[str(c).strip() for c in _as_list(m.get("CompoundList"))],
                 fractions=[float(f) for f in _as_list(m.get("CompoundFraction"))],
-                density=float(m.get("Density", 1.0)), thickness=float(m.get("Thickness", 1.0)),
-                comment=str(m.get("Comment", "")))
+                density=float(m.get("Density", 1.0)),
+                thickness=float(m.get("Thickness", 1.0)),
+                comment=str(m.get("Comment", "")),
+            )
     except (TypeError, ValueError, IndexError) as exc:
         raise ConfigError(f"{source}: invalid value ({exc})") from exc
     return cfg
@@ -353,42 +384,70 @@ def to_pymca_dict(cfg: XRFConfig) -> dict[str, Any]:
     d: dict[str, Any] = {
         "peaks": {el: (g if len(g) > 1 else g[0]) for el, g in cfg.peaks.items() if g},
         "detector": {
-            "detele": det.material, "zero": det.zero, "gain": det.gain, "quad": det.quad,
-            "noise": det.noise, "fano": det.fano, "sum": det.pileup,
-            "fixedzero": int(det.fixed_zero), "fixedgain": int(det.fixed_gain),
-            "fixednoise": int(det.fixed_noise), "fixedfano": int(det.fixed_fano),
-            "deltazero": det.delta_zero, "deltagain": det.delta_gain,
-            "deltanoise": det.delta_noise, "deltafano": det.delta_fano,
-            "ignoreinputcalibration": int(det.ignore_input_calibration)},
+            "detele": det.material,
+            "zero": det.zero,
+            "gain": det.gain,
+            "quad": det.quad,
+            "noise": det.noise,
+            "fano": det.fano,
+            "sum": det.pileup,
+            "fixedzero": int(det.fixed_zero),
+            "fixedgain": int(det.fixed_gain),
+            "fixednoise": int(det.fixed_noise),
+            "fixedfano": int(det.fixed_fano),
+            "deltazero": det.delta_zero,
+            "deltagain": det.delta_gain,
+            "deltanoise": det.delta_noise,
+            "deltafano": det.delta_fano,
+            "ignoreinputcalibration": int(det.ignore_input_calibration),
+        },
         "peakshape": {
-            "st_arearatio": ps.st_arearatio, "st_sloperatio": ps.st_sloperatio,
-            "lt_arearatio": ps.lt_arearatio, "lt_sloperatio": ps.lt_sloperatio,
+            "st_arearatio": ps.st_arearatio,
+            "st_sloperatio": ps.st_sloperatio,
+            "lt_arearatio": ps.lt_arearatio,
+            "lt_sloperatio": ps.lt_sloperatio,
             "step_heightratio": ps.step_heightratio,
-            "fixedst_arearatio": int(ps.fixed_tails), "fixedlt_arearatio": int(ps.fixed_tails)},
+            "fixedst_arearatio": int(ps.fixed_tails),
+            "fixedlt_arearatio": int(ps.fixed_tails),
+        },
         "fit": {
-            "xmin": fit.xmin, "xmax": fit.xmax, "use_limit": int(fit.use_limit),
+            "xmin": fit.xmin,
+            "xmax": fit.xmax,
+            "use_limit": int(fit.use_limit),
             "energy": [b.energy for b in fit.beam] or [None],
             "energyweight": [b.weight for b in fit.beam] or [1.0],
             "energyflag": [1] * n if fit.beam else [0],
             "energyscatter": [int(b.scatter) for b in fit.beam] or [0],
-            "escapeflag": int(fit.escape), "sumflag": int(fit.pileup),
-            "scatterflag": int(fit.scatter), "stripflag": int(fit.background != "none"),
+            "escapeflag": int(fit.escape),
+            "sumflag": int(fit.pileup),
+            "scatterflag": int(fit.scatter),
+            "stripflag": int(fit.background != "none"),
             "stripalgorithm": 1 if fit.background == "snip" else 0,
-            "snipwidth": fit.snip_width, "stripwidth": fit.strip_width,
-            "stripiterations": fit.strip_iterations, "stripfilterwidth": fit.strip_filter_width,
-            "stripconstant": fit.strip_constant, "continuum": int(fit.continuum_order > 0),
-            "linpolorder": fit.continuum_order, "linearfitflag": int(fit.linear),
-            "fitweight": int(fit.weight), "maxiter": fit.max_iter, "deltachi": fit.delta_chi,
-            "hypermetflag": 1 + 2 * ps.short_tail + 4 * ps.long_tail + 8 * ps.step},
+            "snipwidth": fit.snip_width,
+            "stripwidth": fit.strip_width,
+            "stripiterations": fit.strip_iterations,
+            "stripfilterwidth": fit.strip_filter_width,
+            "stripconstant": fit.strip_constant,
+            "continuum": int(fit.continuum_order > 0),
+            "linpolorder": fit.continuum_order,
+            "linearfitflag": int(fit.linear),
+            "fitweight": int(fit.weight),
+            "maxiter": fit.max_iter,
+            "deltachi": fit.delta_chi,
+            "hypermetflag": 1 + 2 * ps.short_tail + 4 * ps.long_tail + 8 * ps.step,
+        },
         "attenuators": {},
         "concentrations": {
-            "flux": cfg.concentrations.flux, "time": cfg.concentrations.time,
-            "area": cfg.concentrations.area, "distance": cfg.concentrations.distance,
+            "flux": cfg.concentrations.flux,
+            "time": cfg.concentrations.time,
+            "area": cfg.concentrations.area,
+            "distance": cfg.concentrations.distance,
             "reference": cfg.concentrations.reference,
             "usematrix": int(cfg.concentrations.use_matrix),
             "useattenuators": int(cfg.concentrations.use_attenuators),
             "mmolarflag": int(cfg.concentrations.mmolar),
-            "usemultilayersecondary": int(cfg.concentrations.secondary)},
+            "usemultilayersecondary": int(cfg.concentrations.secondary),
+        },
         "materials": {},
     }
     # PyMca lists of length one must still be lists: force a trailing element where needed.
@@ -408,15 +467,19 @@ def to_pymca_dict(cfg: XRFConfig) -> dict[str, Any]:
         att["Matrix"] = [1, m.material, m.density, m.thickness, g.alpha_in, g.alpha_out, *angle]
     elif cfg.matrix:
         att["Matrix"] = [1, "MULTILAYER", 0.0, 0.0, g.alpha_in, g.alpha_out, *angle]
-        d["multilayer"] = {f"Layer{i}": [1, m.material, m.density, m.thickness]
-                           for i, m in enumerate(cfg.matrix)}
+        d["multilayer"] = {
+            f"Layer{i}": [1, m.material, m.density, m.thickness] for i, m in enumerate(cfg.matrix)
+        }
     else:
         att["Matrix"] = [0, "MULTILAYER", 0.0, 0.0, g.alpha_in, g.alpha_out, *angle]
     for name, m in cfg.materials.items():
         d["materials"][name] = {
-            "Comment": m.comment, "Density": m.density, "Thickness": m.thickness,
+            "Comment": m.comment,
+            "Density": m.density,
+            "Thickness": m.thickness,
             "CompoundList": m.compounds if len(m.compounds) > 1 else [*m.compounds, ""][:1],
-            "CompoundFraction": m.fractions if len(m.fractions) > 1 else m.fractions[:1]}
+            "CompoundFraction": m.fractions if len(m.fractions) > 1 else m.fractions[:1],
+        }
         # single-item lists are written without a comma and read back as scalars: fine.
         for key in ("CompoundList", "CompoundFraction"):
             if len(d["materials"][name][key]) == 1:
@@ -426,6 +489,7 @@ def to_pymca_dict(cfg: XRFConfig) -> dict[str, Any]:
 
 
 # --- TOML --------------------------------------------------------------------------------
+
 
 def _strip_none(obj: Any) -> Any:
     """TOML has no null: drop None values in dicts, write "None" inside lists."""
@@ -470,16 +534,20 @@ def from_toml_dict(d: dict[str, Any], source: str = "<toml>") -> XRFConfig:
         fit["beam"] = [_build(BeamLine, b, f"{source} [fit.beam]") for b in fit.get("beam", [])]
         cfg.fit = _build(Fit, fit, f"{source} [fit]")
         cfg.filters = [_build(Layer, x, f"{source} filters") for x in d.pop("filters", [])]
-        cfg.beam_filters = [_build(Layer, x, f"{source} beam_filters")
-                            for x in d.pop("beam_filters", [])]
+        cfg.beam_filters = [
+            _build(Layer, x, f"{source} beam_filters") for x in d.pop("beam_filters", [])
+        ]
         dl = d.pop("detector_layer", None)
         cfg.detector_layer = _build(Layer, dl, f"{source} detector_layer") if dl else None
         cfg.matrix = [_build(Layer, x, f"{source} matrix") for x in d.pop("matrix", [])]
         cfg.geometry = _build(Geometry, d.pop("geometry", {}), f"{source} [geometry]")
-        cfg.concentrations = _build(Concentrations, d.pop("concentrations", {}),
-                                    f"{source} [concentrations]")
-        cfg.materials = {k: _build(MaterialDef, v, f"{source} [materials.{k}]")
-                         for k, v in d.pop("materials", {}).items()}
+        cfg.concentrations = _build(
+            Concentrations, d.pop("concentrations", {}), f"{source} [concentrations]"
+        )
+        cfg.materials = {
+            k: _build(MaterialDef, v, f"{source} [materials.{k}]")
+            for k, v in d.pop("materials", {}).items()
+        }
         cfg.extra = _restore_none(d.pop("extra", {}))
         if d:
             raise ConfigError(f"{source}: unknown section(s) {', '.join(sorted(d))}")
@@ -492,6 +560,7 @@ def from_toml_dict(d: dict[str, Any], source: str = "<toml>") -> XRFConfig:
 
 
 # --- files -------------------------------------------------------------------------------
+
 
 def load_config(path: str | Path) -> XRFConfig:
     """Read a BeamDesk ``.toml`` or a PyMca ``.cfg`` (decided by extension, else by content)."""

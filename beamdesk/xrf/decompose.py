@@ -16,8 +16,8 @@ from beamdesk.xrf.mapfit import open_dataset, plan_blocks
 
 @dataclass
 class Decomposition:
-    components: np.ndarray      # n_components × channels
-    scores: np.ndarray          # map shape × n_components
+    components: np.ndarray  # n_components × channels
+    scores: np.ndarray  # map shape × n_components
     explained: np.ndarray | None
     method: str
 
@@ -32,8 +32,14 @@ def bin_map(data: np.ndarray, factor: int) -> np.ndarray:
     return d.sum(axis=(1, 3))
 
 
-def pca(path: str, dataset: str, n_components: int = 4, *, channels: slice | None = None,
-        sqrt: bool = True) -> Decomposition:
+def pca(
+    path: str,
+    dataset: str,
+    n_components: int = 4,
+    *,
+    channels: slice | None = None,
+    sqrt: bool = True,
+) -> Decomposition:
     """Incremental PCA over the map (√counts stabilises Poisson variance when `sqrt`)."""
     from sklearn.decomposition import IncrementalPCA
 
@@ -58,25 +64,34 @@ def pca(path: str, dataset: str, n_components: int = 4, *, channels: slice | Non
         scores = np.zeros((*ds.shape[:-1], n_components))
         for block in blocks:
             scores[block] = ipca.transform(rows(block)).reshape(
-                *[s.stop - s.start for s in block], n_components)
+                *[s.stop - s.start for s in block], n_components
+            )
     return Decomposition(ipca.components_, scores, ipca.explained_variance_ratio_, "pca")
 
 
-def nmf(data: np.ndarray, n_components: int = 4, *, binning: int = 1,
-        max_iter: int = 400, seed: int = 0) -> Decomposition:
+def nmf(
+    data: np.ndarray, n_components: int = 4, *, binning: int = 1, max_iter: int = 400, seed: int = 0
+) -> Decomposition:
     """NMF (KL divergence suits counts) of a (H, W, C) map, optionally binned first."""
     from sklearn.decomposition import NMF
 
     binned = bin_map(np.asarray(data, dtype=np.float64), binning)
     h, w, c = binned.shape
-    model = NMF(n_components=n_components, init="nndsvda", beta_loss="kullback-leibler",
-                solver="mu", max_iter=max_iter, random_state=seed)
+    model = NMF(
+        n_components=n_components,
+        init="nndsvda",
+        beta_loss="kullback-leibler",
+        solver="mu",
+        max_iter=max_iter,
+        random_state=seed,
+    )
     scores = model.fit_transform(np.clip(binned.reshape(-1, c), 0, None))
     return Decomposition(model.components_, scores.reshape(h, w, n_components), None, "nmf")
 
 
-def nmf_file(path: str, dataset: str, n_components: int = 4, *, binning: int = 4,
-             max_iter: int = 400) -> Decomposition:
+def nmf_file(
+    path: str, dataset: str, n_components: int = 4, *, binning: int = 4, max_iter: int = 400
+) -> Decomposition:
     """NMF of an HDF5 map binned on the fly block by block (2-D maps only)."""
     with open_dataset(path, dataset) as ds:
         if ds.ndim != 3:

@@ -46,8 +46,8 @@ class FitResult:
     channels: np.ndarray
     energy: np.ndarray
     data: np.ndarray
-    background: np.ndarray          # stripped/SNIP background + fitted continuum + pile-up
-    fit: np.ndarray                 # full model (background included)
+    background: np.ndarray  # stripped/SNIP background + fitted continuum + pile-up
+    fit: np.ndarray  # full model (background included)
     group_models: dict[str, np.ndarray] = field(default_factory=dict)
     iterations: int = 0
     mass_fractions: dict[str, float] = field(default_factory=dict)
@@ -61,8 +61,11 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "calibration": {"zero": self.params.zero, "gain": self.params.gain,
-                            "quad": self.params.quad},
+            "calibration": {
+                "zero": self.params.zero,
+                "gain": self.params.gain,
+                "quad": self.params.quad,
+            },
             "noise": self.params.noise,
             "fano": self.params.fano,
             "chi2_reduced": self.chi2_reduced,
@@ -85,13 +88,20 @@ def fit_range(cfg: XRFConfig, n: int) -> slice:
 
 def estimate_background(y: np.ndarray, cfg: XRFConfig) -> np.ndarray:
     f = cfg.fit
-    return bg.estimate(y, f.background, snip_width=f.snip_width, strip_width=f.strip_width,
-                       strip_iterations=f.strip_iterations, strip_constant=f.strip_constant,
-                       filter_width=f.strip_filter_width)
+    return bg.estimate(
+        y,
+        f.background,
+        snip_width=f.snip_width,
+        strip_width=f.strip_width,
+        strip_iterations=f.strip_iterations,
+        strip_constant=f.strip_constant,
+        filter_width=f.strip_filter_width,
+    )
 
 
-def free_parameters(cfg: XRFConfig, p: Params, scatter: bool) -> tuple[tuple[str, ...],
-                                                                      np.ndarray, np.ndarray]:
+def free_parameters(
+    cfg: XRFConfig, p: Params, scatter: bool
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """Which nonlinear parameters vary, with bounds (PyMca's value ± delta semantics)."""
     d, s = cfg.detector, cfg.peakshape
     names: list[str] = []
@@ -109,8 +119,7 @@ def free_parameters(cfg: XRFConfig, p: Params, scatter: bool) -> tuple[tuple[str
         dg = abs(d.delta_gain) or 0.05 * abs(p.gain)
         add("gain", p.gain, p.gain - dg, p.gain + dg)
     if not d.fixed_noise:
-        add("noise", p.noise, max(1e-3, p.noise - abs(d.delta_noise)),
-            p.noise + abs(d.delta_noise))
+        add("noise", p.noise, max(1e-3, p.noise - abs(d.delta_noise)), p.noise + abs(d.delta_noise))
     if not d.fixed_fano:
         add("fano", p.fano, max(1e-3, p.fano - abs(d.delta_fano)), p.fano + abs(d.delta_fano))
     if not s.fixed_tails:
@@ -147,10 +156,17 @@ def _solve(design: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return coef
 
 
-def fit_spectrum(counts: np.ndarray, cfg: XRFConfig, *, channels: np.ndarray | None = None,
-                 linear: bool | None = None, params: Params | None = None,
-                 reweight: int = 2, nonnegative: bool = True,
-                 spline_continuum: bool = False) -> FitResult:
+def fit_spectrum(
+    counts: np.ndarray,
+    cfg: XRFConfig,
+    *,
+    channels: np.ndarray | None = None,
+    linear: bool | None = None,
+    params: Params | None = None,
+    reweight: int = 2,
+    nonnegative: bool = True,
+    spline_continuum: bool = False,
+) -> FitResult:
     """Fit one spectrum with a configuration; see module doc for the method.
 
     `spline_continuum`: fit the continuum as smooth cubic B-splines together with the peaks
@@ -209,9 +225,16 @@ def fit_spectrum(counts: np.ndarray, cfg: XRFConfig, *, channels: np.ndarray | N
 
     for it in range(reweight + 1):
         if names:
-            sol = least_squares(residual, p.vector(names), bounds=(lo, hi), args=(w,),
-                                x_scale="jac", max_nfev=50 * max(cfg.fit.max_iter, 1),
-                                ftol=1e-8 if it else 1e-6, xtol=1e-10)
+            sol = least_squares(
+                residual,
+                p.vector(names),
+                bounds=(lo, hi),
+                args=(w,),
+                x_scale="jac",
+                max_nfev=50 * max(cfg.fit.max_iter, 1),
+                ftol=1e-8 if it else 1e-6,
+                xtol=1e-10,
+            )
             p = p.with_vector(names, sol.x)
             nfev += sol.nfev
         design = _design(model, p, extra)
@@ -219,8 +242,9 @@ def fit_spectrum(counts: np.ndarray, cfg: XRFConfig, *, channels: np.ndarray | N
         if nonnegative and np.any(coef[:n_groups] < 0):
             lower = np.r_[np.zeros(n_groups), np.full(extra.shape[1], -np.inf)]
             sw = np.sqrt(w)
-            coef = lsq_linear(design * sw[:, None], net * sw,
-                              bounds=(lower, np.full(lower.size, np.inf))).x
+            coef = lsq_linear(
+                design * sw[:, None], net * sw, bounds=(lower, np.full(lower.size, np.inf))
+            ).x
         mfit = back + design @ coef
         if it == reweight or not cfg.fit.weight:
             break
@@ -256,5 +280,17 @@ def fit_spectrum(counts: np.ndarray, cfg: XRFConfig, *, channels: np.ndarray | N
     psig = {name: float(sig[design.shape[1] + i]) for i, name in enumerate(names)}
     background = mfit - basis @ coef[:n_groups]
     area_cov = cov[:n_groups, :n_groups] * np.outer(factor, factor)
-    return FitResult(p, psig, groups, chi2, x, model.energy(p), y, background, mfit,
-                     group_models, nfev, area_covariance=area_cov)
+    return FitResult(
+        p,
+        psig,
+        groups,
+        chi2,
+        x,
+        model.energy(p),
+        y,
+        background,
+        mfit,
+        group_models,
+        nfev,
+        area_covariance=area_cov,
+    )

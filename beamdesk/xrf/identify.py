@@ -15,11 +15,11 @@ from beamdesk.xrf import physics
 @dataclass(frozen=True)
 class Candidate:
     element: str
-    group: str         # PyMca-style group the line belongs to ("K", "L3", "M5" …)
-    line: str          # IUPAC line name, e.g. "KL3"
-    energy: float      # keV
-    rate: float        # ω × radiative rate of the line within its shell
-    distance: float    # keV, signed (line − query)
+    group: str  # PyMca-style group the line belongs to ("K", "L3", "M5" …)
+    line: str  # IUPAC line name, e.g. "KL3"
+    energy: float  # keV
+    rate: float  # ω × radiative rate of the line within its shell
+    distance: float  # keV, signed (line − query)
     score: float
 
 
@@ -38,8 +38,14 @@ def _all_lines() -> tuple[tuple[str, str, str, float, float], ...]:
     return tuple(out)
 
 
-def identify(energy: float, tolerance: float = 0.05, *, excitation: float | None = None,
-             min_rate: float = 1e-3, limit: int = 20) -> list[Candidate]:
+def identify(
+    energy: float,
+    tolerance: float = 0.05,
+    *,
+    excitation: float | None = None,
+    min_rate: float = 1e-3,
+    limit: int = 20,
+) -> list[Candidate]:
     """Lines within `tolerance` keV of `energy`, best first.
 
     With an `excitation` energy, lines whose absorption edge is above it are dropped (they

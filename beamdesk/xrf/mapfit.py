@@ -39,7 +39,7 @@ from beamdesk.xrf.config import XRFConfig, config_text
 from beamdesk.xrf.fit import FitResult, fit_range, fit_spectrum
 from beamdesk.xrf.model import Params, SpectrumModel, pileup_column
 
-ProgressCallback = Callable[[int, int], None]   # (pixels done, pixels total)
+ProgressCallback = Callable[[int, int], None]  # (pixels done, pixels total)
 
 TARGET_BLOCK_BYTES = 48 * 2**20
 
@@ -50,8 +50,13 @@ class MapFitError(RuntimeError):
 
 # --- streaming over HDF5 ---------------------------------------------------------------------
 
-def plan_blocks(shape: tuple[int, ...], chunks: tuple[int, ...] | None, itemsize: int,
-                target_bytes: int = TARGET_BLOCK_BYTES) -> list[tuple[slice, ...]]:
+
+def plan_blocks(
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...] | None,
+    itemsize: int,
+    target_bytes: int = TARGET_BLOCK_BYTES,
+) -> list[tuple[slice, ...]]:
     """Chunk-aligned blocks over the leading (pixel) axes, whole channel axis each.
 
     Blocks are unions of whole HDF5 chunks so every chunk is read (and decompressed) once;
@@ -63,20 +68,22 @@ def plan_blocks(shape: tuple[int, ...], chunks: tuple[int, ...] | None, itemsize
     step = list(chunks[:-1]) if chunks else [1] * len(lead)
     per_pixel = shape[-1] * itemsize
     if chunks and chunks[-1] < shape[-1]:
-        per_pixel = shape[-1] * itemsize   # still whole spectra: reads several chunks deep
+        per_pixel = shape[-1] * itemsize  # still whole spectra: reads several chunks deep
     for axis in reversed(range(len(lead))):
         while step[axis] < lead[axis]:
             grown = min(step[axis] * 2, lead[axis])
             if chunks:
                 grown = min(math.ceil(grown / chunks[axis]) * chunks[axis], lead[axis])
-            if math.prod([*step[:axis], grown, *step[axis + 1:]]) * per_pixel > target_bytes:
+            if math.prod([*step[:axis], grown, *step[axis + 1 :]]) * per_pixel > target_bytes:
                 break
             step[axis] = grown
         if step[axis] < lead[axis]:
             break
     ranges = [range(0, n, s) for n, s in zip(lead, step, strict=True)]
-    return [tuple(slice(i, min(i + s, n)) for i, s, n in zip(start, step, lead, strict=True))
-            for start in itertools.product(*ranges)]
+    return [
+        tuple(slice(i, min(i + s, n)) for i, s, n in zip(start, step, lead, strict=True))
+        for start in itertools.product(*ranges)
+    ]
 
 
 def open_source(source: Any, dataset: str) -> contextlib.AbstractContextManager[Any]:
@@ -120,29 +127,36 @@ def sum_spectrum(ds: Any) -> np.ndarray:
 
 # --- the prepared linear problem -------------------------------------------------------------
 
+
 @dataclass
 class Prepared:
     """Everything a worker needs for a block: small arrays, shipped once."""
 
-    names: list[str]            # peak groups (first n_groups columns of D)
+    names: list[str]  # peak groups (first n_groups columns of D)
     n_groups: int
     fit_slice: tuple[int, int]
-    design: np.ndarray          # channels × K (float64)
-    projector: np.ndarray       # K × channels, P = (DᵀWD)⁻¹DᵀW
-    gram: np.ndarray            # DᵀWD
-    weights: np.ndarray         # W (per channel)
-    area_factor: np.ndarray     # parameter → reported area (tails)
-    mass_factor: np.ndarray     # reported area → mass fraction (0: unknown)
-    reference: int | None       # internal standard group index or None
+    design: np.ndarray  # channels × K (float64)
+    projector: np.ndarray  # K × channels, P = (DᵀWD)⁻¹DᵀW
+    gram: np.ndarray  # DᵀWD
+    weights: np.ndarray  # W (per channel)
+    area_factor: np.ndarray  # parameter → reported area (tails)
+    mass_factor: np.ndarray  # reported area → mass fraction (0: unknown)
+    reference: int | None  # internal standard group index or None
     reference_fraction: float
-    snip_width: int | None      # per-pixel SNIP when set
-    mean_total: float = 1.0     # Σ channels of the average pixel's model (χ² scaling)
-    tensor: np.ndarray | None = None   # T_ijl = Σ_c D_ci D_cj D_cl W_c² (refit variances)
-    floor: float = 1e-3         # variance floor (counts) per channel
+    snip_width: int | None  # per-pixel SNIP when set
+    mean_total: float = 1.0  # Σ channels of the average pixel's model (χ² scaling)
+    tensor: np.ndarray | None = None  # T_ijl = Σ_c D_ci D_cj D_cl W_c² (refit variances)
+    floor: float = 1e-3  # variance floor (counts) per channel
 
 
-def prepare(cfg: XRFConfig, total: np.ndarray, n_pixels: int, *, background: str = "model",
-            quant: Any | None = None) -> tuple[Prepared, FitResult]:
+def prepare(
+    cfg: XRFConfig,
+    total: np.ndarray,
+    n_pixels: int,
+    *,
+    background: str = "model",
+    quant: Any | None = None,
+) -> tuple[Prepared, FitResult]:
     """Fit the sum spectrum and build the fixed linear problem for the pixels."""
     sum_fit = fit_spectrum(total, cfg, spline_continuum=True)
     p: Params = sum_fit.params
@@ -179,12 +193,22 @@ def prepare(cfg: XRFConfig, total: np.ndarray, n_pixels: int, *, background: str
         if quant.reference is not None and quant.reference in names:
             ref = names.index(quant.reference)
             ref_fraction = quant.reference_fraction
-    prepared = Prepared(names, len(names), (sl.start, sl.stop), design, projector, gram, w,
-                        factor, mass, ref, ref_fraction,
-                        cfg.fit.snip_width if background == "snip" else None,
-                        float(np.sum(1.0 / w)),
-                        np.einsum("ci,cj,cl,c->ijl", design, design, design, w**2,
-                                  optimize=True))
+    prepared = Prepared(
+        names,
+        len(names),
+        (sl.start, sl.stop),
+        design,
+        projector,
+        gram,
+        w,
+        factor,
+        mass,
+        ref,
+        ref_fraction,
+        cfg.fit.snip_width if background == "snip" else None,
+        float(np.sum(1.0 / w)),
+        np.einsum("ci,cj,cl,c->ijl", design, design, design, w**2, optimize=True),
+    )
     return prepared, sum_fit
 
 
@@ -195,8 +219,9 @@ def _masked_inverse(gram: np.ndarray, free: np.ndarray) -> np.ndarray:
     once (pixels share few patterns), then broadcast back to its pixels.
     """
     k = free.shape[1]
-    _, first, back = np.unique(np.packbits(free, axis=1), axis=0, return_index=True,
-                               return_inverse=True)
+    _, first, back = np.unique(
+        np.packbits(free, axis=1), axis=0, return_index=True, return_inverse=True
+    )
     clamp = ~free[first]
     cross = clamp[:, :, None] | clamp[:, None, :]
     g = np.where(cross, 0.0, gram[None, :, :])
@@ -207,8 +232,9 @@ def _masked_inverse(gram: np.ndarray, free: np.ndarray) -> np.ndarray:
     return h[back.ravel()]
 
 
-def _refit_nonnegative(a: np.ndarray, gram: np.ndarray, n_groups: int
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _refit_nonnegative(
+    a: np.ndarray, gram: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Active-set refit of pixels with negative group areas in the normal equations.
 
     b = G·a reproduces DᵀWy for each pixel, so the constrained problem needs no spectra.
@@ -267,8 +293,8 @@ def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
             bkg[r : r + step] = bg.snip(ys, prep.snip_width)
             ys -= bkg[r : r + step]
         a[r : r + step] = ys @ pt
-        ywy[r : r + step] = np.square(ys, out=ys) @ w32      # yᵀWy
-    b = a @ prep.gram.T            # DᵀWy, reproduced from the unconstrained solution
+        ywy[r : r + step] = np.square(ys, out=ys) @ w32  # yᵀWy
+    b = a @ prep.gram.T  # DᵀWy, reproduced from the unconstrained solution
     ng = prep.n_groups
     bad = np.nonzero((a[:, :ng] < 0).any(axis=1))[0]
     h = None
@@ -289,7 +315,7 @@ def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
         if bkg is not None:
             dw = prep.design * prep.weights[:, None]
             m += np.einsum("pc,ci,cj->pij", bkg[bad], dw, dw, optimize=True)
-        var_c = np.maximum(np.sum((h @ m) * h, axis=2), floor)     # diag(H·M·Hᵀ)
+        var_c = np.maximum(np.sum((h @ m) * h, axis=2), floor)  # diag(H·M·Hᵀ)
         # groups held at zero keep the unconstrained σ: "0 ± σ", never "0 ± 0"
         variance[bad] = np.where(free, var_c, variance[bad])
     # χ² with the sum-model weights rescaled to each pixel's intensity (exact when the pixel
@@ -313,20 +339,29 @@ def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
             cov = (a @ cmat)[:, :ng] * prep.area_factor * prep.area_factor[r]
             d_own = prep.mass_factor * per[:, None]
             d_ref = -mass / areas[:, r : r + 1]
-            var = ((d_own * sigmas) ** 2 + (d_ref * sigmas[:, r : r + 1]) ** 2
-                   + 2.0 * d_own * d_ref * cov)
+            var = (
+                (d_own * sigmas) ** 2
+                + (d_ref * sigmas[:, r : r + 1]) ** 2
+                + 2.0 * d_own * d_ref * cov
+            )
             mass_sigma = np.sqrt(np.maximum(var, 0.0))
         mass_sigma[:, r] = np.where(np.isfinite(per), 0.0, np.nan)
     else:
         mass = areas * prep.mass_factor
         mass_sigma = sigmas * np.abs(prep.mass_factor)
-    return {"areas": areas.astype(np.float32), "sigmas": sigmas.astype(np.float32),
-            "mass": mass.astype(np.float32), "mass_sigma": mass_sigma.astype(np.float32),
-            "chi2": chi2.astype(np.float32), "refit": np.array(int(bad.size))}
+    return {
+        "areas": areas.astype(np.float32),
+        "sigmas": sigmas.astype(np.float32),
+        "mass": mass.astype(np.float32),
+        "mass_sigma": mass_sigma.astype(np.float32),
+        "chi2": chi2.astype(np.float32),
+        "refit": np.array(int(bad.size)),
+    }
 
 
-def _fit_block_file(path: Any, dataset: str, block: tuple[slice, ...], prep: Prepared,
-                    single_thread: bool = True) -> tuple[tuple[slice, ...], dict[str, np.ndarray]]:
+def _fit_block_file(
+    path: Any, dataset: str, block: tuple[slice, ...], prep: Prepared, single_thread: bool = True
+) -> tuple[tuple[slice, ...], dict[str, np.ndarray]]:
     """Worker task: read one chunk-aligned block from the file and fit it."""
     limiter: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if single_thread:
@@ -337,7 +372,7 @@ def _fit_block_file(path: Any, dataset: str, block: tuple[slice, ...], prep: Pre
 
             limiter = threadpool_limits(1)
     with limiter, open_source(path, dataset) as ds:
-        raw = ds[block]     # native dtype: converting outside the h5py lock scales on threads
+        raw = ds[block]  # native dtype: converting outside the h5py lock scales on threads
     return block, _fit_array(raw, prep)
 
 
@@ -349,11 +384,12 @@ def _fit_array(raw: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
 
 def _sum_block_file(path: Any, dataset: str, block: tuple[slice, ...]) -> np.ndarray:
     with open_source(path, dataset) as ds:
-        data = ds[block]          # native dtype; the sum accumulates in float64
+        data = ds[block]  # native dtype; the sum accumulates in float64
     return data.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
 
 
 # --- output ------------------------------------------------------------------------------
+
 
 def dataset_name(group: str) -> str:
     """'Fe K' → 'Fe_K' (PyMca's dataset names)."""
@@ -388,16 +424,28 @@ class MapFitResult:
 class _Writer:
     """Creates the NeXus layout up front and fills it block by block (bounded memory)."""
 
-    def __init__(self, tmp: Path, shape: tuple[int, ...], prep: Prepared, cfg: XRFConfig,
-                 source: str, dataset: str, sum_fit: FitResult) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        shape: tuple[int, ...],
+        prep: Prepared,
+        cfg: XRFConfig,
+        source: str,
+        dataset: str,
+        sum_fit: FitResult,
+    ) -> None:
         import h5py
 
         from beamdesk.xrf import __version__
 
         self.f = h5py.File(tmp, "w")
         f = self.f
-        f.attrs.update(NX_class="NXroot", default="entry", creator=f"beamdesk.xrf {__version__}",
-                       file_time=dt.datetime.now(dt.UTC).isoformat())
+        f.attrs.update(
+            NX_class="NXroot",
+            default="entry",
+            creator=f"beamdesk.xrf {__version__}",
+            file_time=dt.datetime.now(dt.UTC).isoformat(),
+        )
         entry = f.create_group("entry")
         entry.attrs.update(NX_class="NXentry", default="xrf_fit/results/parameters")
         proc = entry.create_group("xrf_fit")
@@ -420,10 +468,14 @@ class _Writer:
         sumg["fit"] = sum_fit.fit
         sumg["energy"] = sum_fit.energy
         sumg["energy"].attrs["units"] = "keV"
-        for name, value in (("zero", sum_fit.params.zero), ("gain", sum_fit.params.gain),
-                            ("quad", sum_fit.params.quad), ("noise", sum_fit.params.noise),
-                            ("fano", sum_fit.params.fano),
-                            ("chi2_reduced", sum_fit.chi2_reduced)):
+        for name, value in (
+            ("zero", sum_fit.params.zero),
+            ("gain", sum_fit.params.gain),
+            ("quad", sum_fit.params.quad),
+            ("noise", sum_fit.params.noise),
+            ("fano", sum_fit.params.fano),
+            ("chi2_reduced", sum_fit.chi2_reduced),
+        ):
             sumg.attrs[name] = value
         results = proc.create_group("results")
         results.attrs["NX_class"] = "NXcollection"
@@ -431,17 +483,23 @@ class _Writer:
         chunks = tuple(min(n, 256) for n in lead)
         self.sets: dict[str, list[Any]] = {}
         names = [dataset_name(n) for n in prep.names]
-        for what, key in (("parameters", "areas"), ("uncertainties", "sigmas"),
-                          ("massfractions", "mass"),
-                          ("massfraction_uncertainties", "mass_sigma")):
+        for what, key in (
+            ("parameters", "areas"),
+            ("uncertainties", "sigmas"),
+            ("massfractions", "mass"),
+            ("massfraction_uncertainties", "mass_sigma"),
+        ):
             grp = results.create_group(what)
             self._nxdata(grp, names, lead)
-            self.sets[key] = [grp.create_dataset(n, shape=lead, dtype="f4", chunks=chunks,
-                                                 fillvalue=np.nan) for n in names]
+            self.sets[key] = [
+                grp.create_dataset(n, shape=lead, dtype="f4", chunks=chunks, fillvalue=np.nan)
+                for n in names
+            ]
         diag = results.create_group("diagnostics")
         self._nxdata(diag, ["chisq"], lead)
-        self.sets["chi2"] = [diag.create_dataset("chisq", shape=lead, dtype="f4", chunks=chunks,
-                                                 fillvalue=np.nan)]
+        self.sets["chi2"] = [
+            diag.create_dataset("chisq", shape=lead, dtype="f4", chunks=chunks, fillvalue=np.nan)
+        ]
 
     @staticmethod
     def _nxdata(grp: Any, names: list[str], lead: tuple[int, ...]) -> None:
@@ -467,11 +525,22 @@ class _Writer:
 
 # --- the public entry point -------------------------------------------------------------
 
-def fit_map(input_file: Any, dataset_path: str | None, config: XRFConfig,
-            output_file: str | Path, *, client: Any | None = None, scheduler: str | None = None,
-            workers: int = 2, processes: bool = False, background: str = "model",
-            quantify: bool = True, progress: ProgressCallback | None = None,
-            block_bytes: int = TARGET_BLOCK_BYTES) -> MapFitResult:
+
+def fit_map(
+    input_file: Any,
+    dataset_path: str | None,
+    config: XRFConfig,
+    output_file: str | Path,
+    *,
+    client: Any | None = None,
+    scheduler: str | None = None,
+    workers: int = 2,
+    processes: bool = False,
+    background: str = "model",
+    quantify: bool = True,
+    progress: ProgressCallback | None = None,
+    block_bytes: int = TARGET_BLOCK_BYTES,
+) -> MapFitResult:
     """Fit every pixel of `input_file::dataset_path` and write NeXus results to `output_file`.
 
     Parallel on dask.distributed: an existing `client`, a `scheduler` address, or a new
@@ -500,15 +569,20 @@ def fit_map(input_file: Any, dataset_path: str | None, config: XRFConfig,
             if scheduler:
                 pool = own_client = Client(scheduler)
             else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=processes, dashboard_address=None)
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=None,
+                )
                 pool = own_client = Client(cluster)
         # pass 1: sum spectrum
         if pool is None:
             total = sum((_sum_block_file(path, dataset, b) for b in blocks), np.zeros(shape[-1]))
         else:
-            futures = pool.map(_sum_block_file, [path] * len(blocks), [dataset] * len(blocks),
-                               blocks, pure=False)
+            futures = pool.map(
+                _sum_block_file, [path] * len(blocks), [dataset] * len(blocks), blocks, pure=False
+            )
             total = np.sum(pool.gather(futures), axis=0)
         quant = None
         if quantify:
@@ -534,9 +608,14 @@ def fit_map(input_file: Any, dataset_path: str | None, config: XRFConfig,
                 # otherwise share one key, and the first to finish releases it under the
                 # other (seen as KeyError 'Prepared-…' in the scheduler under load).
                 [prep_future] = pool.scatter([prep], broadcast=True, hash=False)
-                futures = pool.map(_fit_block_file, [path] * len(blocks),
-                                   [dataset] * len(blocks), blocks,
-                                   [prep_future] * len(blocks), pure=False)
+                futures = pool.map(
+                    _fit_block_file,
+                    [path] * len(blocks),
+                    [dataset] * len(blocks),
+                    blocks,
+                    [prep_future] * len(blocks),
+                    pure=False,
+                )
                 results = (fut.result() for fut in as_completed(futures))
             n_workers = 0 if pool is None else len(pool.scheduler_info().get("workers", {}))
             for block, out in results:
@@ -547,7 +626,7 @@ def fit_map(input_file: Any, dataset_path: str | None, config: XRFConfig,
                     progress(done, n_pixels)
             writer.f["entry/xrf_fit/results/diagnostics"].attrs["refitted_pixels"] = refit
             writer.close()
-            os.replace(tmp, out_path)     # atomic: readers never see a half-written file
+            os.replace(tmp, out_path)  # atomic: readers never see a half-written file
         except BaseException:
             writer.close()
             tmp.unlink(missing_ok=True)
@@ -558,5 +637,14 @@ def fit_map(input_file: Any, dataset_path: str | None, config: XRFConfig,
             own_client.close()
             if cluster is not None:
                 cluster.close()
-    return MapFitResult(str(out_path), shape[:-1], prep.names, sum_fit.params, sum_fit,
-                        n_pixels, time.perf_counter() - t0, refit, n_workers)
+    return MapFitResult(
+        str(out_path),
+        shape[:-1],
+        prep.names,
+        sum_fit.params,
+        sum_fit,
+        n_pixels,
+        time.perf_counter() - t0,
+        refit,
+        n_workers,
+    )

@@ -19,7 +19,7 @@ from beamdesk.xrf.config import Layer, XRFConfig, material_composition
 
 SQRT2 = math.sqrt(2.0)
 SQRT2PI = math.sqrt(2.0 * math.pi)
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))   # 2.3548
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Params:
     lt_area: float = 0.02
     lt_slope: float = 10.0
     step: float = 1e-4
-    compton_width: float = 0.05      # extra FWHM (keV) of the Compton peak (Doppler broadening)
+    compton_width: float = 0.05  # extra FWHM (keV) of the Compton peak (Doppler broadening)
 
     def vector(self, names: tuple[str, ...]) -> np.ndarray:
         return np.array([getattr(self, n) for n in names], dtype=float)
@@ -50,8 +50,18 @@ PARAM_NAMES = tuple(f.name for f in fields(Params))
 
 def params_from_config(cfg: XRFConfig) -> Params:
     d, s = cfg.detector, cfg.peakshape
-    return Params(d.zero, d.gain, d.quad, d.noise, d.fano, s.st_arearatio, s.st_sloperatio,
-                  s.lt_arearatio, s.lt_sloperatio, s.step_heightratio)
+    return Params(
+        d.zero,
+        d.gain,
+        d.quad,
+        d.noise,
+        d.fano,
+        s.st_arearatio,
+        s.st_sloperatio,
+        s.lt_arearatio,
+        s.lt_sloperatio,
+        s.step_heightratio,
+    )
 
 
 def energy_axis(channels: np.ndarray, p: Params) -> np.ndarray:
@@ -65,8 +75,16 @@ def fwhm(energy: np.ndarray | float, p: Params, detector: str = "Si") -> np.ndar
     return np.sqrt(p.noise**2 + FWHM_PER_SIGMA**2 * eps * p.fano * e)
 
 
-def hypermet(e: np.ndarray, e0: np.ndarray, sigma: np.ndarray, p: Params, *,
-             short_tail: bool, long_tail: bool, step: bool) -> np.ndarray:
+def hypermet(
+    e: np.ndarray,
+    e0: np.ndarray,
+    sigma: np.ndarray,
+    p: Params,
+    *,
+    short_tail: bool,
+    long_tail: bool,
+    step: bool,
+) -> np.ndarray:
     """Peak profiles per keV for unit Gaussian area; arrays broadcast (channels × peaks).
 
     Tails are exponentials convolved with the Gaussian (slopes in units of σ) carrying
@@ -75,14 +93,17 @@ def hypermet(e: np.ndarray, e0: np.ndarray, sigma: np.ndarray, p: Params, *,
     """
     x = e - e0
     out = np.exp(-0.5 * (x / sigma) ** 2) / (SQRT2PI * sigma)
-    for on, ratio, slope in ((short_tail, p.st_area, p.st_slope),
-                             (long_tail, p.lt_area, p.lt_slope)):
+    for on, ratio, slope in (
+        (short_tail, p.st_area, p.st_slope),
+        (long_tail, p.lt_area, p.lt_slope),
+    ):
         if on and ratio > 0:
             beta = max(slope, 1e-3) * sigma
             arg = x / beta + 0.5 * (sigma / beta) ** 2
             # exp(arg)·erfc(z) overflows far left; clip the exponent — erfc is ~0 there anyway
-            tail = np.exp(np.minimum(arg, 700.0)) * erfc(x / (SQRT2 * sigma) + sigma /
-                                                          (SQRT2 * beta))
+            tail = np.exp(np.minimum(arg, 700.0)) * erfc(
+                x / (SQRT2 * sigma) + sigma / (SQRT2 * beta)
+            )
             out = out + ratio * tail / (2.0 * beta)
     if step and p.step > 0:
         out = out + p.step * 0.5 * erfc(x / (SQRT2 * sigma)) / (SQRT2PI * sigma)
@@ -97,10 +118,11 @@ class PeakGroup:
     element: str | None
     energies: np.ndarray
     rates: np.ndarray
-    kind: str = "fluorescence"     # fluorescence | rayleigh | compton
+    kind: str = "fluorescence"  # fluorescence | rayleigh | compton
 
 
 # --- rate corrections ------------------------------------------------------------------------
+
 
 def _layer_transmission(cfg: XRFConfig, layer: Layer, energies: np.ndarray) -> np.ndarray:
     comp = material_composition(cfg, layer.material)
@@ -128,8 +150,10 @@ def matrix_factor(cfg: XRFConfig, energies: np.ndarray, excitation: float | None
     comp = material_composition(cfg, layer.material)
     sin_in = math.sin(math.radians(cfg.geometry.alpha_in))
     sin_out = math.sin(math.radians(cfg.geometry.alpha_out))
-    chi = (physics.mass_attenuation(comp, excitation)[0] / sin_in
-           + physics.mass_attenuation(comp, energies) / sin_out)
+    chi = (
+        physics.mass_attenuation(comp, excitation)[0] / sin_in
+        + physics.mass_attenuation(comp, energies) / sin_out
+    )
     rho_d = layer.density * layer.thickness
     return -np.expm1(-chi * rho_d) / chi
 
@@ -141,13 +165,18 @@ def sample_layer(cfg: XRFConfig) -> secondary.Layer | None:
         return None
     layer = cfg.matrix[0]
     comp = material_composition(cfg, layer.material)
-    return secondary.Layer(tuple(sorted(comp.items())), layer.density * layer.thickness,
-                           math.sin(math.radians(cfg.geometry.alpha_in)),
-                           math.sin(math.radians(cfg.geometry.alpha_out)), float(e0))
+    return secondary.Layer(
+        tuple(sorted(comp.items())),
+        layer.density * layer.thickness,
+        math.sin(math.radians(cfg.geometry.alpha_in)),
+        math.sin(math.radians(cfg.geometry.alpha_out)),
+        float(e0),
+    )
 
 
-def secondary_factor(cfg: XRFConfig, element: str, lines: list[physics.Line] |
-                     tuple[physics.Line, ...]) -> np.ndarray:
+def secondary_factor(
+    cfg: XRFConfig, element: str, lines: list[physics.Line] | tuple[physics.Line, ...]
+) -> np.ndarray:
     """Higher-order enhancement per line: ``concentrations.secondary`` 1 adds secondary,
     2 also tertiary fluorescence (PyMca's usemultilayersecondary); 0 gives 1."""
     ones = np.ones(len(lines))
@@ -158,9 +187,13 @@ def secondary_factor(cfg: XRFConfig, element: str, lines: list[physics.Line] |
     shells = [secondary.line_shell(x.name) for x in lines]
     for shell in set(shells):
         idx = [i for i, s in enumerate(shells) if s == shell]
-        out[idx] = secondary.enhancement(layer, element, shell,
-                                         np.array([lines[i].energy for i in idx]),
-                                         order=min(cfg.concentrations.secondary, 2))
+        out[idx] = secondary.enhancement(
+            layer,
+            element,
+            shell,
+            np.array([lines[i].energy for i in idx]),
+            order=min(cfg.concentrations.secondary, 2),
+        )
     return out
 
 
@@ -181,8 +214,12 @@ def build_groups(cfg: XRFConfig, *, corrections: bool = True) -> list[PeakGroup]
             e = np.array([x.energy for x in lines])
             r = np.array([x.rate for x in lines])
             if corrections:
-                r = (r * detector_efficiency(cfg, e) * matrix_factor(cfg, e, excitation)
-                     * secondary_factor(cfg, element, lines))
+                r = (
+                    r
+                    * detector_efficiency(cfg, e)
+                    * matrix_factor(cfg, e, excitation)
+                    * secondary_factor(cfg, element, lines)
+                )
             if r.sum() <= 0:
                 raise physics.PhysicsError(f"{element} {g}: all lines absorbed by the filters")
             groups.append(PeakGroup(f"{element} {g}", element, e, r / r.sum()))
@@ -191,15 +228,25 @@ def build_groups(cfg: XRFConfig, *, corrections: bool = True) -> list[PeakGroup]
         for i, b in enumerate(cfg.fit.beam):
             if not b.scatter:
                 continue
-            groups.append(PeakGroup(f"Scatter Peak{i:03d}", None, np.array([b.energy]),
-                                    np.array([1.0]), "rayleigh"))
-            groups.append(PeakGroup(f"Scatter Compton{i:03d}", None,
-                                    np.array([physics.compton_energy(b.energy, angle)]),
-                                    np.array([1.0]), "compton"))
+            groups.append(
+                PeakGroup(
+                    f"Scatter Peak{i:03d}", None, np.array([b.energy]), np.array([1.0]), "rayleigh"
+                )
+            )
+            groups.append(
+                PeakGroup(
+                    f"Scatter Compton{i:03d}",
+                    None,
+                    np.array([physics.compton_energy(b.energy, angle)]),
+                    np.array([1.0]),
+                    "compton",
+                )
+            )
     return groups
 
 
 # --- the model -----------------------------------------------------------------------------
+
 
 class SpectrumModel:
     """Evaluates the per-group basis B(θ) (channels × groups) on a channel grid."""
@@ -211,8 +258,11 @@ class SpectrumModel:
         self.names = [g.name for g in self.groups]
         self.detector = cfg.detector.material
         shape = cfg.peakshape
-        self.tails = {"short_tail": shape.short_tail, "long_tail": shape.long_tail,
-                      "step": shape.step}
+        self.tails = {
+            "short_tail": shape.short_tail,
+            "long_tail": shape.long_tail,
+            "step": shape.step,
+        }
         # Flatten all lines: energy, weight, owning group, whether it is an escape peak.
         energies, weights, owner, escape, compton = [], [], [], [], []
         for gi, g in enumerate(self.groups):
@@ -255,8 +305,15 @@ class SpectrumModel:
         profiles = np.empty((self.channels.size, self.line_energy.size))
         main = ~self.line_escape
         profiles[:, main] = hypermet(e, self.line_energy[main], sigma[main], p, **self.tails)
-        profiles[:, ~main] = hypermet(e, self.line_energy[~main], sigma[~main], p,
-                                      short_tail=False, long_tail=False, step=False)
+        profiles[:, ~main] = hypermet(
+            e,
+            self.line_energy[~main],
+            sigma[~main],
+            p,
+            short_tail=False,
+            long_tail=False,
+            step=False,
+        )
         return (profiles * de_dch) @ self.mixing
 
     def group_area_factor(self, p: Params) -> np.ndarray:

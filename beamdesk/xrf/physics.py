@@ -23,10 +23,19 @@ MERGE_TOLERANCE_KEV = 0.010
 
 SHELLS = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
 GROUP_SHELLS = {
-    "K": ("K",), "Ka": ("K",), "Kb": ("K",),
-    "L": ("L1", "L2", "L3"), "L1": ("L1",), "L2": ("L2",), "L3": ("L3",),
+    "K": ("K",),
+    "Ka": ("K",),
+    "Kb": ("K",),
+    "L": ("L1", "L2", "L3"),
+    "L1": ("L1",),
+    "L2": ("L2",),
+    "L3": ("L3",),
     "M": ("M1", "M2", "M3", "M4", "M5"),
-    "M1": ("M1",), "M2": ("M2",), "M3": ("M3",), "M4": ("M4",), "M5": ("M5",),
+    "M1": ("M1",),
+    "M2": ("M2",),
+    "M3": ("M3",),
+    "M4": ("M4",),
+    "M5": ("M5",),
 }
 VALID_GROUPS = tuple(GROUP_SHELLS)
 
@@ -104,11 +113,28 @@ def shell_vacancies(element: str, excitation_kev: float | None) -> dict[str, flo
     z = atomic_number(element)
     if excitation_kev is None or excitation_kev <= 0:
         return dict.fromkeys(SHELLS, 1.0)
-    v = {s: _safe(xrl.CS_Photo_Partial, z, getattr(xrl, f"{s}_SHELL"), excitation_kev)
-         for s in SHELLS}
-    f = {name: _safe(xrl.CosKronTransProb, z, getattr(xrl, f"{name}_TRANS"))
-         for name in ("FL12", "FL13", "FL23", "FM12", "FM13", "FM14", "FM15", "FM23", "FM24",
-                      "FM25", "FM34", "FM35", "FM45")}
+    v = {
+        s: _safe(xrl.CS_Photo_Partial, z, getattr(xrl, f"{s}_SHELL"), excitation_kev)
+        for s in SHELLS
+    }
+    f = {
+        name: _safe(xrl.CosKronTransProb, z, getattr(xrl, f"{name}_TRANS"))
+        for name in (
+            "FL12",
+            "FL13",
+            "FL23",
+            "FM12",
+            "FM13",
+            "FM14",
+            "FM15",
+            "FM23",
+            "FM24",
+            "FM25",
+            "FM34",
+            "FM35",
+            "FM45",
+        )
+    }
     v["L2"] += f["FL12"] * v["L1"]
     v["L3"] += f["FL13"] * v["L1"] + f["FL23"] * v["L2"]
     # M shells: same cascade, ordered from M1 downwards.
@@ -153,16 +179,18 @@ def merge_lines(lines: list[Line], tolerance: float = MERGE_TOLERANCE_KEV) -> li
         if out and line.energy - out[-1].energy < tolerance:
             prev = out[-1]
             total = prev.rate + line.rate
-            out[-1] = Line(prev.name, (prev.energy * prev.rate + line.energy * line.rate) / total,
-                           total)
+            out[-1] = Line(
+                prev.name, (prev.energy * prev.rate + line.energy * line.rate) / total, total
+            )
         else:
             out.append(line)
     return out
 
 
 @lru_cache(maxsize=4096)
-def group_lines(element: str, group: str, excitation_kev: float | None = None,
-                min_rate: float = 1e-4) -> tuple[Line, ...]:
+def group_lines(
+    element: str, group: str, excitation_kev: float | None = None, min_rate: float = 1e-4
+) -> tuple[Line, ...]:
     """Lines of one element group with rates normalised to sum 1 (before any attenuation)."""
     lines = merge_lines(raw_lines(element, group, excitation_kev))
     total = sum(line.rate for line in lines)
@@ -180,6 +208,7 @@ def group_yield(element: str, group: str, excitation_kev: float | None) -> float
 
 # --- materials and attenuation -------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Material:
     """Mass fractions by element symbol and a density (g/cm³)."""
@@ -192,16 +221,19 @@ def parse_compound(formula: str) -> dict[str, float]:
     """Mass fractions of a chemical formula or NIST compound name."""
     try:
         data = xrl.CompoundParser(formula)
-        return {symbol(z): float(w) for z, w in zip(data["Elements"], data["massFractions"],
-                                                     strict=True)}
+        return {
+            symbol(z): float(w)
+            for z, w in zip(data["Elements"], data["massFractions"], strict=True)
+        }
     except ValueError:
         pass
     try:
         data = xrl.GetCompoundDataNISTByName(formula)
     except ValueError as exc:
         raise PhysicsError(f"unknown material or formula {formula!r}") from exc
-    return {symbol(z): float(w) for z, w in zip(data["Elements"], data["massFractions"],
-                                                 strict=True)}
+    return {
+        symbol(z): float(w) for z, w in zip(data["Elements"], data["massFractions"], strict=True)
+    }
 
 
 def mixture(components: list[tuple[str, float]]) -> dict[str, float]:
@@ -241,8 +273,11 @@ def element_total(z: int, energy_kev: float) -> float:
     """Total mass attenuation μ/ρ (cm²/g) of one element: photo + Rayleigh + Compton."""
     if energy_kev <= 0:
         return 0.0
-    return (element_photo(z, energy_kev) + _safe(xrl.CS_Rayl, z, energy_kev)
-            + _safe(xrl.CS_Compt, z, energy_kev))
+    return (
+        element_photo(z, energy_kev)
+        + _safe(xrl.CS_Rayl, z, energy_kev)
+        + _safe(xrl.CS_Compt, z, energy_kev)
+    )
 
 
 def mass_attenuation(composition: dict[str, float], energy_kev: float | np.ndarray) -> np.ndarray:
@@ -265,8 +300,13 @@ def photo_absorption(composition: dict[str, float], energy_kev: float | np.ndarr
     return mu
 
 
-def transmission(composition: dict[str, float], density: float, thickness_cm: float,
-                 energy_kev: float | np.ndarray, funny: float = 1.0) -> np.ndarray:
+def transmission(
+    composition: dict[str, float],
+    density: float,
+    thickness_cm: float,
+    energy_kev: float | np.ndarray,
+    funny: float = 1.0,
+) -> np.ndarray:
     """exp(-μ ρ d): fraction transmitted by a filter (PyMca's 'funny factor' scales it)."""
     return np.exp(-mass_attenuation(composition, energy_kev) * density * thickness_cm * funny)
 
@@ -277,6 +317,7 @@ def compton_energy(energy_kev: float, angle_deg: float) -> float:
 
 
 # --- detector escape peaks -----------------------------------------------------------------
+
 
 def escape_lines(detector: str, energy_kev: float) -> list[tuple[float, float]]:
     """(escape energy offset keV, probability) of the detector's K fluorescence escaping.

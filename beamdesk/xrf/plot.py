@@ -12,16 +12,18 @@ from beamdesk.xrf.fit import FitResult
 def plot_fit(result: FitResult, path: str | Path, *, title: str = "", max_groups: int = 12) -> None:
     import matplotlib
 
-    matplotlib.use("Agg")        # headless: no display on servers
+    matplotlib.use("Agg")  # headless: no display on servers
     import matplotlib.pyplot as plt
 
     e = result.energy
-    fig, (ax, axr) = plt.subplots(2, 1, sharex=True, figsize=(10, 6.5), dpi=100,
-                                  gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, axr) = plt.subplots(
+        2, 1, sharex=True, figsize=(10, 6.5), dpi=100, gridspec_kw={"height_ratios": [3, 1]}
+    )
     ax.plot(e, np.clip(result.data, 0.5, None), ".", ms=2, color="k", label="data")
     ax.plot(e, np.clip(result.fit, 0.5, None), "-", lw=1.2, color="tab:red", label="fit")
-    ax.plot(e, np.clip(result.background, 0.5, None), "-", lw=1, color="tab:gray",
-            label="background")
+    ax.plot(
+        e, np.clip(result.background, 0.5, None), "-", lw=1, color="tab:gray", label="background"
+    )
     strongest = sorted(result.group_models, key=lambda k: -result.groups[k].area)[:max_groups]
     for name in strongest:
         contrib = result.background + result.group_models[name]

@@ -34,9 +34,9 @@ class QuantError(ValueError):
 class QuantFactors:
     """Mass fraction per unit group area, and the internal standard if any."""
 
-    factors: dict[str, float]                 # group → mass fraction per count (FP scale)
-    sensitivity: dict[str, float] = field(default_factory=dict)   # S_g (counts per unit C)
-    reference: str | None = None              # internal-standard group
+    factors: dict[str, float]  # group → mass fraction per count (FP scale)
+    sensitivity: dict[str, float] = field(default_factory=dict)  # S_g (counts per unit C)
+    reference: str | None = None  # internal-standard group
     reference_fraction: float = 0.0
 
 
@@ -69,8 +69,9 @@ def instrument_constant(cfg: XRFConfig) -> float:
     t_beam = 1.0
     for layer in cfg.beam_filters:
         comp = material_composition(cfg, layer.material)
-        t_beam *= float(physics.transmission(comp, layer.density, layer.thickness, e0,
-                                             layer.funny)[0])
+        t_beam *= float(
+            physics.transmission(comp, layer.density, layer.thickness, e0, layer.funny)[0]
+        )
     sin_in = math.sin(math.radians(cfg.geometry.alpha_in)) if cfg.matrix else 1.0
     return c.flux * c.time * omega / (4 * math.pi) * t_beam / sin_in
 
@@ -120,8 +121,12 @@ class Quantification:
     sigmas: dict[str, float]
 
 
-def quantify(areas: dict[str, float], cfg: XRFConfig, sigmas: dict[str, float] | None = None,
-             covariance: dict[tuple[str, str], float] | None = None) -> Quantification:
+def quantify(
+    areas: dict[str, float],
+    cfg: XRFConfig,
+    sigmas: dict[str, float] | None = None,
+    covariance: dict[tuple[str, str], float] | None = None,
+) -> Quantification:
     """Mass fractions and their uncertainties (first-order propagation of the area errors).
 
     Fundamental parameters: σ_C = f·σ_A. Internal standard r: C_i = C_r·(A_i/S_i)/(A_r/S_r),
@@ -160,8 +165,7 @@ def covariance_pairs(names: list[str], matrix: np.ndarray | None) -> dict[tuple[
     """A covariance matrix (rows/columns in `names` order) as a {(a, b): cov} mapping."""
     if matrix is None:
         return {}
-    return {(a, b): float(matrix[i, j]) for i, a in enumerate(names)
-            for j, b in enumerate(names)}
+    return {(a, b): float(matrix[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)}
 
 
 def mass_fractions(areas: dict[str, float], cfg: XRFConfig) -> dict[str, float]:

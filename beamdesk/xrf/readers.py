@@ -20,10 +20,10 @@ class SpectrumReadError(ValueError):
 
 @dataclass
 class Spectrum:
-    counts: np.ndarray                 # float64, one value per channel
-    channels: np.ndarray               # channel numbers (usually 0..n-1)
+    counts: np.ndarray  # float64, one value per channel
+    channels: np.ndarray  # channel numbers (usually 0..n-1)
     source: str
-    calibration: tuple[float, float, float] | None = None   # zero, gain, quad (keV)
+    calibration: tuple[float, float, float] | None = None  # zero, gain, quad (keV)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,8 +49,13 @@ def _finish(counts: np.ndarray, source: str, first: int = 0, **meta: Any) -> Spe
         raise SpectrumReadError(f"{source}: only {counts.size} channels, not a spectrum")
     if not np.all(np.isfinite(counts)):
         raise SpectrumReadError(f"{source}: contains non-finite values")
-    return Spectrum(counts, np.arange(first, first + counts.size, dtype=np.float64), source,
-                    meta.pop("calibration", None), meta)
+    return Spectrum(
+        counts,
+        np.arange(first, first + counts.size, dtype=np.float64),
+        source,
+        meta.pop("calibration", None),
+        meta,
+    )
 
 
 def _numbers(tokens: list[str], source: str, where: str) -> list[float]:
@@ -86,14 +91,20 @@ def read_spe(path: Path) -> Spectrum:
     values = _numbers(" ".join(blocks["DATA"][1:]).split(), str(path), "$DATA")
     if len(values) != last - first + 1:
         raise SpectrumReadError(
-            f"{path}: $DATA: announces {last - first + 1} channels but holds {len(values)}")
+            f"{path}: $DATA: announces {last - first + 1} channels but holds {len(values)}"
+        )
     calibration = None
     if "MCA_CAL" in blocks and len(blocks["MCA_CAL"]) > 1:
         coef = _numbers(blocks["MCA_CAL"][1].split()[:3], str(path), "$MCA_CAL")
         calibration = ([*coef, 0.0, 0.0, 0.0])[:3]
         calibration = (calibration[0], calibration[1], calibration[2])
-    return _finish(np.array(values), str(path), first, calibration=calibration,
-                   **{k.lower(): " ".join(v) for k, v in blocks.items() if k != "DATA"})
+    return _finish(
+        np.array(values),
+        str(path),
+        first,
+        calibration=calibration,
+        **{k.lower(): " ".join(v) for k, v in blocks.items() if k != "DATA"},
+    )
 
 
 def read_spec_mca(path: Path) -> Spectrum:
@@ -106,7 +117,7 @@ def read_spec_mca(path: Path) -> Spectrum:
             c = _numbers(line.split()[1:4], str(path), "#@CALIB")
             calibration = (c[0], c[1], c[2] if len(c) > 2 else 0.0)
         if line.startswith("@A"):
-            if counts:       # only the first spectrum of the file
+            if counts:  # only the first spectrum of the file
                 break
             collecting = True
             line = line[2:]
@@ -135,7 +146,7 @@ def read_columns(path: Path, delimiter: str | None = None) -> Spectrum:
         try:
             rows.append([float(p) for p in parts])
         except ValueError:
-            if not rows and delimiter:      # a CSV header line
+            if not rows and delimiter:  # a CSV header line
                 continue
             raise SpectrumReadError(f"{path}: line {number}: not numeric: {s[:40]!r}") from None
     if not rows:
@@ -178,7 +189,8 @@ def read_hdf5(spec: str) -> Spectrum:
             else:
                 if len(index) != ds.ndim - 1:
                     raise SpectrumReadError(
-                        f"{fname}: {inner} has {ds.ndim} axes; give {ds.ndim - 1} indices")
+                        f"{fname}: {inner} has {ds.ndim} axes; give {ds.ndim - 1} indices"
+                    )
                 try:
                     data = ds[index]
                 except (IndexError, ValueError) as exc:

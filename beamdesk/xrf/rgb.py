@@ -10,8 +10,13 @@ SCALINGS = ("minmax", "percentile")
 TRANSFORMS = ("linear", "log", "sqrt")
 
 
-def scale_channel(values: np.ndarray, *, scaling: str = "minmax", transform: str = "linear",
-                  percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
+def scale_channel(
+    values: np.ndarray,
+    *,
+    scaling: str = "minmax",
+    transform: str = "linear",
+    percentiles: tuple[float, float] = (1.0, 99.0),
+) -> np.ndarray:
     """Map values to [0, 1]: transform first (log/sqrt compress bright spots), then stretch.
 
     NaNs (unfitted pixels) become 0 so they show as black.
@@ -36,12 +41,15 @@ def scale_channel(values: np.ndarray, *, scaling: str = "minmax", transform: str
     return np.nan_to_num(np.clip(out, 0.0, 1.0), nan=0.0)
 
 
-def rgb_image(red: np.ndarray | None, green: np.ndarray | None, blue: np.ndarray | None,
-              **scaling: object) -> np.ndarray:
+def rgb_image(
+    red: np.ndarray | None, green: np.ndarray | None, blue: np.ndarray | None, **scaling: object
+) -> np.ndarray:
     """(H, W, 3) uint8 image; a missing channel stays black."""
     shape = next(np.shape(c) for c in (red, green, blue) if c is not None)
-    planes = [scale_channel(c, **scaling) if c is not None else np.zeros(shape)  # type: ignore[arg-type]
-              for c in (red, green, blue)]
+    planes = [
+        scale_channel(c, **scaling) if c is not None else np.zeros(shape)  # type: ignore[arg-type]
+        for c in (red, green, blue)
+    ]
     return np.round(np.stack(planes, axis=-1) * 255).astype(np.uint8)
 
 
@@ -61,8 +69,15 @@ def scatter_data(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray | float]:
     return {"x": x, "y": y, "pearson_r": r}
 
 
-def scatter_png(a: np.ndarray, b: np.ndarray, path: str | Path, *, xlabel: str = "A",
-                ylabel: str = "B", log: bool = False) -> None:
+def scatter_png(
+    a: np.ndarray,
+    b: np.ndarray,
+    path: str | Path,
+    *,
+    xlabel: str = "A",
+    ylabel: str = "B",
+    log: bool = False,
+) -> None:
     """A 2-D histogram of the pixel pairs (dense maps have too many points to draw singly)."""
     import matplotlib
 

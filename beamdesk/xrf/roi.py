@@ -27,8 +27,9 @@ def parse_window(text: str) -> tuple[str, float, float]:
     return text.strip(), main.energy - 0.15, main.energy + 0.15
 
 
-def channel_range(lo_kev: float, hi_kev: float, zero: float, gain: float,
-                  n_channels: int, quad: float = 0.0) -> tuple[int, int]:
+def channel_range(
+    lo_kev: float, hi_kev: float, zero: float, gain: float, n_channels: int, quad: float = 0.0
+) -> tuple[int, int]:
     """First and one-past-last channel whose energy lies in [lo, hi]."""
     ch = np.arange(n_channels)
     e = zero + gain * ch + quad * ch**2
@@ -38,21 +39,33 @@ def channel_range(lo_kev: float, hi_kev: float, zero: float, gain: float,
     return int(inside[0]), int(inside[-1]) + 1
 
 
-def roi_maps(path: str, dataset: str, windows: list[tuple[str, float, float]], *,
-             zero: float, gain: float, quad: float = 0.0,
-             progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+def roi_maps(
+    path: str,
+    dataset: str,
+    windows: list[tuple[str, float, float]],
+    *,
+    zero: float,
+    gain: float,
+    quad: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Sum of counts in each energy window for every pixel; reads one block at a time."""
     with open_dataset(path, dataset) as ds:
         return roi_maps_of(ds, windows, zero=zero, gain=gain, quad=quad, progress=progress)
 
 
-def roi_maps_of(ds: Any, windows: list[tuple[str, float, float]], *, zero: float,
-                gain: float, quad: float = 0.0,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+def roi_maps_of(
+    ds: Any,
+    windows: list[tuple[str, float, float]],
+    *,
+    zero: float,
+    gain: float,
+    quad: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """``roi_maps`` on an open dataset (pixels × … × channels)."""
     shape = ds.shape
-    ranges = {name: channel_range(lo, hi, zero, gain, shape[-1], quad)
-              for name, lo, hi in windows}
+    ranges = {name: channel_range(lo, hi, zero, gain, shape[-1], quad) for name, lo, hi in windows}
     out = {name: np.zeros(shape[:-1], dtype=np.float64) for name in ranges}
     blocks = plan_blocks(shape, ds.chunks, ds.dtype.itemsize)
     for i, block in enumerate(blocks):

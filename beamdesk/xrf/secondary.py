@@ -80,23 +80,24 @@ def _kernel(p: float, q: np.ndarray, k: np.ndarray, t: float) -> np.ndarray:
     """K = ∫₀ᵀ∫₀ᵀ e^{−pz − qz′ − k|z − z′|} dz dz′ (all arguments > 0)."""
     k1 = _separate(q, k)
     lpq = _slab(p + q, t)
-    term1 = (lpq - _slab(p + k1, t)) / (k1 - q)           # z′ < z
+    term1 = (lpq - _slab(p + k1, t)) / (k1 - q)  # z′ < z
     if math.isinf(t):
         tail = np.zeros_like(k)
     else:
         k2 = _separate(np.full_like(k, p), k)
         # e^{−(q+k)T}·L(p − k), written so that nothing overflows for k > p
         tail = (np.exp(-(q + k2) * t) - np.exp(-(p + q) * t)) / (p - k2)
-    term2 = (lpq - tail) / (q + k)                         # z′ > z
+    term2 = (lpq - tail) / (q + k)  # z′ > z
     return term1 + term2
 
 
-def depth_integral(p: float, q: np.ndarray | float, s: float,
-                   mass_thickness: float = math.inf) -> np.ndarray:
+def depth_integral(
+    p: float, q: np.ndarray | float, s: float, mass_thickness: float = math.inf
+) -> np.ndarray:
     """J(p, q, s, T) = ∫₀ᵀ∫₀ᵀ e^{−pz} E₁(s|z − z′|) e^{−qz′} dz dz′ (g²/cm⁴ · cm²/g …)."""
     q = np.atleast_1d(np.asarray(q, dtype=float))
     # E₁(s|Δ|) = ∫₁^∞ e^{−s|Δ|u}/u du, u = e^{−y}: du/u = −dy
-    k = s * np.exp(-_Y)                                   # (nodes,)
+    k = s * np.exp(-_Y)  # (nodes,)
     vals = _kernel(p, q[:, None], k[None, :], mass_thickness)
     return vals @ _W
 
@@ -106,10 +107,10 @@ class Layer:
     """A homogeneous sample layer seen by the beam at ψ₁ and the detector at ψ₂."""
 
     composition: tuple[tuple[str, float], ...]
-    mass_thickness: float          # ρ·d (g/cm²)
+    mass_thickness: float  # ρ·d (g/cm²)
     sin_in: float
     sin_out: float
-    excitation: float              # keV
+    excitation: float  # keV
 
     def mu(self, energy: float | np.ndarray) -> np.ndarray:
         return physics.mass_attenuation(dict(self.composition), energy)
@@ -143,23 +144,24 @@ def line_shell(name: str) -> str:
     return m.group(1)
 
 
-def depth_profile(a: float, s: float, z: np.ndarray, mass_thickness: float = math.inf
-                  ) -> np.ndarray:
+def depth_profile(
+    a: float, s: float, z: np.ndarray, mass_thickness: float = math.inf
+) -> np.ndarray:
     """A(a, s, z′) = ∫₀ᵀ e^{−az} E₁(s|z − z′|) dz at depths z′ (g/cm²)."""
     k = s * np.exp(-_Y)[None, :]
     zz = np.asarray(z, dtype=float)[:, None]
     k1 = _separate(np.full_like(k, a), k)
-    below = (np.exp(-a * zz) - np.exp(-k1 * zz)) / (k1 - a)            # z < z′
+    below = (np.exp(-a * zz) - np.exp(-k1 * zz)) / (k1 - a)  # z < z′
     if math.isinf(mass_thickness):
         above = np.exp(-a * zz) / (a + k)
     else:
-        above = (np.exp(-a * zz) - np.exp(-a * mass_thickness - k * (mass_thickness - zz))) \
-            / (a + k)
+        above = (np.exp(-a * zz) - np.exp(-a * mass_thickness - k * (mass_thickness - zz))) / (
+            a + k
+        )
     return (below + above) @ _W
 
 
-def _depth_grid(length: float, panels: int = 24, nodes: int = 8) -> tuple[np.ndarray,
-                                                                         np.ndarray]:
+def _depth_grid(length: float, panels: int = 24, nodes: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Legendre nodes/weights on [0, length], panels growing geometrically from 0."""
     edges = np.r_[0.0, np.geomspace(length * 1e-6, length, panels)]
     x, w = np.polynomial.legendre.leggauss(nodes)
@@ -171,8 +173,9 @@ def _depth_grid(length: float, panels: int = 24, nodes: int = 8) -> tuple[np.nda
 
 
 @lru_cache(maxsize=64)
-def _tertiary_sources(layer: Layer) -> tuple[np.ndarray, np.ndarray,
-                                             tuple[tuple[float, np.ndarray], ...]]:
+def _tertiary_sources(
+    layer: Layer,
+) -> tuple[np.ndarray, np.ndarray, tuple[tuple[float, np.ndarray], ...]]:
     """Depth grid and, per secondary line n (energy E_n), its emission density at depth z′.
 
     src_n(z′) = ½ Σ_m y_m Y′_kn(E_m) A(p, s_m, z′): photons of line n per unit depth.
@@ -225,13 +228,15 @@ def tertiary(layer: Layer, element: str, shell: str, e_line: np.ndarray) -> np.n
             continue
         s_n = float(layer.mu(e_n)[0])
         for i, qi in enumerate(q):
-            out[i] += 0.5 * vac * float(np.sum(w * src * depth_profile(qi, s_n, z,
-                                                                      layer.mass_thickness)))
+            out[i] += (
+                0.5 * vac * float(np.sum(w * src * depth_profile(qi, s_n, z, layer.mass_thickness)))
+            )
     return out
 
 
-def enhancement(layer: Layer, element: str, shell: str,
-                energies: np.ndarray | list[float], order: int = 1) -> np.ndarray:
+def enhancement(
+    layer: Layer, element: str, shell: str, energies: np.ndarray | list[float], order: int = 1
+) -> np.ndarray:
     """(primary + secondary)/primary for lines of `element` from `shell` at `energies` (keV).
 
     `order` 2 adds tertiary excitation.
@@ -249,7 +254,7 @@ def enhancement(layer: Layer, element: str, shell: str,
     primary = _slab(p + q, layer.mass_thickness)
     secondary = np.zeros_like(e_line)
     for e_m, y_m in _exciting_lines(layer):
-        if e_m <= edge:          # cannot ionise this shell (nor, via Coster–Kronig, feed it)
+        if e_m <= edge:  # cannot ionise this shell (nor, via Coster–Kronig, feed it)
             continue
         # vacancies in `shell` per unit flux at E_m: Kissel subshell σ + Coster–Kronig
         vac = _vacancies(element, round(e_m, 6)).get(shell, 0.0)

@@ -27,9 +27,16 @@ def check_numeric(ds: Any, name: str) -> None:
         raise SpectrumReadError(f"{name}: not a numeric spectrum or map")
 
 
-def spectrum_of(ds: Any, name: str, *, pixel: list[int] | None = None,
-                rows: list[int] | None = None, cols: list[int] | None = None,
-                max_bytes: int, max_sum_bytes: int) -> np.ndarray:
+def spectrum_of(
+    ds: Any,
+    name: str,
+    *,
+    pixel: list[int] | None = None,
+    rows: list[int] | None = None,
+    cols: list[int] | None = None,
+    max_bytes: int,
+    max_sum_bytes: int,
+) -> np.ndarray:
     """The counts of a 1-D dataset, one pixel of a map, a region's sum or the map's sum.
 
     Sums are read chunk by chunk; what is decompressed is bounded by ``max_sum_bytes``
@@ -42,8 +49,7 @@ def spectrum_of(ds: Any, name: str, *, pixel: list[int] | None = None,
         return np.asarray(ds[()], dtype=float)
     if pixel is not None:
         if len(pixel) != ds.ndim - 1:
-            raise SpectrumReadError(f"{name} has {ds.ndim} axes: give {ds.ndim - 1} pixel "
-                                    "indices")
+            raise SpectrumReadError(f"{name} has {ds.ndim} axes: give {ds.ndim - 1} pixel indices")
         if any(not 0 <= i < n for i, n in zip(pixel, ds.shape, strict=False)):
             raise SpectrumReadError(f"pixel {pixel} lies outside the map {list(ds.shape[:-1])}")
         return np.asarray(ds[tuple(pixel)], dtype=float)
@@ -53,14 +59,17 @@ def spectrum_of(ds: Any, name: str, *, pixel: list[int] | None = None,
         rows = rows or [0, ds.shape[0]]
         cols = cols or [0, ds.shape[1]]
         if not (0 <= rows[0] < rows[1] <= ds.shape[0] and 0 <= cols[0] < cols[1] <= ds.shape[1]):
-            raise SpectrumReadError(f"region rows {rows}, columns {cols} lies outside the "
-                                    f"map {list(ds.shape[:-1])}")
+            raise SpectrumReadError(
+                f"region rows {rows}, columns {cols} lies outside the map {list(ds.shape[:-1])}"
+            )
         size = (rows[1] - rows[0]) * (cols[1] - cols[0]) * ds.shape[-1] * ds.dtype.itemsize
         if size > max_bytes:
-            raise SpectrumReadError(f"the region holds {_mib(size)}, more than the "
-                                    f"{_mib(max_bytes)} one request may read: choose a "
-                                    "smaller one")
-        block = ds[rows[0]:rows[1], cols[0]:cols[1], :]
+            raise SpectrumReadError(
+                f"the region holds {_mib(size)}, more than the "
+                f"{_mib(max_bytes)} one request may read: choose a "
+                "smaller one"
+            )
+        block = ds[rows[0] : rows[1], cols[0] : cols[1], :]
         return np.asarray(block, dtype=float).sum(axis=(0, 1))
     check_map_size(ds, max_sum_bytes)
     return sum_spectrum(ds)
@@ -70,9 +79,11 @@ def check_map_size(ds: Any, max_sum_bytes: int) -> None:
     """Refuse to decompress more than ``max_sum_bytes`` for one synchronous request."""
     nbytes = math.prod(ds.shape) * ds.dtype.itemsize
     if nbytes > max_sum_bytes:
-        raise SpectrumReadError(f"the map holds {nbytes / 2**30:.1f} GiB uncompressed, more "
-                                f"than the {max_sum_bytes / 2**30:.1f} GiB one request may "
-                                "read: fit it in a map-fit job, or choose a region")
+        raise SpectrumReadError(
+            f"the map holds {nbytes / 2**30:.1f} GiB uncompressed, more "
+            f"than the {max_sum_bytes / 2**30:.1f} GiB one request may "
+            "read: fit it in a map-fit job, or choose a region"
+        )
 
 
 def map_shape(ds: Any) -> list[int] | None:

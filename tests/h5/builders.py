@@ -33,8 +33,11 @@ def write_types(path: Path) -> None:
         f["c8"] = (RNG.random(6) + 1j * RNG.random(6)).astype("c8")
         f["c16"] = RNG.random((2, 3)) + 1j * RNG.random((2, 3))
         f["bool"] = np.array([True, False, True])
-        f.create_dataset("enum", data=np.array([0, 1, 2, 1], dtype="u1"),
-                         dtype=h5py.enum_dtype({"RED": 0, "GREEN": 1, "BLUE": 2}, basetype="u1"))
+        f.create_dataset(
+            "enum",
+            data=np.array([0, 1, 2, 1], dtype="u1"),
+            dtype=h5py.enum_dtype({"RED": 0, "GREEN": 1, "BLUE": 2}, basetype="u1"),
+        )
         f["fixed_ascii"] = np.array([b"alpha", b"be", b"gamma"], dtype="S5")
         f.create_dataset("vlen_utf8", data=["café", "☕", "x"], dtype=h5py.string_dtype("utf-8"))
         f.create_dataset("vlen_ascii", data=[b"a", b"bc"], dtype=h5py.string_dtype("ascii"))
@@ -42,8 +45,11 @@ def write_types(path: Path) -> None:
         f["scalar_f"] = 3.5
         f["scalar_i"] = np.int16(-2)
         f["compound"] = np.array([(1, 2.5), (3, 4.5)], dtype=[("a", "<i4"), ("b", "<f8")])
-        f["array_t"] = np.array([[1, 2, 3], [4, 5, 6]], dtype="(3,)i2").reshape(2)  \
-            if False else np.zeros(2, dtype=np.dtype(("<i2", (3,))))
+        f["array_t"] = (
+            np.array([[1, 2, 3], [4, 5, 6]], dtype="(3,)i2").reshape(2)
+            if False
+            else np.zeros(2, dtype=np.dtype(("<i2", (3,))))
+        )
         f["opaque"] = np.array([b"\x01\x02", b"\x03\x04"], dtype="V2")
         f["empty"] = h5py.Empty("f4")
         f["zero_len"] = np.zeros((0, 3), dtype="f4")
@@ -84,7 +90,6 @@ class H5World:
 
     def get(self, endpoint: str, who: str | None = "pi", number: str = NUMBER, **params: object):  # type: ignore[no-untyped-def]
         headers = self.auth(who) if who else {}
-        return self.client.get(f"/api/proposals/{number}/h5/{endpoint}", params=params,
-                               headers=headers)
-
-
+        return self.client.get(
+            f"/api/proposals/{number}/h5/{endpoint}", params=params, headers=headers
+        )

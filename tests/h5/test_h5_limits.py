@@ -17,8 +17,9 @@ def small_limit(app) -> None:  # type: ignore[no-untyped-def]
     app.state.settings = replace(app.state.settings, max_read_bytes=1000)
 
 
-@pytest.mark.parametrize("selection", ["1:2:0", "a", "0,0,0,0", "1:2:3:4", "99", "-7",
-                                       "0;1", ":,::-1", "1.5", ","])
+@pytest.mark.parametrize(
+    "selection", ["1:2:0", "a", "0,0,0,0", "1:2:3:4", "99", "-7", "0;1", ":,::-1", "1.5", ","]
+)
 def test_malformed_selection_explains_syntax(h5world: H5World, selection: str) -> None:
     r = h5world.get("data", file="raw/types.h5", path="/f4", selection=selection)
     assert r.status_code == 422, r.text

@@ -73,8 +73,10 @@ def test_not_a_line_is_a_clear_422(h5world: H5World) -> None:
     assert whole.status_code == 422 and "exactly one dimension" in whole.json()["detail"]
     group = h5world.get("line", file="raw/scan.nxs", path="/entry")
     assert group.status_code == 422 and "not an NXdata" in group.json()["detail"]
-    assert h5world.get("line", who="outsider", file="raw/scan.nxs",
-                       path="/entry/plot").status_code == 404
+    assert (
+        h5world.get("line", who="outsider", file="raw/scan.nxs", path="/entry/plot").status_code
+        == 404
+    )
 
 
 def test_a_real_scan_from_another_facility(h5world: H5World) -> None:

@@ -71,13 +71,21 @@ def test_path_attacks_are_404(h5world: H5World, file: str, endpoint: str) -> Non
 
 
 def test_raw_encoded_url_is_404(h5world: H5World) -> None:
-    for raw in ("..%2F20260002%2Fsecret.h5", "%2Fetc%2Fpasswd", "raw%2F..%2F..%2F20260002%2Fsecret.h5"):
-        r = h5world.client.get(f"/api/proposals/{NUMBER}/h5/meta?file={raw}",
-                               headers=h5world.auth())
+    for raw in (
+        "..%2F20260002%2Fsecret.h5",
+        "%2Fetc%2Fpasswd",
+        "raw%2F..%2F..%2F20260002%2Fsecret.h5",
+    ):
+        r = h5world.client.get(
+            f"/api/proposals/{NUMBER}/h5/meta?file={raw}", headers=h5world.auth()
+        )
         assert r.status_code == 404
 
 
 def test_bad_token_is_refused(h5world: H5World) -> None:
-    r = h5world.client.get(f"/api/proposals/{NUMBER}/h5/meta", params={"file": "raw/types.h5"},
-                           headers={"Authorization": "Bearer bd_nonsense"})
+    r = h5world.client.get(
+        f"/api/proposals/{NUMBER}/h5/meta",
+        params={"file": "raw/types.h5"},
+        headers={"Authorization": "Bearer bd_nonsense"},
+    )
     assert r.status_code == 401

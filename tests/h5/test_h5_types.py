@@ -36,8 +36,12 @@ def _check_dataset(world: H5World, file: str, f: h5py.File, name: str) -> None:
         assert r.status_code == 200, r.text
         got = r.json()
         flat = np.asarray(expected, dtype=object).ravel().tolist()
-        want = [v.decode("utf-8", "replace") if isinstance(v, bytes) else
-                (str(v) if isinstance(v, h5py.h5r.Reference) else v) for v in flat]
+        want = [
+            v.decode("utf-8", "replace")
+            if isinstance(v, bytes)
+            else (str(v) if isinstance(v, h5py.h5r.Reference) else v)
+            for v in flat
+        ]
         assert list(np.asarray(got, dtype=object).ravel()) == want
         return
     r = world.get("data", file=file, path=name, format="npy")
@@ -62,8 +66,11 @@ def test_safe_dtype_gives_javascript_types(h5world: H5World, name: str) -> None:
     assert r.status_code == 200
     with h5py.File(h5world.root / "raw" / "types.h5") as f:
         expected = f[name][()]
-    want = {"f": {2: "<f4", 4: "<f4", 8: "<f8"}.get(expected.dtype.itemsize, "<f8"),
-            "i": "<i4", "c": "<c8"}[expected.dtype.kind]
+    want = {
+        "f": {2: "<f4", 4: "<f4", 8: "<f8"}.get(expected.dtype.itemsize, "<f8"),
+        "i": "<i4",
+        "c": "<c8",
+    }[expected.dtype.kind]
     got = np.frombuffer(r.content, dtype=want).reshape(expected.shape)
     np.testing.assert_allclose(got, expected.astype(want), rtol=0)
 
@@ -75,7 +82,8 @@ def test_json_values_and_scalars(h5world: H5World) -> None:
     assert get("data", file="raw/types.h5", path="/vlen_utf8").json() == ["café", "☕", "x"]
     assert get("data", file="raw/types.h5", path="/compound").json() == [[1, 2.5], [3, 4.5]]
     assert get("data", file="raw/types.h5", path="/c8", selection="0").json() == pytest.approx(
-        [float(v) for v in _c8_first(h5world.root)])
+        [float(v) for v in _c8_first(h5world.root)]
+    )
     assert get("data", file="raw/types.h5", path="/empty").json() is None
     f4 = get("data", file="raw/types.h5", path="/f4", selection="1:3,::2", flatten="true")
     with h5py.File(h5world.root / "raw" / "types.h5") as f:
@@ -96,8 +104,11 @@ def test_meta_matches_h5grove_shapes(h5world: H5World) -> None:
     assert kids["f4"]["type"] == {"class": 1, "dtype": "<f4", "order": 0, "size": 4}
     assert kids["compressed"]["kind"] == "group"
     assert kids["soft"]["kind"] == "dataset"  # valid soft link: resolved
-    assert kids["soft_broken"] == {"kind": "soft_link", "name": "soft_broken",
-                                   "target_path": "/nowhere"}
+    assert kids["soft_broken"] == {
+        "kind": "soft_link",
+        "name": "soft_broken",
+        "target_path": "/nowhere",
+    }
     assert kids["ext_inside"]["kind"] == "dataset"
     for name in ("ext_missing", "ext_other_proposal", "ext_absolute", "ext_symlink_out"):
         assert kids[name]["kind"] == "external_link", name
@@ -108,7 +119,8 @@ def test_meta_matches_h5grove_shapes(h5world: H5World) -> None:
     assert attrs == {"NX_class": "NXentry", "default": "data"}
     one = h5world.client.get(
         "/api/proposals/20260001/h5/attr?file=raw/types.h5&path=/entry&attr_keys=default",
-        headers=h5world.auth())
+        headers=h5world.auth(),
+    )
     assert one.json() == {"default": "data"}
     paths = h5world.get("paths", file="raw/types.h5", path="/entry").json()
     assert paths == ["/entry", "/entry/data", "/entry/data/signal"]
@@ -119,8 +131,9 @@ def test_external_link_inside_proposal_reads(h5world: H5World) -> None:
     np.testing.assert_array_equal(np.load(io.BytesIO(r.content)), np.arange(4.0))
 
 
-@pytest.mark.parametrize("name", ["ext_other_proposal", "ext_absolute", "ext_symlink_out",
-                                  "ext_missing", "soft_broken"])
+@pytest.mark.parametrize(
+    "name", ["ext_other_proposal", "ext_absolute", "ext_symlink_out", "ext_missing", "soft_broken"]
+)
 def test_links_out_are_never_followed(h5world: H5World, name: str) -> None:
     r = h5world.get("data", file="raw/types.h5", path=f"/{name}")
     assert r.status_code in (404, 422)

@@ -17,9 +17,17 @@ from beamdesk.h5.selection import describe, parse_selection
 
 def test_selection_normalises_like_numpy() -> None:
     a = np.arange(4 * 5 * 6).reshape(4, 5, 6)
-    cases = {"": np.s_[...], "1": np.s_[1], "-1,2": np.s_[-1, 2], "1:3": np.s_[1:3],
-             "::2,-3:": np.s_[::2, -3:], "0,1:4:2,5": np.s_[0, 1:4:2, 5],
-             ":,:,:": np.s_[:, :, :], " 2 , : ": np.s_[2, :], "1:99": np.s_[1:99]}
+    cases = {
+        "": np.s_[...],
+        "1": np.s_[1],
+        "-1,2": np.s_[-1, 2],
+        "1:3": np.s_[1:3],
+        "::2,-3:": np.s_[::2, -3:],
+        "0,1:4:2,5": np.s_[0, 1:4:2, 5],
+        ":,:,:": np.s_[:, :, :],
+        " 2 , : ": np.s_[2, :],
+        "1:99": np.s_[1:99],
+    }
     for text, key in cases.items():
         sel = parse_selection(text, a.shape)
         expected = a[key]

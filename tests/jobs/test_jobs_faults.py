@@ -27,8 +27,11 @@ def full_disk(jobs_world: JobsWorld) -> Iterator[Path]:
     """The proposal's processed/ folder on a 64 KiB tmpfs, almost filled up."""
     folder = jobs_world.folder / "processed"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
@@ -40,7 +43,8 @@ def full_disk(jobs_world: JobsWorld) -> Iterator[Path]:
 
 
 def test_disk_full_while_writing_fails_cleanly(  # type: ignore[no-untyped-def]
-        jobs_client: TestClient, jobs_world: JobsWorld, full_disk: Path, sessions) -> None:
+    jobs_client: TestClient, jobs_world: JobsWorld, full_disk: Path, sessions
+) -> None:
     pi = jobs_world.token("pi")
     r = jobs_client.post(SUBMIT, json={"input": MAP, "config_file": "raw/fit.cfg"}, headers=pi)
     assert r.status_code == 201, r.text
@@ -58,16 +62,39 @@ def test_disk_full_while_writing_fails_cleanly(  # type: ignore[no-untyped-def]
 
 def _scheduler(port: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--no-dashboard"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _worker(address: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-         "--no-dashboard", "--death-timeout", "60"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--death-timeout",
+            "60",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:
@@ -84,7 +111,8 @@ def _wait_port(port: int, timeout: float = 30) -> None:
 
 @pytest.mark.slow
 def test_scheduler_gone_jobs_wait_then_run(  # type: ignore[no-untyped-def]
-        settings: Settings, sessions: sessionmaker[Session]) -> None:
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
     """With an external scheduler that dies, submitted jobs wait, the portal keeps
     serving, and they run once the cluster is back on its address."""
     from beamdesk.web.app import create_app
@@ -100,15 +128,13 @@ def test_scheduler_gone_jobs_wait_then_run(  # type: ignore[no-untyped-def]
     pi = world.token("pi")
     try:
         with TestClient(app) as client:
-            r = client.post(SUBMIT, json={"input": MAP, "config_file": "raw/fit.cfg"},
-                            headers=pi)
+            r = client.post(SUBMIT, json={"input": MAP, "config_file": "raw/fit.cfg"}, headers=pi)
             first = wait_for(client, r.json()["id"], pi, timeout=120)
             assert first["state"] == "done", first
             for proc in procs:  # the cluster goes away
                 os.killpg(proc.pid, 9)
                 proc.wait()
-            r = client.post(SUBMIT, json={"input": MAP, "config_file": "raw/fit.cfg"},
-                            headers=pi)
+            r = client.post(SUBMIT, json={"input": MAP, "config_file": "raw/fit.cfg"}, headers=pi)
             assert r.status_code == 201, r.text
             job_id = r.json()["id"]
             time.sleep(5)
@@ -128,4 +154,3 @@ def test_scheduler_gone_jobs_wait_then_run(  # type: ignore[no-untyped-def]
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
         app.state.engine.dispose()
-

@@ -33,8 +33,11 @@ from tests.jobs.conftest import cfg_text
 NUMBER = "20260001"
 QUOTA = 2
 ROUNDS = 3
-BODY = {"kind": "xrf_map", "input": "raw/line.h5::/entry/data/spectra",
-        "config_file": "raw/fit.cfg"}
+BODY = {
+    "kind": "xrf_map",
+    "input": "raw/line.h5::/entry/data/spectra",
+    "config_file": "raw/fit.cfg",
+}
 
 
 @pytest.fixture
@@ -63,8 +66,9 @@ def active(sessions: sessionmaker[Session], user_id: int) -> int:
 def finish_all(sessions: sessionmaker[Session]) -> None:
     """End every active job (as the runner would), so the next round starts at zero."""
     with sessions() as db:
-        db.execute(update(Job).where(Job.state.in_(list(ACTIVE_STATES)))
-                   .values(state=JobState.cancelled))
+        db.execute(
+            update(Job).where(Job.state.in_(list(ACTIVE_STATES))).values(state=JobState.cancelled)
+        )
         db.commit()
 
 
@@ -96,6 +100,7 @@ def test_parallel_http_submissions_respect_the_quota(race, parallel: int) -> Non
         with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
             assert http.get("/api/health").status_code == 200
             for _ in range(ROUNDS):
+
                 def submit() -> int:
                     with httpx.Client(base_url=server.url, timeout=60, headers=headers) as c:
                         r = c.post(f"/api/proposals/{NUMBER}/jobs", json=BODY)
@@ -116,13 +121,13 @@ def test_parallel_service_submissions_respect_the_quota(race, parallel: int) -> 
     """Straight through ``service.submit``: one session (and connection) per thread."""
     settings, sessions, world = race
     for _ in range(ROUNDS):
+
         def submit() -> str:
             with sessions() as db:
                 user = db.scalar(select(User).where(User.username == "pi"))
                 assert user is not None
                 try:
-                    service.submit(db, settings, user, NUMBER,
-                                   service.JobRequest(**BODY), utcnow())
+                    service.submit(db, settings, user, NUMBER, service.JobRequest(**BODY), utcnow())
                 except service.QuotaExceeded:
                     db.rollback()
                     return "quota"
@@ -145,12 +150,12 @@ def test_quota_is_per_user_under_a_race(race) -> None:  # type: ignore[no-untype
                 user = db.scalar(select(User).where(User.username == name))
                 assert user is not None
                 try:
-                    service.submit(db, settings, user, NUMBER,
-                                   service.JobRequest(**BODY), utcnow())
+                    service.submit(db, settings, user, NUMBER, service.JobRequest(**BODY), utcnow())
                 except service.QuotaExceeded:
                     return f"{name}:quota"
                 db.commit()
                 return f"{name}:accepted"
+
         return submit
 
     calls = [as_user("pi" if k % 2 else "participant") for k in range(16)]
@@ -163,6 +168,9 @@ def test_quota_is_per_user_under_a_race(race) -> None:  # type: ignore[no-untype
         return calls[k]()
 
     outcomes = Counter(str(r) for r in in_parallel(16, next_call))
-    assert outcomes == {"pi:accepted": QUOTA, "pi:quota": 8 - QUOTA,
-                        "participant:accepted": QUOTA, "participant:quota": 8 - QUOTA}, outcomes
-
+    assert outcomes == {
+        "pi:accepted": QUOTA,
+        "pi:quota": 8 - QUOTA,
+        "participant:accepted": QUOTA,
+        "participant:quota": 8 - QUOTA,
+    }, outcomes

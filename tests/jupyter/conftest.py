@@ -56,8 +56,11 @@ def write_scan(path: Path) -> np.ndarray:
 @pytest.fixture
 def hub_ports() -> dict[str, str]:
     public = free_port()
-    return {"hub_url": f"http://127.0.0.1:{public}", "hub_port": str(free_port()),
-            "hub_proxy_api_port": str(free_port())}
+    return {
+        "hub_url": f"http://127.0.0.1:{public}",
+        "hub_port": str(free_port()),
+        "hub_proxy_api_port": str(free_port()),
+    }
 
 
 @pytest.fixture
@@ -112,18 +115,23 @@ def hub(settings: Settings, live_server, tmp_path: Path) -> Iterator[RunningHub]
             pytest.fail("configurable-http-proxy missing: run 'make jupyter-proxy'")
         pytest.skip("configurable-http-proxy not installed (make jupyter-proxy)")
     argv, env, folder = hub_command(settings)
-    env.update({
-        "BEAMDESK_VAR": str(settings.var_dir), "BEAMDESK_DATA": str(settings.data_root),
-        "BEAMDESK_DATABASE_URL": settings.database_url,
-        "BEAMDESK_SECRET_KEY": settings.secret_key, "BEAMDESK_BASE_URL": live_server.url,
-        **{f"BEAMDESK_{k.upper()}": v for k, v in settings.extra.items()},
-    })
+    env.update(
+        {
+            "BEAMDESK_VAR": str(settings.var_dir),
+            "BEAMDESK_DATA": str(settings.data_root),
+            "BEAMDESK_DATABASE_URL": settings.database_url,
+            "BEAMDESK_SECRET_KEY": settings.secret_key,
+            "BEAMDESK_BASE_URL": live_server.url,
+            **{f"BEAMDESK_{k.upper()}": v for k, v in settings.extra.items()},
+        }
+    )
     log = tmp_path / "jupyterhub.log"
     with log.open("wb") as out:
         # Own session: teardown stops the hub, its proxy and the servers it spawned, and
         # nothing else on the machine.
-        process = subprocess.Popen(argv, env=env, cwd=folder, stdout=out, stderr=out,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, env=env, cwd=folder, stdout=out, stderr=out, start_new_session=True
+        )
     running = RunningHub(hub_settings(settings), process, log)
     deadline = time.monotonic() + 60
     while True:

@@ -49,8 +49,9 @@ def test_a_bad_job_request_says_why(jobs_server: LiveServer, jobs_world: JobsWor
         assert err.value.status == 404
 
 
-def test_job_notebook_reruns_the_fit(jobs_server: LiveServer, jobs_world: JobsWorld,
-                                     sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_job_notebook_reruns_the_fit(
+    jobs_server: LiveServer, jobs_world: JobsWorld, sessions, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     import json
 
     import nbformat
@@ -65,8 +66,13 @@ def test_job_notebook_reruns_the_fit(jobs_server: LiveServer, jobs_world: JobsWo
         bd.wait(first, timeout=240, poll=0.5)
     with sessions() as db:
         job = db.get(Job, first)
-        nb = xrf_job_notebook(NUMBER, job.parameters["file"], job.parameters["dataset"],
-                              job.parameters["config"], kind=job.kind)
+        nb = xrf_job_notebook(
+            NUMBER,
+            job.parameters["file"],
+            job.parameters["dataset"],
+            job.parameters["config"],
+            kind=job.kind,
+        )
     nb.cells.append(new_code_cell("print(json.dumps(fe.tolist()))"))
     path = tmp_path / "job.ipynb"
     nbformat.write(nb, path)
@@ -88,8 +94,9 @@ def _csrf(http, base: str, username: str) -> str:  # type: ignore[no-untyped-def
 
     find = re.compile(r'name="csrf_token" value="([^"]+)"')
     token = find.search(http.get(f"{base}/login").text).group(1)
-    http.post(f"{base}/login", data={"username": username, "password": PASSWORD,
-                                     "csrf_token": token})
+    http.post(
+        f"{base}/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
+    )
     return find.search(http.get(f"{base}/tokens").text).group(1)
 
 
@@ -103,8 +110,10 @@ def test_job_notebook_route_checks_access(jobs_server: LiveServer, jobs_world: J
         csrf = _csrf(pi, base, "pi")
         # Everything checks out; only the hub is missing in this test.
         assert pi.post(f"{base}/jobs/{job}/notebook", data={"csrf_token": csrf}).status_code == 503
-        assert pi.post(f"{base}/jobs/{job + 99}/notebook",
-                       data={"csrf_token": csrf}).status_code == 404
+        assert (
+            pi.post(f"{base}/jobs/{job + 99}/notebook", data={"csrf_token": csrf}).status_code
+            == 404
+        )
     with httpx.Client(timeout=60) as outsider:
         csrf = _csrf(outsider, base, "outsider")
         answer = outsider.post(f"{base}/jobs/{job}/notebook", data={"csrf_token": csrf})

@@ -50,8 +50,12 @@ def run_notebook(path: Path, env: dict[str, str]) -> nbformat.NotebookNode:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        NotebookClient(nb, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
     finally:
         for key, value in old.items():
             if value is None:
@@ -61,8 +65,9 @@ def run_notebook(path: Path, env: dict[str, str]) -> nbformat.NotebookNode:
     return nb
 
 
-def test_open_in_a_notebook_end_to_end(page, live_server, hub: RunningHub, jworld: JWorld,
-                                       sessions, settings) -> None:  # type: ignore[no-untyped-def]
+def test_open_in_a_notebook_end_to_end(
+    page, live_server, hub: RunningHub, jworld: JWorld, sessions, settings
+) -> None:  # type: ignore[no-untyped-def]
     # 1. pi signs in to the portal and opens the scan in a notebook.
     links: list[str] = []
     page.on("request", lambda r: links.append(r.url) if "/hub/beamdesk-login" in r.url else None)
@@ -71,14 +76,15 @@ def test_open_in_a_notebook_end_to_end(page, live_server, hub: RunningHub, jworl
     page.click(f"[data-testid='notebook-{FILE}']")
     # 2. … and lands in JupyterLab, in their own server, on the new notebook.
     try:
-        page.wait_for_url(re.compile(re.escape(hub.url) + r"/user/pi/lab/tree/notebooks/.+"),
-                          timeout=90_000)
+        page.wait_for_url(
+            re.compile(re.escape(hub.url) + r"/user/pi/lab/tree/notebooks/.+"), timeout=90_000
+        )
         # The notebook's own code, rendered by JupyterLab.
-        page.wait_for_selector(".jp-Notebook .jp-Cell:has-text('beamdesk.client')",
-                               timeout=90_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell:has-text('beamdesk.client')", timeout=90_000)
     except Exception as exc:  # say where the browser got stuck, and what the hub said
-        raise AssertionError(f"stuck at {page.url}: {page.inner_text('body')[:500]}\n"
-                             f"hub log:\n{hub.log_text()}") from exc
+        raise AssertionError(
+            f"stuck at {page.url}: {page.inner_text('body')[:500]}\nhub log:\n{hub.log_text()}"
+        ) from exc
     assert f"PROPOSAL = '{NUMBER}'" in page.inner_text(".jp-Notebook")
     page.screenshot(path=str(hub.log.parent / "jupyterlab.png"))
     assert len(links) == 1
@@ -87,8 +93,11 @@ def test_open_in_a_notebook_end_to_end(page, live_server, hub: RunningHub, jworl
     home = hub.settings.home_of("pi")
     made = list((home / "notebooks" / NUMBER).glob("*.ipynb"))
     assert len(made) == 1
-    env = {"BEAMDESK_URL": live_server.url, "BEAMDESK_TOKEN": jworld.tokens["pi"],
-           "BEAMDESK_PROPOSALS": str(home / "proposals")}
+    env = {
+        "BEAMDESK_URL": live_server.url,
+        "BEAMDESK_TOKEN": jworld.tokens["pi"],
+        "BEAMDESK_PROPOSALS": str(home / "proposals"),
+    }
     nb = run_notebook(made[0], env)
     summary_cell = next(c for c in nb.cells if SUMMARY_TAG in c.metadata.get("tags", []))
     summary = json.loads(summary_cell.outputs[0]["text"])
@@ -101,8 +110,7 @@ def test_open_in_a_notebook_end_to_end(page, live_server, hub: RunningHub, jworl
     # 4. A replayed sign-in link is refused; so are expired and tampered ones.
     with httpx.Client(follow_redirects=False, timeout=30) as fresh:
         assert fresh.get(links[0]).status_code == 403
-        expired = ticket_link(sessions, settings, hub, "pi",
-                              now=utcnow() - timedelta(seconds=61))
+        expired = ticket_link(sessions, settings, hub, "pi", now=utcnow() - timedelta(seconds=61))
         assert fresh.get(expired).status_code == 403
         good = ticket_link(sessions, settings, hub, "pi", next_path="/hub/home")
         head, signature = good.rsplit(".", 1)
@@ -113,11 +121,15 @@ def test_open_in_a_notebook_end_to_end(page, live_server, hub: RunningHub, jworl
 
     # 5. outsider, signed in to the hub, reaches neither pi's server nor pi's data.
     with httpx.Client(follow_redirects=True, timeout=60) as outsider:
-        home_page = outsider.get(ticket_link(sessions, settings, hub, "outsider",
-                                             next_path="/hub/home"))
+        home_page = outsider.get(
+            ticket_link(sessions, settings, hub, "outsider", next_path="/hub/home")
+        )
         assert home_page.status_code == 200 and "/hub/home" in str(home_page.url)
-        for url in [f"{hub.url}/user/pi/lab", f"{hub.url}/user/pi/api/contents/notebooks",
-                    f"{hub.url}/user/pi/files/proposals/{NUMBER}/{FILE}"]:
+        for url in [
+            f"{hub.url}/user/pi/lab",
+            f"{hub.url}/user/pi/api/contents/notebooks",
+            f"{hub.url}/user/pi/files/proposals/{NUMBER}/{FILE}",
+        ]:
             answer = outsider.get(url)
             assert answer.status_code == 403, (url, answer.status_code, str(answer.url))
             assert b"counts" not in answer.content
@@ -129,6 +141,9 @@ def test_open_in_a_notebook_end_to_end(page, live_server, hub: RunningHub, jworl
     assert sorted(p.name for p in proposals.iterdir()) == [OTHER]
     with httpx.Client(base_url=live_server.url) as api:
         bearer = {"Authorization": f"Bearer {jworld.tokens['outsider']}"}
-        answer = api.get(f"/api/proposals/{NUMBER}/h5/data",
-                         params={"file": FILE, "path": DATASET}, headers=bearer)
+        answer = api.get(
+            f"/api/proposals/{NUMBER}/h5/data",
+            params={"file": FILE, "path": DATASET},
+            headers=bearer,
+        )
         assert answer.status_code == 404

@@ -48,8 +48,9 @@ def test_ticket_works_once(sessions, settings, jworld: JWorld) -> None:  # type:
 
 def test_expired_ticket_is_refused(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
     with sessions() as db:
-        old = issue_ticket(db, settings.secret_key, _user(db, "pi"),
-                           now=utcnow() - timedelta(seconds=61))
+        old = issue_ticket(
+            db, settings.secret_key, _user(db, "pi"), now=utcnow() - timedelta(seconds=61)
+        )
         fresh = issue_ticket(db, settings.secret_key, _user(db, "pi"))
         db.commit()
         with pytest.raises(TicketRefused, match="expired"):
@@ -97,11 +98,18 @@ def test_authenticator_accepts_a_ticket_once(sessions, settings, jworld: JWorld)
     assert auth.normalize_username("Pi") == "Pi"  # the portal's name, unchanged
 
 
-def test_workspace_links_readable_proposals_and_renews_token(sessions, settings, jworld: JWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_workspace_links_readable_proposals_and_renews_token(
+    sessions, settings, jworld: JWorld, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     home_root = tmp_path / "homes"
     with sessions() as db:
-        first = prepare_workspace(db, username="pi", home_root=home_root,
-                                  data_root=settings.data_root, portal_url="http://p")
+        first = prepare_workspace(
+            db,
+            username="pi",
+            home_root=home_root,
+            data_root=settings.data_root,
+            portal_url="http://p",
+        )
         db.commit()
     assert first.linked == [NUMBER]
     link = first.proposals_dir / NUMBER
@@ -110,24 +118,40 @@ def test_workspace_links_readable_proposals_and_renews_token(sessions, settings,
     assert stat.S_IMODE(first.home.stat().st_mode) == 0o700
     assert first.environment["BEAMDESK_URL"] == "http://p"
     with sessions() as db:
-        second = prepare_workspace(db, username="pi", home_root=home_root,
-                                   data_root=settings.data_root, portal_url="http://p")
+        second = prepare_workspace(
+            db,
+            username="pi",
+            home_root=home_root,
+            data_root=settings.data_root,
+            portal_url="http://p",
+        )
         db.commit()
         # The previous server token is dead; only the new one works.
         assert user_from_token(db, first.environment["BEAMDESK_TOKEN"]) is None
         assert user_from_token(db, second.environment["BEAMDESK_TOKEN"]).username == "pi"
-        live = db.scalars(select(ApiToken).where(ApiToken.name == TOKEN_NAME,
-                                                 ApiToken.revoked_at.is_(None))).all()
+        live = db.scalars(
+            select(ApiToken).where(ApiToken.name == TOKEN_NAME, ApiToken.revoked_at.is_(None))
+        ).all()
         assert len(live) == 1
     with sessions() as db:
-        outsider = prepare_workspace(db, username="outsider", home_root=home_root,
-                                     data_root=settings.data_root, portal_url="http://p")
+        outsider = prepare_workspace(
+            db,
+            username="outsider",
+            home_root=home_root,
+            data_root=settings.data_root,
+            portal_url="http://p",
+        )
     assert outsider.linked == [OTHER]
     # A stale link (access lost) disappears at the next start.
     (outsider.proposals_dir / NUMBER).symlink_to(settings.data_root / NUMBER)
     with sessions() as db:
-        again = prepare_workspace(db, username="outsider", home_root=home_root,
-                                  data_root=settings.data_root, portal_url="http://p")
+        again = prepare_workspace(
+            db,
+            username="outsider",
+            home_root=home_root,
+            data_root=settings.data_root,
+            portal_url="http://p",
+        )
     assert sorted(p.name for p in again.proposals_dir.iterdir()) == [OTHER]
 
 

@@ -28,9 +28,19 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 EMBARGO_ENDS = NOW + timedelta(days=30)
 
 
-def write_scan(path: Path, *, title: str, energy: float, energy_unit: str,
-               temperature: float, temperature_unit: str, formula: str, state: str,
-               start: str, points: int = 64) -> None:
+def write_scan(
+    path: Path,
+    *,
+    title: str,
+    energy: float,
+    energy_unit: str,
+    temperature: float,
+    temperature_unit: str,
+    formula: str,
+    state: str,
+    start: str,
+    points: int = 64,
+) -> None:
     """A NeXus file as a beamline writes it: entry, instrument, sample, data."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
@@ -77,24 +87,26 @@ def build_facility(db, settings: Settings) -> Facility:  # type: ignore[no-untyp
     world.users["pi"].orcid = "0000-0002-1825-0097"
     world.users["pi"].affiliation = "University of Cambridge"
     world.users["participant"].full_name = "Lise Meitner"
-    released = make_proposal(db, world, "20260001", ProposalState.closed,
-                             release_date=NOW - timedelta(days=1))
+    released = make_proposal(
+        db, world, "20260001", ProposalState.closed, release_date=NOW - timedelta(days=1)
+    )
     released.title = "Copper in ancient bronzes"
-    released.samples[:] = [Sample(name="Solid copper cylinder", formula="Cu",
-                                  safety_declared=True)]
-    embargoed = make_proposal(db, world, "20260002", ProposalState.closed,
-                              release_date=EMBARGO_ENDS)
+    released.samples[:] = [Sample(name="Solid copper cylinder", formula="Cu", safety_declared=True)]
+    embargoed = make_proposal(
+        db, world, "20260002", ProposalState.closed, release_date=EMBARGO_ENDS
+    )
     embargoed.title = "Vanadium under embargo"
-    embargoed.samples[:] = [Sample(name="Solid copper cylinder", formula="Cu",
-                                   safety_declared=True)]
-    saxs = make_proposal(db, world, "20260003", ProposalState.closed,
-                         release_date=NOW - timedelta(days=400))
+    embargoed.samples[:] = [
+        Sample(name="Solid copper cylinder", formula="Cu", safety_declared=True)
+    ]
+    saxs = make_proposal(
+        db, world, "20260003", ProposalState.closed, release_date=NOW - timedelta(days=400)
+    )
     saxs.title = "Vanadium in a container"
     saxs.beamline_id = world.other_beamline.id
     for b in saxs.beamtimes:
         b.beamline_id = world.other_beamline.id
-    saxs.samples[:] = [Sample(name="Vanadium in a container", formula="V",
-                              safety_declared=True)]
+    saxs.samples[:] = [Sample(name="Vanadium in a container", formula="V", safety_declared=True)]
     # Another PI on the SAXS proposal, so "documents of James Chadwick" tells them apart.
     for m in saxs.members:
         if m.role == MemberRole.pi:
@@ -112,9 +124,18 @@ def build_facility(db, settings: Settings) -> Facility:  # type: ignore[no-untyp
     facility = Facility(dict(world.tokens), world.beamline.id)
     for n, (number, rel, e, eu, t, tu, formula, state) in enumerate(scans):
         path = root / number / rel
-        write_scan(path, title=f"{number} {rel}", energy=e, energy_unit=eu, temperature=t,
-                   temperature_unit=tu, formula=formula, state=state,
-                   start=f"2026-0{n + 1}-10T08:00:00Z", points=4096 * (n + 1))
+        write_scan(
+            path,
+            title=f"{number} {rel}",
+            energy=e,
+            energy_unit=eu,
+            temperature=t,
+            temperature_unit=tu,
+            formula=formula,
+            state=state,
+            start=f"2026-0{n + 1}-10T08:00:00Z",
+            points=4096 * (n + 1),
+        )
         facility.files[f"{number}/{rel}"] = path
     # An extra non-HDF5 file, to prove bytes are bytes.
     notes = root / "20260001" / "processed" / "notes.txt"

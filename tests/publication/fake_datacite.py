@@ -33,8 +33,11 @@ def datacite_schema() -> etree.XMLSchema:
 
 
 def errors(status: int, title: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"status": str(status), "title": title}]},
-                        status_code=status, media_type=JSON_API)
+    return JSONResponse(
+        {"errors": [{"status": str(status), "title": title}]},
+        status_code=status,
+        media_type=JSON_API,
+    )
 
 
 @dataclass
@@ -48,11 +51,13 @@ class FakeDataCite:
 
     def __post_init__(self) -> None:
         self.schema = datacite_schema()
-        self.app = Starlette(routes=[
-            Route("/dois", self.create, methods=["POST"]),
-            Route("/dois/{doi:path}", self.update, methods=["PUT"]),
-            Route("/dois/{doi:path}", self.show, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/dois", self.create, methods=["POST"]),
+                Route("/dois/{doi:path}", self.update, methods=["PUT"]),
+                Route("/dois/{doi:path}", self.show, methods=["GET"]),
+            ]
+        )
 
     def __enter__(self) -> FakeDataCite:
         self._server = LiveServer(self.app)
@@ -95,13 +100,19 @@ class FakeDataCite:
     def _answer(self, attributes: dict[str, Any], status: int) -> JSONResponse:
         doi = attributes["doi"].lower()
         record = self.records.get(doi, {})
-        state = "findable" if attributes.get("event") == "publish" else record.get(
-            "state", "draft")
-        record = {**record, **{k: v for k, v in attributes.items() if k != "event"},
-                  "doi": doi, "state": state}
+        state = "findable" if attributes.get("event") == "publish" else record.get("state", "draft")
+        record = {
+            **record,
+            **{k: v for k, v in attributes.items() if k != "event"},
+            "doi": doi,
+            "state": state,
+        }
         self.records[doi] = record
-        return JSONResponse({"data": {"id": doi, "type": "dois", "attributes": record}},
-                            status_code=status, media_type=JSON_API)
+        return JSONResponse(
+            {"data": {"id": doi, "type": "dois", "attributes": record}},
+            status_code=status,
+            media_type=JSON_API,
+        )
 
     async def create(self, request: Request) -> Response:
         self.requests.append(("POST", request.url.path))
@@ -127,5 +138,7 @@ class FakeDataCite:
         record = self.records.get(request.path_params["doi"].lower())
         if record is None:
             return errors(404, "The resource you are looking for doesn't exist.")
-        return JSONResponse({"data": {"id": record["doi"], "type": "dois",
-                                      "attributes": record}}, media_type=JSON_API)
+        return JSONResponse(
+            {"data": {"id": record["doi"], "type": "dois", "attributes": record}},
+            media_type=JSON_API,
+        )

@@ -21,14 +21,18 @@ from tests.publication.conftest import EMBARGO_ENDS, NOW, Facility, auth
 from tests.publication.fake_datacite import FakeDataCite, datacite_schema
 
 
-def make_collection(client, facility: Facility, number: str, persona: str = "pi",
-                    **extra: object):  # type: ignore[no-untyped-def]
+def make_collection(client, facility: Facility, number: str, persona: str = "pi", **extra: object):  # type: ignore[no-untyped-def]
     ids = [i for key, i in facility.dataset_ids.items() if key.startswith(number + "/")]
-    body = {"title": f"Bronze data of {number}", "abstract": "Cu and Sn maps.",
-            "keywords": ["bronze"], "related_dois": ["10.1000/paper.1"],
-            "dataset_ids": ids} | extra
-    return client.post(f"/api/proposals/{number}/collections", json=body,
-                       headers=auth(facility, persona))
+    body = {
+        "title": f"Bronze data of {number}",
+        "abstract": "Cu and Sn maps.",
+        "keywords": ["bronze"],
+        "related_dois": ["10.1000/paper.1"],
+        "dataset_ids": ids,
+    } | extra
+    return client.post(
+        f"/api/proposals/{number}/collections", json=body, headers=auth(facility, persona)
+    )
 
 
 def test_only_pi_and_office_make_collections(pinned_app, client, facility) -> None:  # type: ignore[no-untyped-def]
@@ -52,20 +56,32 @@ def test_only_pi_and_office_make_collections(pinned_app, client, facility) -> No
     # Unpublished: not visible to the public, visible to members.
     cid = made["id"]
     assert client.get(f"/api/collections/{cid}").status_code == 404
-    assert client.get(f"/api/collections/{cid}", headers=auth(facility, "participant")).status_code == 200
-    r = client.patch(f"/api/collections/{cid}", json={"abstract": "New abstract."},
-                     headers=auth(facility, "participant"))
+    assert (
+        client.get(f"/api/collections/{cid}", headers=auth(facility, "participant")).status_code
+        == 200
+    )
+    r = client.patch(
+        f"/api/collections/{cid}",
+        json={"abstract": "New abstract."},
+        headers=auth(facility, "participant"),
+    )
     assert r.status_code == 403
-    r = client.patch(f"/api/collections/{cid}", json={"abstract": "New abstract.",
-                     "creators": [{"name": "Chadwick, James", "orcid": "1234"}]},
-                     headers=auth(facility, "pi"))
+    r = client.patch(
+        f"/api/collections/{cid}",
+        json={
+            "abstract": "New abstract.",
+            "creators": [{"name": "Chadwick, James", "orcid": "1234"}],
+        },
+        headers=auth(facility, "pi"),
+    )
     assert r.status_code == 422 and "ORCID" in r.json()["detail"]
 
 
 def test_publish_registers_the_doi_with_datacite(pinned_app, client, facility) -> None:  # type: ignore[no-untyped-def]
     with FakeDataCite() as fake:
-        pinned_app.state.minter = DataCiteRest(fake.url, fake.repository, fake.password,
-                                               fake.prefix)
+        pinned_app.state.minter = DataCiteRest(
+            fake.url, fake.repository, fake.password, fake.prefix
+        )
         cid = make_collection(client, facility, "20260001").json()["id"]
         r = client.post(f"/api/collections/{cid}/publish", headers=auth(facility, "pi"))
         assert r.status_code == 200, r.text
@@ -77,8 +93,11 @@ def test_publish_registers_the_doi_with_datacite(pinned_app, client, facility) -
         assert record["url"] == f"http://127.0.0.1:8000/doi/{doi}"
         assert record["titles"] == [{"title": "Bronze data of 20260001", "lang": "en"}]
         # Edit and publish again: an update (PUT) of the same DOI.
-        client.patch(f"/api/collections/{cid}", json={"title": "Bronze data, revised"},
-                     headers=auth(facility, "pi"))
+        client.patch(
+            f"/api/collections/{cid}",
+            json={"title": "Bronze data, revised"},
+            headers=auth(facility, "pi"),
+        )
         r = client.post(f"/api/collections/{cid}/publish", headers=auth(facility, "office"))
         assert r.status_code == 200, r.text
         assert fake.requests[-1] == ("PUT", f"/dois/{doi}")
@@ -97,8 +116,12 @@ def test_publish_registers_the_doi_with_datacite(pinned_app, client, facility) -
     assert datacite_schema().validate(etree.fromstring(xml.content))
     with pinned_app.state.sessionmaker() as db:
         actions = set(db.scalars(select(AuditEvent.action)))
-        assert {"collection_created", "collection_published", "collection_doi_updated",
-                "collection_edited"} <= actions
+        assert {
+            "collection_created",
+            "collection_published",
+            "collection_doi_updated",
+            "collection_edited",
+        } <= actions
         history = [t.action for t in db.scalars(select(Transition))]
         assert "collection_published" in history
 
@@ -115,8 +138,10 @@ def test_draft_only_backend_by_default(pinned_app, client, facility) -> None:  #
 def published(pinned_app, client, facility: Facility, number: str) -> int:  # type: ignore[no-untyped-def]
     pinned_app.state.minter = DraftOnly("10.80123")
     cid = make_collection(client, facility, number).json()["id"]
-    assert client.post(f"/api/collections/{cid}/publish",
-                       headers=auth(facility, "pi")).status_code == 200
+    assert (
+        client.post(f"/api/collections/{cid}/publish", headers=auth(facility, "pi")).status_code
+        == 200
+    )
     return cid
 
 
@@ -127,8 +152,11 @@ def test_embargo_opens_at_the_injected_instant(pinned_app, client, facility) -> 
     landing = client.get(f"/collections/{cid}")
     assert landing.status_code == 200 and 'data-testid="embargo-note"' in landing.text
     assert f'href="{url}"' not in landing.text
-    for instant, status in [(EMBARGO_ENDS - timedelta(seconds=1), 404),
-                            (EMBARGO_ENDS, 200), (EMBARGO_ENDS + timedelta(days=1), 200)]:
+    for instant, status in [
+        (EMBARGO_ENDS - timedelta(seconds=1), 404),
+        (EMBARGO_ENDS, 200),
+        (EMBARGO_ENDS + timedelta(days=1), 200),
+    ]:
         pinned_app.state.clock = lambda instant=instant: instant
         assert client.get(url).status_code == status, instant
         assert client.get(f"/collections/{cid}/download.zip").status_code == status
@@ -140,16 +168,25 @@ def test_pi_releases_early_and_office_extends_once(pinned_app, client, facility)
     cid = published(pinned_app, client, facility, "20260002")
     r = client.post("/api/proposals/20260002/embargo/extend", headers=auth(facility, "office"))
     assert r.status_code == 200
-    assert client.post("/api/proposals/20260002/embargo/extend",
-                       headers=auth(facility, "office")).status_code == 403
+    assert (
+        client.post(
+            "/api/proposals/20260002/embargo/extend", headers=auth(facility, "office")
+        ).status_code
+        == 403
+    )
     assert client.get(f"/api/collections/{cid}").json()["release_date"].startswith("2028-12-24")
     r = client.post("/api/proposals/20260002/embargo/release", headers=auth(facility, "pi"))
     assert r.status_code == 200
     assert client.get(f"/api/collections/{cid}").json()["released"] is True
     assert client.get("/api/proposals/20260002/files/raw/scan_0001.nxs").status_code == 200
     with pinned_app.state.sessionmaker() as db:
-        assert [t.action for t in db.scalars(select(Transition).where(
-            Transition.action.in_(["extend_embargo", "release_early"])).order_by(Transition.id))
+        assert [
+            t.action
+            for t in db.scalars(
+                select(Transition)
+                .where(Transition.action.in_(["extend_embargo", "release_early"]))
+                .order_by(Transition.id)
+            )
         ] == ["extend_embargo", "release_early"]
 
 
@@ -161,7 +198,7 @@ def test_range_requests_return_the_exact_bytes(pinned_app, client, facility) -> 
         for first, last in [(0, 0), (0, 1023), (517, 9999), (len(data) - 10, len(data) - 1)]:
             r = client.get(url, headers={"Range": f"bytes={first}-{last}"})
             assert r.status_code == 206
-            assert r.content == data[first:last + 1]
+            assert r.content == data[first : last + 1]
             assert r.headers["content-range"] == f"bytes {first}-{last}/{len(data)}"
         r = client.get(url, headers={"Range": "bytes=-100"})
         assert r.content == data[-100:]
@@ -180,27 +217,37 @@ def test_streamed_zip_holds_exactly_the_files(pinned_app, client, facility) -> N
     assert len(body) == length
     archive = zipfile.ZipFile(io.BytesIO(body))
     assert archive.testzip() is None
-    expected = {f"20260001/{k.split('/', 1)[1]}": p for k, p in facility.files.items()
-                if k.startswith("20260001/")}
+    expected = {
+        f"20260001/{k.split('/', 1)[1]}": p
+        for k, p in facility.files.items()
+        if k.startswith("20260001/")
+    }
     assert sorted(archive.namelist()) == sorted(expected)
     for name, path in expected.items():
-        assert hashlib.sha256(archive.read(name)).digest() == \
-            hashlib.sha256(path.read_bytes()).digest()
+        assert (
+            hashlib.sha256(archive.read(name)).digest()
+            == hashlib.sha256(path.read_bytes()).digest()
+        )
 
 
 def test_landing_page_and_exports(pinned_app, client, facility) -> None:  # type: ignore[no-untyped-def]
     cid = published(pinned_app, client, facility, "20260001")
     page = client.get(f"/collections/{cid}").text
-    ld = json.loads(re.search(r'<script type="application/ld\+json" id="schema-org">(.*?)</script>',
-                              page, re.S).group(1))
+    ld = json.loads(
+        re.search(
+            r'<script type="application/ld\+json" id="schema-org">(.*?)</script>', page, re.S
+        ).group(1)
+    )
     assert ld["@type"] == "Dataset" and ld["name"] == "Bronze data of 20260001"
     # A draft DOI does not resolve yet: the citation points to the landing page.
     assert ld["identifier"] == f"http://127.0.0.1:8000/doi/10.80123/elettra.20260001.{cid}"
     assert "Chadwick, James; Meitner, Lise" in page
-    for export, kind, marker in [("citation.bib", "application/x-bibtex", "@misc{Chadwick2026"),
-                                 ("citation.ris", "application/x-research-info-systems", "TY  - DATA"),
-                                 ("datacite.json", "application/json", '"resourceTypeGeneral": "Dataset"'),
-                                 ("schema.jsonld", "application/ld+json", '"@context"')]:
+    for export, kind, marker in [
+        ("citation.bib", "application/x-bibtex", "@misc{Chadwick2026"),
+        ("citation.ris", "application/x-research-info-systems", "TY  - DATA"),
+        ("datacite.json", "application/json", '"resourceTypeGeneral": "Dataset"'),
+        ("schema.jsonld", "application/ld+json", '"@context"'),
+    ]:
         r = client.get(f"/collections/{cid}/{export}")
         assert r.status_code == 200 and r.headers["content-type"].startswith(kind)
         assert marker in r.text
@@ -222,8 +269,9 @@ def test_draft_doi_is_replaced_once_datacite_is_configured(pinned_app, client, f
     draft = client.post(f"/api/collections/{cid}/publish", headers=auth(facility, "pi")).json()
     assert draft["doi"].startswith("10.5072/")
     with FakeDataCite() as fake:
-        pinned_app.state.minter = DataCiteRest(fake.url, fake.repository, fake.password,
-                                               fake.prefix)
+        pinned_app.state.minter = DataCiteRest(
+            fake.url, fake.repository, fake.password, fake.prefix
+        )
         r = client.post(f"/api/collections/{cid}/publish", headers=auth(facility, "pi"))
         assert r.status_code == 200, r.text
         assert r.json()["doi"] == f"{fake.prefix}/elettra.20260001.{cid}"

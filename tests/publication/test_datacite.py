@@ -25,8 +25,13 @@ def sample(**overrides: object) -> Metadata:
         doi="10.80123/elettra.20260001.1",
         title="Copper & tin in <ancient> bronzes",
         creators=[
-            Creator("Chadwick, James", "James", "Chadwick", "0000-0002-1825-0097",
-                    "University of Cambridge"),
+            Creator(
+                "Chadwick, James",
+                "James",
+                "Chadwick",
+                "0000-0002-1825-0097",
+                "University of Cambridge",
+            ),
             Creator("Meitner, Lise", "Lise", "Meitner"),
         ],
         publisher="Elettra Sincrotrone Trieste",
@@ -59,7 +64,9 @@ def test_xml_validates_against_datacite_4_xsd(schema: etree.XMLSchema) -> None:
     assert doc.findtext("d:titles/d:title", namespaces=NS) == "Copper & tin in <ancient> bronzes"
     creators = doc.findall("d:creators/d:creator", NS)
     assert [c.findtext("d:creatorName", namespaces=NS) for c in creators] == [
-        "Chadwick, James", "Meitner, Lise"]
+        "Chadwick, James",
+        "Meitner, Lise",
+    ]
     orcid = creators[0].find("d:nameIdentifier", NS)
     assert orcid.text == "https://orcid.org/0000-0002-1825-0097"
     assert orcid.get("nameIdentifierScheme") == "ORCID"
@@ -74,14 +81,26 @@ def test_xml_validates_against_datacite_4_xsd(schema: etree.XMLSchema) -> None:
     assert (related.text, related.get("relationType")) == ("10.1000/paper.1", "IsCitedBy")
 
 
-@pytest.mark.parametrize("overrides", [
-    {"abstract": "", "keywords": [], "techniques": [], "related": [], "sizes": [],
-     "formats": [], "available": None, "created": None},
-    {"licence": "LicenseRef-facility-policy"},
-    {"creators": [Creator("Ng, A")]},
-])
-def test_minimal_and_unusual_records_validate(schema: etree.XMLSchema,
-                                              overrides: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "abstract": "",
+            "keywords": [],
+            "techniques": [],
+            "related": [],
+            "sizes": [],
+            "formats": [],
+            "available": None,
+            "created": None,
+        },
+        {"licence": "LicenseRef-facility-policy"},
+        {"creators": [Creator("Ng, A")]},
+    ],
+)
+def test_minimal_and_unusual_records_validate(
+    schema: etree.XMLSchema, overrides: dict[str, object]
+) -> None:
     doc = etree.fromstring(to_xml(sample(**overrides)).encode())
     assert schema.validate(doc), schema.error_log
 
@@ -122,9 +141,13 @@ def test_citations() -> None:
     assert "DO  - 10.80123/elettra.20260001.1" in ris
     assert ris[-2] == "ER  -"
     ld = citation.json_ld(meta)
-    assert ld["@type"] == "Dataset" and ld["identifier"] == "https://doi.org/10.80123/elettra.20260001.1"
+    assert (
+        ld["@type"] == "Dataset"
+        and ld["identifier"] == "https://doi.org/10.80123/elettra.20260001.1"
+    )
     assert ld["creator"][0]["@id"] == "https://orcid.org/0000-0002-1825-0097"
     assert ld["license"] == "https://creativecommons.org/licenses/by/4.0/legalcode"
     assert citation.text(meta) == (
         "Chadwick, James; Meitner, Lise (2026). Copper & tin in <ancient> bronzes. "
-        "Elettra Sincrotrone Trieste. https://doi.org/10.80123/elettra.20260001.1")
+        "Elettra Sincrotrone Trieste. https://doi.org/10.80123/elettra.20260001.1"
+    )

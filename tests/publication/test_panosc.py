@@ -47,8 +47,11 @@ def search(pinned_app, client, facility):  # type: ignore[no-untyped-def]
 
     def get(model: str, flt: dict[str, Any] | None = None, persona: str | None = None):  # type: ignore[no-untyped-def]
         params = {"filter": json.dumps(flt)} if flt is not None else {}
-        r = client.get(f"/api/panosc/{model}", params=params,
-                       headers=auth(facility, persona) if persona else {})
+        r = client.get(
+            f"/api/panosc/{model}",
+            params=params,
+            headers=auth(facility, persona) if persona else {},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         if persona is None:
@@ -64,38 +67,60 @@ def test_spec_dataset_by_technique(search, facility) -> None:  # type: ignore[no
 
 
 def test_spec_dataset_photon_energy_range_with_unit_conversion(search, facility) -> None:  # type: ignore[no-untyped-def]
-    flt = {"where": {"and": [
-        {"variable": "photon_energy", "operator": "gt", "value": 880, "unit": "eV"},
-        {"variable": "photon_energy", "operator": "lt", "value": 990, "unit": "eV"}]},
-        "include": ["parameters"]}
+    flt = {
+        "where": {
+            "and": [
+                {"variable": "photon_energy", "operator": "gt", "value": 880, "unit": "eV"},
+                {"variable": "photon_energy", "operator": "lt", "value": 990, "unit": "eV"},
+            ]
+        },
+        "include": ["parameters"],
+    }
     got = search("datasets", flt)
     # 0.93 keV is inside 880-990 eV; the embargoed 930 eV scan is not shown.
     assert {d["id"] for d in got} == ids(facility, D)
-    energy = next(p for p in got[0]["parameters"]
-                  if p["name"] == "instrument/monochromator/energy")
+    energy = next(p for p in got[0]["parameters"] if p["name"] == "instrument/monochromator/energy")
     assert (energy["value"], energy["unit"]) == (0.93, "keV")
 
 
 def test_spec_dataset_solid_copper(search, facility) -> None:  # type: ignore[no-untyped-def]
-    flt = {"where": {"and": [
-        {"variable": "sample_state", "operator": "eq", "value": "solid"},
-        {"variable": "chemical_formula", "operator": "eq", "value": "Cu"}]}}
+    flt = {
+        "where": {
+            "and": [
+                {"variable": "sample_state", "operator": "eq", "value": "solid"},
+                {"variable": "chemical_formula", "operator": "eq", "value": "Cu"},
+            ]
+        }
+    }
     assert {d["id"] for d in search("datasets", flt)} == ids(facility, A)
 
 
 def test_spec_dataset_temperature_below_80_celsius(search, facility) -> None:  # type: ignore[no-untyped-def]
-    flt = {"where": {"query": {"variable": "temperature", "operator": "lt", "value": 80,
-                               "unit": "celsius"}}}
+    flt = {
+        "where": {
+            "query": {"variable": "temperature", "operator": "lt", "value": 80, "unit": "celsius"}
+        }
+    }
     # 20 °C and 293.15 K match; 400 K (126.85 °C) does not.
     assert {d["id"] for d in search("datasets", flt)} == ids(facility, A, D)
 
 
 def test_spec_documents_of_a_principal_investigator(search, facility) -> None:  # type: ignore[no-untyped-def]
-    flt = {"where": {"type": "proposal"}, "include": [
-        {"relation": "members", "scope": {
-            "where": {"role": "principal investigator"},
-            "include": [{"relation": "person", "scope": {"where": {"name": "James Chadwick"}}}]}},
-        {"relation": "datasets"}]}
+    flt = {
+        "where": {"type": "proposal"},
+        "include": [
+            {
+                "relation": "members",
+                "scope": {
+                    "where": {"role": "principal investigator"},
+                    "include": [
+                        {"relation": "person", "scope": {"where": {"name": "James Chadwick"}}}
+                    ],
+                },
+            },
+            {"relation": "datasets"},
+        ],
+    }
     got = search("documents", flt)
     assert [d["id"] for d in got] == ["proposal-20260001"]
     assert got[0]["members"][0]["person"]["fullName"] == "James Chadwick"
@@ -103,30 +128,79 @@ def test_spec_documents_of_a_principal_investigator(search, facility) -> None:  
 
 
 def test_spec_documents_containing_datasets_in_a_range(search, facility) -> None:  # type: ignore[no-untyped-def]
-    flt = {"include": [{"relation": "datasets", "scope": {"where": {"and": [
-        {"name": "photon_energy", "operator": "gt", "value": 1000, "unit": "eV"},
-        {"name": "photon_energy", "operator": "lt", "value": 10000, "unit": "eV"}]}}}]}
+    flt = {
+        "include": [
+            {
+                "relation": "datasets",
+                "scope": {
+                    "where": {
+                        "and": [
+                            {
+                                "name": "photon_energy",
+                                "operator": "gt",
+                                "value": 1000,
+                                "unit": "eV",
+                            },
+                            {
+                                "name": "photon_energy",
+                                "operator": "lt",
+                                "value": 10000,
+                                "unit": "eV",
+                            },
+                        ]
+                    }
+                },
+            }
+        ]
+    }
     got = search("documents", flt)
     assert [d["id"] for d in got] == ["proposal-20260001"]
     assert {d["id"] for d in got[0]["datasets"]} == ids(facility, A)
 
 
 def test_spec_documents_by_sample_and_technique(search, facility) -> None:  # type: ignore[no-untyped-def]
-    flt = {"include": [{"relation": "datasets", "scope": {"include": [
-        {"relation": "techniques", "scope": {"where": {"name": "X-Ray Absorption"}}},
-        {"relation": "samples", "scope": {"where": {"name": "Solid copper cylinder"}}}]}}]}
+    flt = {
+        "include": [
+            {
+                "relation": "datasets",
+                "scope": {
+                    "include": [
+                        {
+                            "relation": "techniques",
+                            "scope": {"where": {"name": "X-Ray Absorption"}},
+                        },
+                        {
+                            "relation": "samples",
+                            "scope": {"where": {"name": "Solid copper cylinder"}},
+                        },
+                    ]
+                },
+            }
+        ]
+    }
     got = search("documents", flt)
     assert [d["id"] for d in got] == ["proposal-20260001"]
 
 
 def test_operators_or_inq_like_between(search, facility) -> None:  # type: ignore[no-untyped-def]
-    got = search("datasets", {"where": {"or": [{"title": {"like": "%scan_0002%"}},
-                                               {"samples.name": "Vanadium in a container"}]}})
+    got = search(
+        "datasets",
+        {
+            "where": {
+                "or": [
+                    {"title": {"like": "%scan_0002%"}},
+                    {"samples.name": "Vanadium in a container"},
+                ]
+            }
+        },
+    )
     assert {d["id"] for d in got} == ids(facility, B, D)
     got = search("datasets", {"where": {"id": {"inq": sorted(ids(facility, A, EMBARGOED))}}})
     assert {d["id"] for d in got} == ids(facility, A)
-    got = search("datasets", {"where": {"creationDate": {
-        "between": ["2026-01-01T00:00:00Z", "2026-02-28T00:00:00Z"]}}})
+    got = search(
+        "datasets",
+        {"where": {"creationDate": {"between": ["2026-01-01T00:00:00Z", "2026-02-28T00:00:00Z"]}}},
+    )
     assert {d["id"] for d in got} == ids(facility, A, B)
     got = search("datasets", {"where": {"title": {"ilike": "SAXS"}}})
     assert {d["id"] for d in got} == ids(facility, D)
@@ -135,15 +209,19 @@ def test_operators_or_inq_like_between(search, facility) -> None:  # type: ignor
 
 
 def test_limit_skip_and_include_shapes(search, facility) -> None:  # type: ignore[no-untyped-def]
-    everything = search("datasets", {"include": ["files", "instrument", "document",
-                                                 "samples", "techniques"]})
+    everything = search(
+        "datasets", {"include": ["files", "instrument", "document", "samples", "techniques"]}
+    )
     assert {d["id"] for d in everything} == ids(facility, A, B, NOTES, D)
     assert all(d["isPublic"] for d in everything)
     first = everything[0]
     assert first["files"][0]["size"] == facility.files[A].stat().st_size
-    assert first["instrument"] == {"id": str(facility.beamline_id), "name": "XRF",
-                                   "pid": "http://127.0.0.1:8000/instruments/XRF",
-                                   "facility": "Elettra"}
+    assert first["instrument"] == {
+        "id": str(facility.beamline_id),
+        "name": "XRF",
+        "pid": "http://127.0.0.1:8000/instruments/XRF",
+        "facility": "Elettra",
+    }
     assert first["document"]["type"] == "proposal"
     page = search("datasets", {"limit": 2, "skip": 1})
     assert [d["id"] for d in page] == [d["id"] for d in everything[1:3]]
@@ -159,9 +237,10 @@ def test_instruments_and_single_objects(search, client, facility) -> None:  # ty
     assert client.get(f"/api/panosc/datasets/{facility.dataset_ids[EMBARGOED]}").status_code == 404
     assert client.get("/api/panosc/documents/proposal-20260002").status_code == 404
     assert client.get("/api/panosc/documents/proposal-20260003").json()["type"] == "proposal"
-    assert client.get("/api/panosc/datasets/count",
-                      params={"where": json.dumps({"techniques.name": "X-Ray Absorption"})}
-                      ).json() == {"count": 3}
+    assert client.get(
+        "/api/panosc/datasets/count",
+        params={"where": json.dumps({"techniques.name": "X-Ray Absorption"})},
+    ).json() == {"count": 3}
 
 
 def test_members_see_their_embargoed_data_marked_not_public(search, facility) -> None:  # type: ignore[no-untyped-def]
@@ -180,10 +259,19 @@ def test_embargo_ends_and_the_dataset_appears(pinned_app, search, facility) -> N
     assert [d["id"] for d in r] == [embargoed]
 
 
-@pytest.mark.parametrize("bad", [
-    "not json", "[]", '{"where": []}', '{"limit": -1}', '{"where": {"title": {"foo": 1}}}',
-    '{"include": "nonsense"}', '{"where": {"id": {"inq": 3}}}', '{"order": 1, "x": 2}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json",
+        "[]",
+        '{"where": []}',
+        '{"limit": -1}',
+        '{"where": {"title": {"foo": 1}}}',
+        '{"include": "nonsense"}',
+        '{"where": {"id": {"inq": 3}}}',
+        '{"order": 1, "x": 2}',
+    ],
+)
 def test_bad_filters_are_400_problems(pinned_app, client, facility, bad: str) -> None:  # type: ignore[no-untyped-def]
     r = client.get("/api/panosc/datasets", params={"filter": bad})
     assert r.status_code == 400
@@ -198,26 +286,39 @@ def test_unit_conversion_reference_values() -> None:
     assert panosc.to_si(1.0, "furlong") is None
 
 
-@pytest.mark.parametrize("where", [
-    {"creationDate": {"lte": "2026-01-10T08:00:00Z"}},  # exactly scan A's start
-    {"creationDate": {"between": ["2026-01-10T08:00:00Z", "2026-03-10T08:00:00Z"]}},
-    {"creationDate": {"gt": "2026-02-10T08:00:00Z"}},
-    {"instrument.name": "SAXS"},
-    {"samples.name": "Solid copper cylinder"},
-    {"size": {"gt": 50000}},
-    {"id": {"inq": ["1", "3", "x"]}},
-    {"or": [{"size": {"lt": 20000}}, {"title": {"like": "%saxs%"}}]},
-    {"and": [{"instrument.name": "XRF"}, {"query": {"variable": "temperature",
-                                                    "operator": "gt", "value": 300, "unit": "K"}}]},
-])
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"creationDate": {"lte": "2026-01-10T08:00:00Z"}},  # exactly scan A's start
+        {"creationDate": {"between": ["2026-01-10T08:00:00Z", "2026-03-10T08:00:00Z"]}},
+        {"creationDate": {"gt": "2026-02-10T08:00:00Z"}},
+        {"instrument.name": "SAXS"},
+        {"samples.name": "Solid copper cylinder"},
+        {"size": {"gt": 50000}},
+        {"id": {"inq": ["1", "3", "x"]}},
+        {"or": [{"size": {"lt": 20000}}, {"title": {"like": "%saxs%"}}]},
+        {
+            "and": [
+                {"instrument.name": "XRF"},
+                {"query": {"variable": "temperature", "operator": "gt", "value": 300, "unit": "K"}},
+            ]
+        },
+    ],
+)
 def test_sql_narrowing_agrees_with_the_evaluator(pinned_app, facility, where) -> None:  # type: ignore[no-untyped-def]
     """SQL only skips rows that cannot match: same answer as evaluating every row."""
     from beamdesk.portal import access
     from tests.publication.conftest import NOW
 
     with pinned_app.state.sessionmaker() as db:
-        harvest = panosc.Harvest(db, access.readable_proposals(access.ANONYMOUS, NOW), NOW,
-                                 "Elettra", "CC-BY-4.0", "http://x")
+        harvest = panosc.Harvest(
+            db,
+            access.readable_proposals(access.ANONYMOUS, NOW),
+            NOW,
+            "Elettra",
+            "CC-BY-4.0",
+            "http://x",
+        )
         narrowed = {d["id"] for d in harvest.datasets(where) if panosc.matches(d, where)}
         everything = {d["id"] for d in harvest.datasets(None) if panosc.matches(d, where)}
     assert narrowed == everything

@@ -15,15 +15,22 @@ from tests.publication.conftest import Facility, auth
 pytestmark = pytest.mark.browser
 
 
-def test_anonymous_visitor_finds_downloads_and_cites(pinned_app, live_server, page,
-                                                     facility: Facility) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_visitor_finds_downloads_and_cites(
+    pinned_app, live_server, page, facility: Facility
+) -> None:  # type: ignore[no-untyped-def]
     base = live_server.url
     pinned_app.state.minter = DraftOnly("10.80123")
     with httpx.Client(base_url=base, headers=auth(facility, "pi")) as api:
         ids = [i for k, i in facility.dataset_ids.items() if k.startswith("20260001/")]
-        made = api.post("/api/proposals/20260001/collections", json={
-            "title": "Trace copper in bronze age tools", "abstract": "XRF maps.",
-            "keywords": ["archaeometry"], "dataset_ids": ids})
+        made = api.post(
+            "/api/proposals/20260001/collections",
+            json={
+                "title": "Trace copper in bronze age tools",
+                "abstract": "XRF maps.",
+                "keywords": ["archaeometry"],
+                "dataset_ids": ids,
+            },
+        )
         assert made.status_code == 201, made.text
         cid = made.json()["id"]
         assert api.post(f"/api/collections/{cid}/publish").status_code == 200
@@ -53,7 +60,8 @@ def test_anonymous_visitor_finds_downloads_and_cites(pinned_app, live_server, pa
 
     page.click("[data-testid=copy-bibtex]")
     page.wait_for_function(
-        "document.querySelector('[data-testid=copy-status]').textContent.length > 0")
+        "document.querySelector('[data-testid=copy-status]').textContent.length > 0"
+    )
     assert page.text_content("[data-testid=copy-status]") == "Copied."
     clipboard = page.evaluate("navigator.clipboard.readText()")
     assert clipboard == page.text_content("[data-testid=bibtex]")

@@ -63,8 +63,9 @@ def sign_in(client: TestClient, persona: str) -> tuple[str, str]:
     csrf = CSRF_INPUT.search(page.text)
     assert csrf, "the sign-in page has no CSRF field"
     if persona != "anonymous":
-        r = client.post("/login", data={"username": persona, "password": PASSWORD,
-                                        "csrf_token": csrf.group(1)})
+        r = client.post(
+            "/login", data={"username": persona, "password": PASSWORD, "csrf_token": csrf.group(1)}
+        )
         assert r.status_code == 303, (persona, r.status_code, r.text[:300])
         page = client.get("/tokens")  # any page with a form gives the new session's token
         csrf = CSRF_INPUT.search(page.text)
@@ -106,7 +107,10 @@ def facility(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Facility]:
 def problem(response: Any) -> dict[str, Any]:
     """The problem+json body of an error (fails if it is not one)."""
     assert response.headers["content-type"].startswith("application/problem+json"), (
-        response.status_code, response.headers["content-type"], response.text[:300])
+        response.status_code,
+        response.headers["content-type"],
+        response.text[:300],
+    )
     body = response.json()
     assert {"type", "title", "status", "detail"} <= set(body), body
     return body

@@ -26,8 +26,16 @@ from beamdesk.portal.models import ProposalState
 
 S = ProposalState
 
-PERSONAS = ["anonymous", "outsider", "pi", "participant", "reviewer", "scientist",
-            "other_scientist", "office"]
+PERSONAS = [
+    "anonymous",
+    "outsider",
+    "pi",
+    "participant",
+    "reviewer",
+    "scientist",
+    "other_scientist",
+    "office",
+]
 MEMBERS = {"pi", "participant"}
 SIGNED_IN = set(PERSONAS) - {"anonymous"}
 
@@ -90,8 +98,7 @@ VARIANTS = [
 def proposal_sees(persona: str, v: Variant) -> bool:
     """May ``persona`` see proposal ``v`` at all (else every proposal route answers 404)?"""
     staff = persona == "scientist" and v.state != S.draft
-    return (persona == "office" or persona in MEMBERS or persona == "reviewer" or staff
-            or v.released)
+    return persona == "office" or persona in MEMBERS or persona == "reviewer" or staff or v.released
 
 
 def proposal_allows(rule: str, persona: str, v: Variant) -> bool:
@@ -137,16 +144,37 @@ def proposal_allows(rule: str, persona: str, v: Variant) -> bool:
 
 
 PROPOSAL_RULES = {
-    "view_proposal", "read_data", "edit_proposal", "manage_members", "write_review",
-    "assign_reviewers", "add_beamtime", "release_early", "extend_embargo", "run_job",
-    "set_doi", "transition", "edit_collection", "see_collection", "download_collection",
-    "doi_landing", "view_job", "cancel_job", "read_data_signed_in",
+    "view_proposal",
+    "read_data",
+    "edit_proposal",
+    "manage_members",
+    "write_review",
+    "assign_reviewers",
+    "add_beamtime",
+    "release_early",
+    "extend_embargo",
+    "run_job",
+    "set_doi",
+    "transition",
+    "edit_collection",
+    "see_collection",
+    "download_collection",
+    "doi_landing",
+    "view_job",
+    "cancel_job",
+    "read_data_signed_in",
 }
 
 # Rules whose refusal is a plain 404 even for someone who sees the proposal (data, jobs,
 # collections are "not found" rather than "forbidden" to them).
-HIDDEN_WHEN_DENIED = {"read_data", "read_data_signed_in", "download_collection", "doi_landing", "view_job",
-                      "see_collection"}
+HIDDEN_WHEN_DENIED = {
+    "read_data",
+    "read_data_signed_in",
+    "download_collection",
+    "doi_landing",
+    "view_job",
+    "see_collection",
+}
 
 # (method, path) -> rule. Page forms gated by "view_proposal" report finer refusals
 # (e.g. a participant trying to accept) as a message on the proposal page, not a status.

@@ -29,16 +29,22 @@ from tests.security.world import Facts, build
 
 
 def database(kind: str, folder: Path) -> str:
-    url = (f"sqlite:///{folder / 'beamdesk.db'}" if kind == "sqlite"
-           else _fresh_postgres_database(_postgres_url()))
+    url = (
+        f"sqlite:///{folder / 'beamdesk.db'}"
+        if kind == "sqlite"
+        else _fresh_postgres_database(_postgres_url())
+    )
     upgrade(url)
     return url
 
 
 def env(settings: Settings) -> dict[str, str]:
-    return {"BEAMDESK_DATABASE_URL": settings.database_url,
-            "BEAMDESK_DATA": str(settings.data_root), "BEAMDESK_VAR": str(settings.var_dir),
-            "BEAMDESK_SECRET_KEY": settings.secret_key}
+    return {
+        "BEAMDESK_DATABASE_URL": settings.database_url,
+        "BEAMDESK_DATA": str(settings.data_root),
+        "BEAMDESK_VAR": str(settings.var_dir),
+        "BEAMDESK_SECRET_KEY": settings.secret_key,
+    }
 
 
 def dump(url: str) -> dict[str, list[dict[str, Any]]]:
@@ -49,21 +55,28 @@ def dump(url: str) -> dict[str, list[dict[str, Any]]]:
         for table in Base.metadata.sorted_tables:
             rows = conn.execute(select(table).order_by(*table.primary_key.columns)).mappings()
             out[table.name] = [
-                {k: v.astimezone(UTC) if isinstance(v, datetime) and v.tzinfo else v
-                 for k, v in row.items()} for row in rows]
+                {
+                    k: v.astimezone(UTC) if isinstance(v, datetime) and v.tzinfo else v
+                    for k, v in row.items()
+                }
+                for row in rows
+            ]
     engine.dispose()
     return out
 
 
 def processed(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.glob("*/processed/**/*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.glob("*/processed/**/*"))
+        if p.is_file()
+    }
 
 
-@pytest.mark.parametrize(("source", "target"), [
-    ("sqlite", "postgresql"), ("postgresql", "sqlite"), ("sqlite", "sqlite")])
-def test_backup_restores_into_an_empty_instance(tmp_path: Path, source: str,
-                                                target: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "target"), [("sqlite", "postgresql"), ("postgresql", "sqlite"), ("sqlite", "sqlite")]
+)
+def test_backup_restores_into_an_empty_instance(tmp_path: Path, source: str, target: str) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     old = make_settings(tmp_path / "a", database(source, tmp_path / "a"))
@@ -104,7 +117,12 @@ def test_backup_restores_into_an_empty_instance(tmp_path: Path, source: str,
         bearer = {"Authorization": f"Bearer {facts.tokens['pi']}"}
         listed = client.get("/api/proposals", headers=bearer).json()
         assert {p["number"] for p in listed["items"]} == {
-            "20260101", "20260102", "20260103", "20260104", "20260105"}
+            "20260101",
+            "20260102",
+            "20260103",
+            "20260104",
+            "20260105",
+        }
         made = client.post("/api/proposals", headers=bearer, json={"title": "After restore"})
         assert made.status_code == 201, made.text
     app.state.engine.dispose()

@@ -26,8 +26,12 @@ PASSWD_FIRST_LINE = Path("/etc/passwd").read_text().splitlines()[0]
 
 def _valid(path: Path) -> None:
     with h5py.File(path, "w") as f:
-        f.create_dataset("entry/data", data=np.arange(200_000, dtype="f8").reshape(400, 500),
-                         chunks=(40, 50), compression="gzip")
+        f.create_dataset(
+            "entry/data",
+            data=np.arange(200_000, dtype="f8").reshape(400, 500),
+            chunks=(40, 50),
+            compression="gzip",
+        )
         f["entry"].attrs["NX_class"] = "NXentry"
 
 
@@ -67,7 +71,7 @@ def garbage_chunks(path: Path) -> None:
     data = bytearray(path.read_bytes())
     noise = np.random.default_rng(5).integers(0, 256, max(sizes), dtype=np.uint8).tobytes()
     for off, size in zip(offsets, sizes, strict=True):
-        data[off:off + size] = noise[:size]
+        data[off : off + size] = noise[:size]
     path.write_bytes(bytes(data))
 
 
@@ -83,8 +87,13 @@ def huge_dimensions(path: Path) -> None:
     """2**40 elements declared, chunked, nothing allocated: 8 TB if anyone read it all."""
     with h5py.File(path, "w") as f:
         f.create_dataset("entry/data", shape=(2**40,), dtype="f8", chunks=(4096,))
-        f.create_dataset("entry/image", shape=(2**20, 2**20), dtype="u2", chunks=(256, 256),
-                         maxshape=(None, None))
+        f.create_dataset(
+            "entry/image",
+            shape=(2**20, 2**20),
+            dtype="u2",
+            chunks=(256, 256),
+            maxshape=(None, None),
+        )
 
 
 def recursive_links(path: Path) -> None:
@@ -101,10 +110,12 @@ def external_to_etc(path: Path) -> None:
     with h5py.File(path, "w") as f:
         f.create_group("entry")
         f["entry/data"] = h5py.ExternalLink("/etc/passwd", "/")
-        f["entry/other_proposal"] = h5py.ExternalLink(f"../../{OTHER}/{H5_FILE}",
-                                                      "/entry/data/counts")
-        f.create_dataset("entry/raw_passwd", shape=(64,), dtype="u1",
-                         external=[("/etc/passwd", 0, 64)])
+        f["entry/other_proposal"] = h5py.ExternalLink(
+            f"../../{OTHER}/{H5_FILE}", "/entry/data/counts"
+        )
+        f.create_dataset(
+            "entry/raw_passwd", shape=(64,), dtype="u1", external=[("/etc/passwd", 0, 64)]
+        )
 
 
 def many_attributes(path: Path) -> None:
@@ -142,19 +153,29 @@ CORPUS: dict[str, Callable[[Path], None]] = {
 }
 # (endpoint, HDF5 path, selection) tried on every file of the corpus.
 REQUESTS = [
-    ("meta", "/", None), ("meta", "/entry", None), ("meta", "/entry/data", None),
-    ("attr", "/entry", None), ("paths", "/", None),
-    ("data", "/entry/data", None), ("data", "/entry/data", "0:3"),
+    ("meta", "/", None),
+    ("meta", "/entry", None),
+    ("meta", "/entry/data", None),
+    ("attr", "/entry", None),
+    ("paths", "/", None),
+    ("data", "/entry/data", None),
+    ("data", "/entry/data", "0:3"),
     ("stats", "/entry/data", None),
-    ("meta", "/entry/deep", None), ("data", "/entry/self", None),
-    ("data", "/entry/other_proposal", None), ("data", "/entry/raw_passwd", None),
-    ("data", "/entry/image", "0,0:4"), ("data", "/entry/image", None),
+    ("meta", "/entry/deep", None),
+    ("data", "/entry/self", None),
+    ("data", "/entry/other_proposal", None),
+    ("data", "/entry/raw_passwd", None),
+    ("data", "/entry/image", "0,0:4"),
+    ("data", "/entry/image", None),
 ]
 
 
 def still_serving(fac: Facility) -> None:
-    r = fac.client.get(f"/api/proposals/{NUMBER}/h5/data", headers=fac.bearer("office"),
-                       params={"file": H5_FILE, "path": "/entry/data/counts"})
+    r = fac.client.get(
+        f"/api/proposals/{NUMBER}/h5/data",
+        headers=fac.bearer("office"),
+        params={"file": H5_FILE, "path": "/entry/data/counts"},
+    )
     assert r.status_code == 200, r.text
     assert r.json() == np.arange(12).reshape(3, 4).tolist()
 
@@ -172,8 +193,11 @@ def test_broken_file_gives_a_clear_4xx(facility: Facility, name: str) -> None:
             params = {"file": file, "path": h5path}
             if selection:
                 params["selection"] = selection
-            r = facility.client.get(f"/api/proposals/{NUMBER}/h5/{endpoint}",
-                                    headers=facility.bearer("office"), params=params)
+            r = facility.client.get(
+                f"/api/proposals/{NUMBER}/h5/{endpoint}",
+                headers=facility.bearer("office"),
+                params=params,
+            )
             where = (name, endpoint, h5path, selection, r.status_code)
             assert r.status_code < 500, (where, r.text[:300])
             assert "Traceback" not in r.text and PASSWD_FIRST_LINE not in r.text, where
@@ -197,15 +221,22 @@ def test_huge_dimensions_read_a_slice_and_refuse_the_whole(facility: Facility) -
     try:
         url = f"/api/proposals/{NUMBER}/h5/data"
         headers = facility.bearer("office")
-        r = facility.client.get(url, headers=headers, params={
-            "file": "raw/huge/huge.h5", "path": "/entry/data", "selection": "5:9"})
+        r = facility.client.get(
+            url,
+            headers=headers,
+            params={"file": "raw/huge/huge.h5", "path": "/entry/data", "selection": "5:9"},
+        )
         assert r.status_code == 200 and r.json() == [0.0] * 4  # the fill value
-        r = facility.client.get(url, headers=headers, params={
-            "file": "raw/huge/huge.h5", "path": "/entry/data"})
+        r = facility.client.get(
+            url, headers=headers, params={"file": "raw/huge/huge.h5", "path": "/entry/data"}
+        )
         assert r.status_code == 413, r.text
         assert "selection" in problem(r)["detail"].lower()
-        meta = facility.client.get(f"/api/proposals/{NUMBER}/h5/meta", headers=headers,
-                                   params={"file": "raw/huge/huge.h5", "path": "/entry/data"})
+        meta = facility.client.get(
+            f"/api/proposals/{NUMBER}/h5/meta",
+            headers=headers,
+            params={"file": "raw/huge/huge.h5", "path": "/entry/data"},
+        )
         assert meta.status_code == 200 and meta.json()["shape"] == [2**40]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -218,9 +249,11 @@ def test_virtual_source_elsewhere_is_not_read(facility: Facility) -> None:
     virtual_outside(folder / "v.h5")
     try:
         for endpoint in ("data", "stats"):
-            r = facility.client.get(f"/api/proposals/{NUMBER}/h5/{endpoint}",
-                                    headers=facility.bearer("office"),
-                                    params={"file": "raw/vds/v.h5", "path": "/entry/data"})
+            r = facility.client.get(
+                f"/api/proposals/{NUMBER}/h5/{endpoint}",
+                headers=facility.bearer("office"),
+                params={"file": "raw/vds/v.h5", "path": "/entry/data"},
+            )
             assert r.status_code == 404, r.text
             assert "outside" in problem(r)["detail"]
     finally:

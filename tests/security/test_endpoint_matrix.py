@@ -88,11 +88,15 @@ def endpoints(app: Any) -> list[Endpoint]:
 
 # ------------------------------------------------------------------ the table is complete
 def test_every_endpoint_has_an_expectation(facility: Facility) -> None:
-    missing = [f"{e.method} {e.path}" for e in endpoints(facility.app)
-               if (e.method, e.path) not in EXPECTATIONS]
+    missing = [
+        f"{e.method} {e.path}"
+        for e in endpoints(facility.app)
+        if (e.method, e.path) not in EXPECTATIONS
+    ]
     assert not missing, (
         "endpoints without an access expectation (add them to "
-        "tests/security/expectations.py): " + ", ".join(missing))
+        "tests/security/expectations.py): " + ", ".join(missing)
+    )
 
 
 def test_no_expectation_is_stale_or_unknown(facility: Facility) -> None:
@@ -106,11 +110,24 @@ def test_no_expectation_is_stale_or_unknown(facility: Facility) -> None:
 # ------------------------------------------------------------------ filling requests
 # Values for parameters and body fields by name; anything else gets a type's minimal value.
 NAMED: dict[str, Any] = {
-    "username": "participant", "beamline": "XRF", "doi": "10.5072/matrix-test", "score": 3,
-    "title": "Matrix test", "name": "matrix", "file": H5_FILE, "path": H5_DATASET,
-    "paths": [H5_DATASET], "input": f"{H5_FILE}::{H5_DATASET}", "comment": "",
-    "op": "release", "role": "participant", "user_id": 0, "shifts": 3,
-    "expires_days": 30, "dataset": H5_DATASET, "dataset_ids": [],
+    "username": "participant",
+    "beamline": "XRF",
+    "doi": "10.5072/matrix-test",
+    "score": 3,
+    "title": "Matrix test",
+    "name": "matrix",
+    "file": H5_FILE,
+    "path": H5_DATASET,
+    "paths": [H5_DATASET],
+    "input": f"{H5_FILE}::{H5_DATASET}",
+    "comment": "",
+    "op": "release",
+    "role": "participant",
+    "user_id": 0,
+    "shifts": 3,
+    "expires_days": 30,
+    "dataset": H5_DATASET,
+    "dataset_ids": [],
 }
 
 
@@ -152,11 +169,12 @@ def fill_path(path: str, values: dict[str, str]) -> str:
     out = path
     while "{" in out:
         start, end = out.index("{"), out.index("}")
-        name = out[start + 1:end].split(":")[0]
+        name = out[start + 1 : end].split(":")[0]
         assert name in values, (
             f"no value for path parameter {name!r} of {path}: add one to path_values() in "
-            "tests/security/test_endpoint_matrix.py")
-        out = out[:start] + values[name] + out[end + 1:]
+            "tests/security/test_endpoint_matrix.py"
+        )
+        out = out[:start] + values[name] + out[end + 1 :]
     return out
 
 
@@ -247,7 +265,8 @@ def build_request(endpoint: Endpoint) -> Request:
 # ------------------------------------------------------------------ judging answers
 def goes_to_sign_in(response: Any) -> bool:
     return response.status_code in (302, 303, 307) and response.headers.get(
-        "location", "").startswith("/login")
+        "location", ""
+    ).startswith("/login")
 
 
 def _short(response: Any) -> str:
@@ -256,8 +275,9 @@ def _short(response: Any) -> str:
     return " ".join(response.text.split())[:80]
 
 
-def verdict(endpoint: Endpoint, rule: str, persona: str, v: Variant | None,
-            response: Any) -> str | None:
+def verdict(
+    endpoint: Endpoint, rule: str, persona: str, v: Variant | None, response: Any
+) -> str | None:
     """None if the answer follows the rule, else what is wrong."""
     code = response.status_code
     if code == 503 and endpoint.path in NEEDS_SERVICE:
@@ -295,15 +315,15 @@ def verdict(endpoint: Endpoint, rule: str, persona: str, v: Variant | None,
     return f"denied: wanted {sorted(wanted)}, got {code}: {_short(response)}"
 
 
-def call(fac: Facility, endpoint: Endpoint, persona: str, v: Variant,
-         req: Request) -> Any:
+def call(fac: Facility, endpoint: Endpoint, persona: str, v: Variant, req: Request) -> Any:
     csrf = fac.use(persona)
     url = fill_path(endpoint.path, path_values(fac, persona, v))
     headers = {} if endpoint.method in SAFE else {"X-CSRF-Token": csrf}
     if endpoint.path.endswith("/events"):
         headers["Accept"] = "text/event-stream"
-    response = fac.client.request(endpoint.method, url, params=req.params, json=req.json,
-                                  data=req.data, headers=headers)
+    response = fac.client.request(
+        endpoint.method, url, params=req.params, json=req.json, data=req.data, headers=headers
+    )
     if endpoint.method not in SAFE and response.status_code < 400:
         fac.restore()  # it may have changed something: back to the facility as built
     return response
@@ -325,8 +345,10 @@ def test_every_endpoint_follows_its_rule(facility: Facility) -> None:
                 calls += 1
                 wrong = verdict(endpoint, rule, persona, v, response)
                 if wrong:
-                    failures.append(f"{endpoint.method} {endpoint.path} [{rule}] as {persona} "
-                                    f"on {v.number} ({v.state.value}, {v.embargo}): {wrong}")
+                    failures.append(
+                        f"{endpoint.method} {endpoint.path} [{rule}] as {persona} "
+                        f"on {v.number} ({v.state.value}, {v.embargo}): {wrong}"
+                    )
     elapsed = time.monotonic() - started
     print(f"\n{calls} calls in {elapsed:.1f} s")
     if failures:
@@ -341,8 +363,11 @@ def test_denials_do_not_leak_existence(facility: Facility, persona: str) -> None
     """A proposal the caller may not see answers exactly like one that does not exist."""
     facility.use(persona)
     hidden = VARIANTS[2].number  # scheduled, under embargo
-    for url in (f"/api/proposals/{hidden}", f"/api/proposals/{hidden}/datasets",
-                f"/api/proposals/{hidden}/h5/meta?file={H5_FILE}"):
+    for url in (
+        f"/api/proposals/{hidden}",
+        f"/api/proposals/{hidden}/datasets",
+        f"/api/proposals/{hidden}/h5/meta?file={H5_FILE}",
+    ):
         real = facility.client.get(url)
         ghost = facility.client.get(url.replace(hidden, "29990999"))
         if persona == "reviewer" and url.endswith(hidden):

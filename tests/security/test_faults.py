@@ -34,25 +34,29 @@ PG_ENV = {**os.environ, "BEAMDESK_PG_PORT": "54391", "BEAMDESK_PG_DIR": "/tmp/be
 
 
 def pg(action: str) -> str:
-    done = subprocess.run([str(TOOLS), action], env=PG_ENV, capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [str(TOOLS), action], env=PG_ENV, capture_output=True, text=True, timeout=120, check=True
+    )
     return done.stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def private_postgres() -> Iterator[str]:
     if (not shutil.which("runuser") and os.geteuid() == 0) or not list(
-            Path("/usr/lib/postgresql").glob("*/bin")):
+        Path("/usr/lib/postgresql").glob("*/bin")
+    ):
         pytest.skip("PostgreSQL server binaries not installed (make test installs them)")
     url = pg("start")
     yield url
     pg("stop")
 
 
-def _loader(url: str, token: str, stop: threading.Event, codes: Counter[int],
-            bodies: list[str]) -> None:
-    with httpx.Client(base_url=url, timeout=10,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
+def _loader(
+    url: str, token: str, stop: threading.Event, codes: Counter[int], bodies: list[str]
+) -> None:
+    with httpx.Client(
+        base_url=url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         while not stop.is_set():
             try:
                 r = client.get("/api/proposals/20260001")
@@ -76,14 +80,18 @@ def test_postgres_restart_under_load(private_postgres: str, tmp_path: Path) -> N
     from beamdesk.web.app import create_app
 
     app = create_app(settings)
-    phases: dict[str, Counter[int]] = {"before": Counter(), "outage": Counter(),
-                                       "after": Counter()}
+    phases: dict[str, Counter[int]] = {"before": Counter(), "outage": Counter(), "after": Counter()}
     bodies: list[str] = []
     with LiveServer(app) as server:
         for phase in phases:
             stop = threading.Event()
-            workers = [threading.Thread(target=_loader, args=(
-                server.url, world.tokens["pi"], stop, phases[phase], bodies)) for _ in range(4)]
+            workers = [
+                threading.Thread(
+                    target=_loader,
+                    args=(server.url, world.tokens["pi"], stop, phases[phase], bodies),
+                )
+                for _ in range(4)
+            ]
             if phase == "outage":
                 pg("stop")
             elif phase == "after":
@@ -129,10 +137,14 @@ def _stream_then(server: LiveServer, token: str, path: Path, damage: str) -> tup
     headers = {"Authorization": f"Bearer {token}"}
     got = 0
     expected = 0
-    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client, \
-            client.stream("GET", "/api/proposals/20260001/h5/data",
-                          params={"file": "raw/big.h5", "path": "/data",
-                                  "format": "bin"}) as r:
+    with (
+        httpx.Client(base_url=server.url, headers=headers, timeout=30) as client,
+        client.stream(
+            "GET",
+            "/api/proposals/20260001/h5/data",
+            params={"file": "raw/big.h5", "path": "/data", "format": "bin"},
+        ) as r,
+    ):
         assert r.status_code == 200
         expected = int(r.headers["content-length"])
         try:
@@ -164,10 +176,12 @@ def test_file_damaged_while_streamed(big_file_server, damage: str) -> None:  # t
         assert r.status_code in (404, 422), r.text  # gone, or refused as truncated
         assert r.headers["content-type"].startswith("application/problem+json")
         if damage == "truncate":  # no zeros from past the new end: refused
-            r = client.get("/api/proposals/20260001/h5/data",
-                           params={"file": "raw/big.h5", "path": "/data",
-                                   "selection": "1000,0:5"})
+            r = client.get(
+                "/api/proposals/20260001/h5/data",
+                params={"file": "raw/big.h5", "path": "/data", "selection": "1000,0:5"},
+            )
             assert r.status_code == 422 and "truncated" in r.json()["detail"], r.text
-        ok = client.get("/api/proposals/20260001/h5/data",
-                        params={"file": "raw/good.h5", "path": "/x"})
+        ok = client.get(
+            "/api/proposals/20260001/h5/data", params={"file": "raw/good.h5", "path": "/x"}
+        )
         assert ok.status_code == 200 and ok.json() == [0, 1, 2, 3, 4]

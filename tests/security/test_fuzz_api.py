@@ -33,8 +33,7 @@ def _pick(value: Any, choices: list[str]) -> Any:
 
 def map_path_parameters(context: Any, path_parameters: dict[str, Any]) -> dict[str, Any]:
     if path_parameters and "number" in path_parameters:
-        path_parameters["number"] = _pick(path_parameters["number"],
-                                          [v.number for v in VARIANTS])
+        path_parameters["number"] = _pick(path_parameters["number"], [v.number for v in VARIANTS])
     if path_parameters and "path" in path_parameters:
         path_parameters["path"] = _pick(path_parameters["path"], [H5_FILE])
     return path_parameters
@@ -69,18 +68,25 @@ def test_api_answers_within_its_schema(facility: Facility) -> None:
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
-                  phases=[Phase.explicit, Phase.generate], database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=FUZZ_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case: Any) -> None:
             response = case.call(headers=facility.bearer(PERSONA))
-            case.validate_response(response, checks=[not_a_server_error,
-                                                     response_schema_conformance])
+            case.validate_response(
+                response, checks=[not_a_server_error, response_schema_conformance]
+            )
 
         try:
             run()
         except Exception as exc:  # one operation's failure must not hide the others'
-            failures.append(f"{operation.method.upper()} {operation.path}: "
-                            f"{str(exc).strip()[:1500]}")
+            failures.append(
+                f"{operation.method.upper()} {operation.path}: {str(exc).strip()[:1500]}"
+            )
     assert operations > 30
     assert not failures, f"{len(failures)} operations fail:\n\n" + "\n\n".join(failures)

@@ -28,33 +28,39 @@ from beamdesk.xrf.config import ConfigError, from_pymca_dict, from_toml_dict, re
 from beamdesk.xrf.readers import SpectrumReadError, read_spectrum
 
 EXAMPLES = int(os.environ.get("BEAMDESK_FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # --------------------------------------------------------------------------- selections
 member = st.one_of(
     st.integers(-12, 12).map(str),
-    st.tuples(st.sampled_from(["", "-3", "0", "1", "5", "99", "-1"]),
-              st.sampled_from(["", "-3", "0", "2", "7", "99"]),
-              st.sampled_from([None, "", "1", "2", "3", "0", "-1", "x"])).map(
-        lambda t: f"{t[0]}:{t[1]}" + (f":{t[2]}" if t[2] is not None else "")),
+    st.tuples(
+        st.sampled_from(["", "-3", "0", "1", "5", "99", "-1"]),
+        st.sampled_from(["", "-3", "0", "2", "7", "99"]),
+        st.sampled_from([None, "", "1", "2", "3", "0", "-1", "x"]),
+    ).map(lambda t: f"{t[0]}:{t[1]}" + (f":{t[2]}" if t[2] is not None else "")),
     st.text(alphabet=" 0123456789:-,+.eExj\t\u0663", max_size=6),
 )
-selection_text = st.one_of(st.lists(member, max_size=5).map(",".join),
-                           st.text(max_size=30))
+selection_text = st.one_of(st.lists(member, max_size=5).map(",".join), st.text(max_size=30))
 shapes = st.one_of(st.none(), st.lists(st.integers(0, 9), max_size=4).map(tuple))
 
 
 @FUZZ
 @given(text=st.one_of(st.none(), selection_text), shape=shapes)
-def test_selection_parser_only_refuses_with_its_error(text: str | None,
-                                                      shape: tuple[int, ...] | None) -> None:
+def test_selection_parser_only_refuses_with_its_error(
+    text: str | None, shape: tuple[int, ...] | None
+) -> None:
     try:
         sel = parse_selection(text, shape)
     except H5RequestError as exc:
-        assert (exc.status == 422 and "selection" in exc.message.lower()) or "empty" in \
-            exc.message.lower(), exc.message
+        assert (
+            exc.status == 422 and "selection" in exc.message.lower()
+        ) or "empty" in exc.message.lower(), exc.message
         return
     if shape is None:
         assert sel.members == ()
@@ -66,9 +72,29 @@ def test_selection_parser_only_refuses_with_its_error(text: str | None,
 
 # --------------------------------------------------------------------------- paths
 component = st.one_of(
-    st.sampled_from([".", "..", "raw", "scan.h5", "link_out", "loop", "secret", "",
-                     "\uff0e\uff0e", "\u2024\u2024", "..\\..", "C:", "~", "%2e%2e",
-                     "a\u202eb", "a\x00b", "\u200b", "con", "a" * 300]),
+    st.sampled_from(
+        [
+            ".",
+            "..",
+            "raw",
+            "scan.h5",
+            "link_out",
+            "loop",
+            "secret",
+            "",
+            "\uff0e\uff0e",
+            "\u2024\u2024",
+            "..\\..",
+            "C:",
+            "~",
+            "%2e%2e",
+            "a\u202eb",
+            "a\x00b",
+            "\u200b",
+            "con",
+            "a" * 300,
+        ]
+    ),
     st.text(max_size=8),
 )
 relative = st.one_of(st.lists(component, max_size=6).map("/".join), st.text(max_size=40))
@@ -102,8 +128,9 @@ def test_clean_relative_gives_a_plain_relative_path_or_refuses(relpath: str) -> 
 
 @FUZZ
 @given(relpath=relative, number=st.sampled_from(["20260001", "20260002", "..", "", "2026/1"]))
-def test_resolved_paths_never_leave_the_proposal(data_root: Path, relpath: str,
-                                                 number: str) -> None:
+def test_resolved_paths_never_leave_the_proposal(
+    data_root: Path, relpath: str, number: str
+) -> None:
     try:
         target = resolve_in_proposal(data_root, number, relpath)
     except PathNotFound:
@@ -116,18 +143,46 @@ def test_resolved_paths_never_leave_the_proposal(data_root: Path, relpath: str,
 # --------------------------------------------------------------------------- XRF readers
 spectrum_text = st.one_of(
     st.binary(max_size=600),
-    st.lists(st.sampled_from([
-        "$SPEC_ID:", "$DATA:", "0 3", "0 10", "1 2 3 4", "-1 5", "nan", "inf", "1e999",
-        "@A 1 2 3\\", "@A", "#@MCA 16C", "#@CHANN 4 0 3 1", "#S 1", "1,2", "3;4", "a,b",
-        "", "\t", "0xff", "1 2", "9" * 40, "\u00e9", "$ENER_FIT:", "1.5 0.01",
-    ]), max_size=30).map(lambda lines: "\n".join(lines).encode("latin-1", "replace")),
+    st.lists(
+        st.sampled_from(
+            [
+                "$SPEC_ID:",
+                "$DATA:",
+                "0 3",
+                "0 10",
+                "1 2 3 4",
+                "-1 5",
+                "nan",
+                "inf",
+                "1e999",
+                "@A 1 2 3\\",
+                "@A",
+                "#@MCA 16C",
+                "#@CHANN 4 0 3 1",
+                "#S 1",
+                "1,2",
+                "3;4",
+                "a,b",
+                "",
+                "\t",
+                "0xff",
+                "1 2",
+                "9" * 40,
+                "\u00e9",
+                "$ENER_FIT:",
+                "1.5 0.01",
+            ]
+        ),
+        max_size=30,
+    ).map(lambda lines: "\n".join(lines).encode("latin-1", "replace")),
 )
 
 
 @FUZZ
 @given(content=spectrum_text, suffix=st.sampled_from([".mca", ".spe", ".csv", ".txt", ".dat"]))
-def test_spectrum_readers_only_refuse_with_their_error(tmp_path: Path, content: bytes,
-                                                       suffix: str) -> None:
+def test_spectrum_readers_only_refuse_with_their_error(
+    tmp_path: Path, content: bytes, suffix: str
+) -> None:
     path = tmp_path / f"spectrum{suffix}"
     path.write_bytes(content)
     try:
@@ -140,28 +195,77 @@ def test_spectrum_readers_only_refuse_with_their_error(tmp_path: Path, content: 
 
 # --------------------------------------------------------------------------- XRF config
 cfg_line = st.one_of(
-    st.sampled_from(["[fit]", "[detector]", "[peaks]", "[attenuators]", "[materials.Water]",
-                     "[concentrations]", "[multilayer]", "[a.b.c]", "[fit", "key = 1",
-                     "energy = 10.0, 12.0", "energy = ", "Fe = K", "Fe = K, L",
-                     "stripalgorithm = 1", "Matrix = 1, Water, 1.0, 0.1, 45, 45, 0, 90",
-                     "zero = abc", "gain = 0.01", "noise = -1", "= 3", "x=y=z", "# c",
-                     "Kapton = 0, Kapton, 1.42, 0.0125, 1.0", "Composition = H, O"]),
+    st.sampled_from(
+        [
+            "[fit]",
+            "[detector]",
+            "[peaks]",
+            "[attenuators]",
+            "[materials.Water]",
+            "[concentrations]",
+            "[multilayer]",
+            "[a.b.c]",
+            "[fit",
+            "key = 1",
+            "energy = 10.0, 12.0",
+            "energy = ",
+            "Fe = K",
+            "Fe = K, L",
+            "stripalgorithm = 1",
+            "Matrix = 1, Water, 1.0, 0.1, 45, 45, 0, 90",
+            "zero = abc",
+            "gain = 0.01",
+            "noise = -1",
+            "= 3",
+            "x=y=z",
+            "# c",
+            "Kapton = 0, Kapton, 1.42, 0.0125, 1.0",
+            "Composition = H, O",
+        ]
+    ),
     st.text(max_size=20),
 )
 cfg_text = st.lists(cfg_line, max_size=25).map("\n".join)
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-1e3, 1e3),
-                      st.text(max_size=6))
-json_like = st.recursive(json_leaf, lambda inner: st.one_of(
-    st.lists(inner, max_size=3),
-    st.dictionaries(st.sampled_from(["zero", "gain", "energy", "name", "x", "Fe", "K",
-                                     "beam", "materials", "density"]) | st.text(max_size=5),
-                    inner, max_size=3)), max_leaves=12)
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(-1e3, 1e3), st.text(max_size=6)
+)
+json_like = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                ["zero", "gain", "energy", "name", "x", "Fe", "K", "beam", "materials", "density"]
+            )
+            | st.text(max_size=5),
+            inner,
+            max_size=3,
+        ),
+    ),
+    max_leaves=12,
+)
 toml_dict = st.dictionaries(
-    st.sampled_from(["peaks", "detector", "peakshape", "fit", "filters", "beam_filters",
-                     "detector_layer", "matrix", "geometry", "concentrations", "materials",
-                     "extra", "other"]),
-    json_like, max_size=5)
+    st.sampled_from(
+        [
+            "peaks",
+            "detector",
+            "peakshape",
+            "fit",
+            "filters",
+            "beam_filters",
+            "detector_layer",
+            "matrix",
+            "geometry",
+            "concentrations",
+            "materials",
+            "extra",
+            "other",
+        ]
+    ),
+    json_like,
+    max_size=5,
+)
 
 
 @FUZZ

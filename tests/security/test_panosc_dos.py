@@ -42,8 +42,12 @@ PATHOLOGICAL = [
     {"pid": {"like": "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%#"}},
     {"title": {"ilike": "%_%_%_%_%_%_%_%_%_%_%_%_%_%_%_%#"}},
     {"pid": {"nlike": "%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%#"}},
-    {"or": [{"pid": {"nilike": "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%#"}},
-            {"title": {"like": "_%" * 60 + "#"}}]},
+    {
+        "or": [
+            {"pid": {"nilike": "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%#"}},
+            {"title": {"like": "_%" * 60 + "#"}},
+        ]
+    },
 ]
 FAST = 2.0  # seconds for a pathological request (ordinary ones take ~50 ms here)
 
@@ -59,6 +63,7 @@ def test_pathological_patterns_do_not_stall_the_server(pinned_app, facility) -> 
     health: list[float] = []
     done = threading.Event()
     with LiveServer(pinned_app) as server:
+
         def search(k: int, where: dict[str, Any]) -> None:
             start = time.perf_counter()
             with httpx.Client(base_url=server.url, timeout=120) as c:
@@ -86,9 +91,11 @@ def test_pathological_patterns_do_not_stall_the_server(pinned_app, facility) -> 
         time.sleep(0.1)
         done.set()
         poller.join(timeout=30)
-    print(f"\npathological searches: wall {wall:.3f} s; each "
-          + ", ".join(f"{results[k][1]:.3f} s" for k in sorted(results))
-          + f"; health: {len(health)} calls, slowest {max(health):.3f} s")
+    print(
+        f"\npathological searches: wall {wall:.3f} s; each "
+        + ", ".join(f"{results[k][1]:.3f} s" for k in sorted(results))
+        + f"; health: {len(health)} calls, slowest {max(health):.3f} s"
+    )
     assert len(results) == len(PATHOLOGICAL)
     assert all(code == 200 for code, _ in results.values()), results
     assert all(seconds < FAST for _, seconds in results.values()), results
@@ -102,13 +109,36 @@ def test_pathological_patterns_everywhere_a_where_goes(pinned_app, client, facil
         ("/api/panosc/documents/count", where, "where"),
         ("/api/panosc/instruments/count", where, "where"),
         ("/api/panosc/documents", {"where": where}, "filter"),
-        ("/api/panosc/instruments", {"include": [{"relation": "datasets",
-                                                  "scope": {"where": where}}]}, "filter"),
-        ("/api/panosc/documents", {"include": [
-            {"relation": "members", "scope": {"include": [
-                {"relation": "person", "scope": {"where": {
-                    "fullName": {"like": "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%#"}}}}]}}]},
-         "filter"),
+        (
+            "/api/panosc/instruments",
+            {"include": [{"relation": "datasets", "scope": {"where": where}}]},
+            "filter",
+        ),
+        (
+            "/api/panosc/documents",
+            {
+                "include": [
+                    {
+                        "relation": "members",
+                        "scope": {
+                            "include": [
+                                {
+                                    "relation": "person",
+                                    "scope": {
+                                        "where": {
+                                            "fullName": {
+                                                "like": "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%#"
+                                            }
+                                        }
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+            "filter",
+        ),
     ]
     for path, flt, name in calls:
         start = time.perf_counter()
@@ -150,26 +180,44 @@ TOO_MUCH = [
     ("and nested 600 deep", '{"where": ' + nested_text("and", 600) + "}", "levels deep"),
     ("include chain 5 deep", {"include": include_chain(5)}, "chains includes"),
     ("include chain 40 deep", {"include": include_chain(40)}, "levels deep"),
-    ("65 conditions", {"where": {"and": [{"size": {"gt": k}} for k in range(64)]}},
-     "more than 64 conditions"),
-    ("65 conditions over includes", {"where": {"or": [{"size": k} for k in range(40)]},
-                                     "include": [{"relation": "files", "scope": {
-                                         "where": {"or": [{"size": k} for k in range(40)]}}}]},
-     "conditions"),
+    (
+        "65 conditions",
+        {"where": {"and": [{"size": {"gt": k}} for k in range(64)]}},
+        "more than 64 conditions",
+    ),
+    (
+        "65 conditions over includes",
+        {
+            "where": {"or": [{"size": k} for k in range(40)]},
+            "include": [
+                {"relation": "files", "scope": {"where": {"or": [{"size": k} for k in range(40)]}}}
+            ],
+        },
+        "conditions",
+    ),
     ("9 kB", {"where": {"title": {"like": "x" * 9000}}}, "bytes long"),
     ("skip beyond 100000", {"skip": 100_001}, "skip"),
     ("huge integer", {"limit": 10**30}, "out of range"),
     ("huge float", '{"where": {"size": {"gt": 1e400}}}', "out of range"),
     ("5000-digit integer", '{"skip": ' + "9" * 5000 + "}", "out of range"),
     ("lists 3000 deep", '{"where": ' + "[" * 3000 + "]" * 3000 + "}", "levels deep"),
-    ("objects 40 deep in a value", {"where": {"title": {"eq": json.loads(
-        '{"a": ' * 40 + "1" + "}" * 40)}}}, "levels deep"),
+    (
+        "objects 40 deep in a value",
+        {"where": {"title": {"eq": json.loads('{"a": ' * 40 + "1" + "}" * 40)}}},
+        "levels deep",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "flt", "words"), TOO_MUCH, ids=[c[0] for c in TOO_MUCH])
-def test_too_deep_or_too_big_is_a_422_problem(pinned_app, client, facility,  # type: ignore[no-untyped-def]
-                                              case: str, flt: Any, words: str) -> None:
+def test_too_deep_or_too_big_is_a_422_problem(
+    pinned_app,
+    client,
+    facility,  # type: ignore[no-untyped-def]
+    case: str,
+    flt: Any,
+    words: str,
+) -> None:
     for model in ("datasets", "documents", "instruments"):
         if "include" in case and model != "datasets":
             continue
@@ -183,8 +231,9 @@ def test_too_deep_or_too_big_is_a_422_problem(pinned_app, client, facility,  # t
         assert time.perf_counter() - start < FAST
 
 
-@pytest.mark.parametrize("where", [nested("and", 9), nested_text("or", 2000),
-                                   {"or": [{"size": k} for k in range(65)]}])
+@pytest.mark.parametrize(
+    "where", [nested("and", 9), nested_text("or", 2000), {"or": [{"size": k} for k in range(65)]}]
+)
 def test_count_endpoints_bound_their_where_too(pinned_app, client, facility, where) -> None:  # type: ignore[no-untyped-def]
     for model in ("datasets", "documents", "instruments"):
         r = get(client, f"/api/panosc/{model}/count", where, "where")
@@ -234,13 +283,53 @@ def test_every_include_chain_answers_without_a_5xx(pinned_app, client, facility,
 
 
 # ----------------------------------------------------------------------- like semantics
-TITLES = ["Cu 50% done", "back\\slash_path", "Mixed CASE Title", "under_score and 100%",
-          "x_y", "xzy", "Ünïcode ÉTÉ"]
-PATTERNS = ["%", "", "50%", "50\\%", "%50\\%%", "%\\%", "%\\%%", "_", "___", "x_y", "x\\_y",
-            "%\\_%", "back\\\\slash%", "%\\\\%", "%slash\\_path", "Mixed%", "mixed%", "%case%",
-            "CASE", "case", "%T_tle", "%t_tle", "_u%", "__ %", "%e", "u%e", "%a%a%",
-            "%%%%%%%#", "x%y", "x%%y", "%%", "\\M\\i\\x%", "%done", "%DONE", "ÜNÏ%",
-            "%été"]
+TITLES = [
+    "Cu 50% done",
+    "back\\slash_path",
+    "Mixed CASE Title",
+    "under_score and 100%",
+    "x_y",
+    "xzy",
+    "Ünïcode ÉTÉ",
+]
+PATTERNS = [
+    "%",
+    "",
+    "50%",
+    "50\\%",
+    "%50\\%%",
+    "%\\%",
+    "%\\%%",
+    "_",
+    "___",
+    "x_y",
+    "x\\_y",
+    "%\\_%",
+    "back\\\\slash%",
+    "%\\\\%",
+    "%slash\\_path",
+    "Mixed%",
+    "mixed%",
+    "%case%",
+    "CASE",
+    "case",
+    "%T_tle",
+    "%t_tle",
+    "_u%",
+    "__ %",
+    "%e",
+    "u%e",
+    "%a%a%",
+    "%%%%%%%#",
+    "x%y",
+    "x%%y",
+    "%%",
+    "\\M\\i\\x%",
+    "%done",
+    "%DONE",
+    "ÜNÏ%",
+    "%été",
+]
 
 
 def has_wildcard(pattern: str) -> bool:
@@ -263,8 +352,12 @@ def sql_like(db, value: str, pattern: str, case: bool) -> bool:  # type: ignore[
         db.execute(text(f"PRAGMA case_sensitive_like = {'ON' if case else 'OFF'}"))
         return bool(db.scalar(text("SELECT :v LIKE :p ESCAPE '\\'"), {"v": value, "p": pattern}))
     op = "LIKE" if case else "ILIKE"
-    return bool(db.scalar(text(f"SELECT CAST(:v AS TEXT) {op} CAST(:p AS TEXT) ESCAPE '\\'"),
-                          {"v": value, "p": pattern}))
+    return bool(
+        db.scalar(
+            text(f"SELECT CAST(:v AS TEXT) {op} CAST(:p AS TEXT) ESCAPE '\\'"),
+            {"v": value, "p": pattern},
+        )
+    )
 
 
 def test_like_and_ilike_agree_with_sql_on_each_database(any_settings: Settings) -> None:
@@ -280,11 +373,18 @@ def test_like_and_ilike_agree_with_sql_on_each_database(any_settings: Settings) 
         with TestClient(app) as client:
             ids = [i for k, i in built.dataset_ids.items() if k.startswith("20260001/")]
             for title in TITLES:
-                r = client.post("/api/proposals/20260001/collections", headers=auth(built, "pi"),
-                                json={"title": title, "dataset_ids": ids})
+                r = client.post(
+                    "/api/proposals/20260001/collections",
+                    headers=auth(built, "pi"),
+                    json={"title": title, "dataset_ids": ids},
+                )
                 assert r.status_code == 201, r.text
-                assert client.post(f"/api/collections/{r.json()['id']}/publish",
-                                   headers=auth(built, "pi")).status_code == 200
+                assert (
+                    client.post(
+                        f"/api/collections/{r.json()['id']}/publish", headers=auth(built, "pi")
+                    ).status_code
+                    == 200
+                )
             docs = get(client, "/api/panosc/documents", {"limit": 0}).json()
             titles = {d["id"]: d["title"] for d in docs}
             assert set(TITLES) <= set(titles.values())
@@ -309,16 +409,21 @@ def test_like_and_ilike_agree_with_sql_on_each_database(any_settings: Settings) 
                         checked += 1
             assert checked == len(PATTERNS) * 4
             # A few by hand, so the reference itself is checked.
-            expected = {"50\\%": {"Cu 50% done"}, "x_y": {"x_y", "xzy"},
-                        "x\\_y": {"x_y"}, "%\\\\%": {"back\\slash_path"},
-                        "%\\%": {"under_score and 100%"}}
+            expected = {
+                "50\\%": {"Cu 50% done"},
+                "x_y": {"x_y", "xzy"},
+                "x\\_y": {"x_y"},
+                "%\\\\%": {"back\\slash_path"},
+                "%\\%": {"under_score and 100%"},
+            }
             for pattern, want_titles in expected.items():
                 flt = {"where": {"title": {"like": pattern}}, "limit": 0}
                 got_titles = {d["title"] for d in get(client, "/api/panosc/documents", flt).json()}
                 assert got_titles == want_titles, pattern
             flt = {"where": {"title": {"ilike": "%mixed case%"}}}
             assert [d["title"] for d in get(client, "/api/panosc/documents", flt).json()] == [
-                "Mixed CASE Title"]
+                "Mixed CASE Title"
+            ]
     finally:
         app.state.engine.dispose()
         engine.dispose()
@@ -340,6 +445,7 @@ def test_like_matcher_agrees_with_sqlite_on_random_patterns() -> None:
         ref = pattern if has_wildcard(pattern) else f"%{pattern}%"
         want = bool(con.execute("SELECT ? LIKE ? ESCAPE '\\'", (value, ref)).fetchone()[0])
         assert panosc.like_matcher(pattern, True)(value) == want, (pattern, value)
-        want_i = bool(con.execute("SELECT lower(?) LIKE lower(?) ESCAPE '\\'",
-                                  (value, ref)).fetchone()[0])
+        want_i = bool(
+            con.execute("SELECT lower(?) LIKE lower(?) ESCAPE '\\'", (value, ref)).fetchone()[0]
+        )
         assert panosc.like_matcher(pattern, False)(value) == want_i, (pattern, value)

@@ -14,8 +14,7 @@ RELEASED = VARIANTS[4].number
 EMBARGOED = VARIANTS[2].number
 
 
-def test_symlink_swap_during_downloads_never_serves_the_embargoed_file(
-        facility: Facility) -> None:
+def test_symlink_swap_during_downloads_never_serves_the_embargoed_file(facility: Facility) -> None:
     root = facility.settings.data_root
     secret_dir = root / EMBARGOED / "raw" / "race"
     secret_dir.mkdir(parents=True, exist_ok=True)

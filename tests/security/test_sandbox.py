@@ -43,6 +43,7 @@ HOSTILE = "raw/hostile"
 
 # --- the files -------------------------------------------------------------------------
 
+
 def write_secret(path: Path) -> None:
     with h5py.File(path, "w") as f:
         f.attrs["default"] = "entry"
@@ -75,6 +76,7 @@ def hostile_files(root: Path, secret: Path, key: Path) -> dict[str, Callable[[Pa
                 g = group_of(f)
                 g["counts"] = h5py.ExternalLink(target, "/entry/data/counts")
                 f["whole"] = h5py.ExternalLink(target, "/")
+
         return write
 
     def virtual(target: str) -> Callable[[Path], None]:
@@ -83,13 +85,16 @@ def hostile_files(root: Path, secret: Path, key: Path) -> dict[str, Callable[[Pa
             layout[:] = h5py.VirtualSource(target, "/entry/data/counts", shape=(4096,))
             with h5py.File(path, "w", libver="latest") as f:
                 group_of(f).create_virtual_dataset("counts", layout, fillvalue=-1)
+
         return write
 
     def external_storage(target: str) -> Callable[[Path], None]:
         def write(path: Path) -> None:
             with h5py.File(path, "w") as f:
-                group_of(f).create_dataset("counts", shape=(22,), dtype="u1",
-                                           external=[(target, 0, 22)])
+                group_of(f).create_dataset(
+                    "counts", shape=(22,), dtype="u1", external=[(target, 0, 22)]
+                )
+
         return write
 
     def default_through_link(path: Path) -> None:
@@ -160,8 +165,14 @@ def hostile(facility: Facility) -> Iterator[list[str]]:
 
 # --- what must never come back ---------------------------------------------------------
 
-SECRET_BYTES = [np.float64(SECRET_VALUE).tobytes(), KEY_MARKER, SECRET_TITLE.encode(),
-                b"7654321", b"7.654321e", b"7.65432"]
+SECRET_BYTES = [
+    np.float64(SECRET_VALUE).tobytes(),
+    KEY_MARKER,
+    SECRET_TITLE.encode(),
+    b"7654321",
+    b"7.654321e",
+    b"7.65432",
+]
 
 
 def assert_nothing_leaks(where: object, status: int, body: bytes) -> None:
@@ -176,36 +187,61 @@ def requests_for(file: str) -> list[tuple[str, str, dict[str, object]]]:
     h5 = f"/api/proposals/{RELEASED}/h5"
     xrf = f"/api/proposals/{RELEASED}/xrf"
     out: list[tuple[str, str, dict[str, object]]] = []
-    for path in ("/entry/data/counts", "/whole", "/outside", "/entry/title",
-                 "/entry/sample/temperature", "/whole/entry/data/counts"):
-        out += [("GET", f"{h5}/meta", {"file": file, "path": path}),
-                ("GET", f"{h5}/attr", {"file": file, "path": path}),
-                ("GET", f"{h5}/stats", {"file": file, "path": path})]
+    for path in (
+        "/entry/data/counts",
+        "/whole",
+        "/outside",
+        "/entry/title",
+        "/entry/sample/temperature",
+        "/whole/entry/data/counts",
+    ):
+        out += [
+            ("GET", f"{h5}/meta", {"file": file, "path": path}),
+            ("GET", f"{h5}/attr", {"file": file, "path": path}),
+            ("GET", f"{h5}/stats", {"file": file, "path": path}),
+        ]
         for fmt in ("json", "bin", "npy", "csv", "tiff", "png"):
             out.append(("GET", f"{h5}/data", {"file": file, "path": path, "format": fmt}))
     out += [
         ("GET", f"{h5}/paths", {"file": file, "path": "/"}),
         ("GET", f"{h5}/line", {"file": file, "path": "/entry/data"}),
         ("GET", f"{h5}/subset", {"file": file, "paths": "/entry"}),
-        ("GET", f"{h5}/data", {"file": file, "path": "/entry/data/counts",
-                               "selection": "0:64", "downsample": "8x8"}),
+        (
+            "GET",
+            f"{h5}/data",
+            {"file": file, "path": "/entry/data/counts", "selection": "0:64", "downsample": "8x8"},
+        ),
         ("POST", f"{xrf}/spectrum", {"file": file, "path": "/entry/data/counts"}),
-        ("POST", f"{xrf}/roi", {"file": file, "path": "/entry/data/counts",
-                                "windows": [{"name": "a", "emin": 0, "emax": 99}],
-                                "calibration": {"zero": 0, "gain": 1}}),
+        (
+            "POST",
+            f"{xrf}/roi",
+            {
+                "file": file,
+                "path": "/entry/data/counts",
+                "windows": [{"name": "a", "emin": 0, "emax": 99}],
+                "calibration": {"zero": 0, "gain": 1},
+            },
+        ),
         ("GET", f"{xrf}/spectra", {"file": file}),
         ("GET", f"{xrf}/result", {"file": file}),
-        ("POST", f"{xrf}/rgb", {"file": file, "red": {"group": "counts"},
-                                "green": {"group": "counts"}}),
-        ("POST", f"/api/proposals/{RELEASED}/jobs",
-         {"input": f"{file}::/entry/data/counts", "config": {}}),
+        (
+            "POST",
+            f"{xrf}/rgb",
+            {"file": file, "red": {"group": "counts"}, "green": {"group": "counts"}},
+        ),
+        (
+            "POST",
+            f"/api/proposals/{RELEASED}/jobs",
+            {"input": f"{file}::/entry/data/counts", "config": {}},
+        ),
     ]
     return out
 
 
 @pytest.mark.parametrize("persona", ["anonymous", "outsider"])
-def test_hostile_files_leak_nothing_through_any_route(facility: Facility, hostile: list[str],
-                                                       persona: str) -> None:
+def test_hostile_files_leak_nothing_through_any_route(
+    facility: Facility, hostile: list[str], persona: str
+) -> None:
     headers = facility.bearer(persona) if persona != "anonymous" else {}
     facility.client.cookies.clear()
     served = 0
@@ -219,8 +255,11 @@ def test_hostile_files_leak_nothing_through_any_route(facility: Facility, hostil
             served += r.status_code == 200
     assert served > 0  # the hostile files' own metadata is still shown
     # the embargoed file itself stays out of reach for both
-    r = facility.client.get(f"/api/proposals/{EMBARGOED}/h5/data", headers=headers,
-                            params={"file": SECRET_FILE, "path": "/entry/data/counts"})
+    r = facility.client.get(
+        f"/api/proposals/{EMBARGOED}/h5/data",
+        headers=headers,
+        params={"file": SECRET_FILE, "path": "/entry/data/counts"},
+    )
     assert r.status_code == 404
 
 
@@ -228,8 +267,10 @@ def test_notebook_generation_reads_no_link_out(facility: Facility, hostile: list
     csrf = facility.use("outsider")
     for file in hostile:
         for path in ("", "/whole", "/entry/data/counts"):
-            r = facility.client.post(f"/proposals/{RELEASED}/notebook",
-                                     data={"file": file, "path": path, "csrf_token": csrf})
+            r = facility.client.post(
+                f"/proposals/{RELEASED}/notebook",
+                data={"file": file, "path": path, "csrf_token": csrf},
+            )
             # 404/422: refused before the hub is asked; 503 would mean it read the target
             assert r.status_code in (404, 422), (file, path, r.status_code, r.text[:200])
             assert_nothing_leaks((file, path), r.status_code, r.content)
@@ -255,6 +296,7 @@ def test_catalogue_records_nothing_from_outside(facility: Facility, hostile: lis
 
 
 # --- crashing files ------------------------------------------------------------------------
+
 
 def _health_throughout(facility: Facility, action: Callable[[], None]) -> list[float]:
     """Run ``action`` while another thread asks /api/health; the answer times."""
@@ -286,8 +328,9 @@ def _unsafe_events(facility: Facility) -> int:
 
 
 @pytest.mark.parametrize("writer", [self_virtual, mutual_virtual])
-def test_a_crashing_file_costs_a_worker_not_the_server(facility: Facility,
-                                                        writer: Callable[[Path], None]) -> None:
+def test_a_crashing_file_costs_a_worker_not_the_server(
+    facility: Facility, writer: Callable[[Path], None]
+) -> None:
     folder = facility.settings.data_root / RELEASED / "raw" / "crash"
     folder.mkdir(parents=True, exist_ok=True)
     file = f"raw/crash/{writer.__name__}.h5"
@@ -349,8 +392,7 @@ def test_index_goes_on_past_hostile_files_and_keeps_the_database(facility: Facil
     try:
         with session_scope(make_sessionmaker(facility.app.state.engine)) as db:
             t0 = time.perf_counter()
-            report = index_data_root(db, facility.settings.data_root, only=RELEASED,
-                                     readers=pool)
+            report = index_data_root(db, facility.settings.data_root, only=RELEASED, readers=pool)
             seconds = time.perf_counter() - t0
             rows = {d.path: d for d in db.query(Dataset)}
     finally:
@@ -367,28 +409,42 @@ def test_index_goes_on_past_hostile_files_and_keeps_the_database(facility: Facil
 
 # --- the pool's own limits -----------------------------------------------------------------
 
+
 @pytest.fixture
 def proposal(tmp_path: Path) -> Path:
     folder = tmp_path / "data" / "P1"
     (folder / "raw").mkdir(parents=True)
     with h5py.File(folder / "raw" / "big.h5", "w") as f:
-        f.create_dataset("d", data=np.random.default_rng(1).random((2048, 2048)),
-                         chunks=(64, 64), compression="gzip")
+        f.create_dataset(
+            "d",
+            data=np.random.default_rng(1).random((2048, 2048)),
+            chunks=(64, 64),
+            compression="gzip",
+        )
         # 512 MiB of zeros in a few kilobytes: decompression is what costs memory
-        f.create_dataset("zeros", shape=(8192, 8192), dtype="f8", chunks=(1024, 1024),
-                         compression="gzip", fillvalue=0.0)
+        f.create_dataset(
+            "zeros",
+            shape=(8192, 8192),
+            dtype="f8",
+            chunks=(1024, 1024),
+            compression="gzip",
+            fillvalue=0.0,
+        )
         f["zeros"][:1024, :1024] = 0.0
     return folder
 
 
 def test_a_hanging_request_is_killed_and_the_worker_replaced(proposal: Path) -> None:
     incidents: list[tuple[str, str]] = []
-    pool = ReaderPool(ReaderLimits(reply_timeout=0.2),
-                      on_incident=lambda folder, file, what: incidents.append((file, what)))
+    pool = ReaderPool(
+        ReaderLimits(reply_timeout=0.2),
+        on_incident=lambda folder, file, what: incidents.append((file, what)),
+    )
     try:
         with pytest.raises(ReaderError) as err:
-            pool.call(proposal, "h5.stats", "raw/big.h5", path="/d", selection=None,
-                      max_read_bytes=2**30)
+            pool.call(
+                proposal, "h5.stats", "raw/big.h5", path="/d", selection=None, max_read_bytes=2**30
+            )
         assert err.value.status == 422 and "took longer" in err.value.detail
         assert incidents == [("raw/big.h5", "took longer than 0.2 s")]
         assert pool.worker_pids() == []  # killed, not returned to the pool
@@ -409,13 +465,18 @@ def test_a_request_past_the_memory_limit_is_refused(proposal: Path) -> None:
     pool = ReaderPool(ReaderLimits(memory_bytes=700 * 2**20))
     try:
         with pytest.raises(ReaderError) as err:
-            pool.call(proposal, "h5.data", "raw/big.h5", path="/zeros",
-                      query={"format": "json"}, max_read_bytes=2**31)
+            pool.call(
+                proposal,
+                "h5.data",
+                "raw/big.h5",
+                path="/zeros",
+                query={"format": "json"},
+                max_read_bytes=2**31,
+            )
         assert err.value.status in (413, 422)
         with h5py.File(proposal / "raw" / "small.h5", "w") as f:
             f["d"] = np.arange(3)
-        assert b'"shape":[3]' in pool.call(proposal, "h5.meta", "raw/small.h5",
-                                           path="/d")["body"]
+        assert b'"shape":[3]' in pool.call(proposal, "h5.meta", "raw/small.h5", path="/d")["body"]
     finally:
         pool.close()
 
@@ -447,9 +508,19 @@ def test_a_worker_sees_only_its_proposal(tmp_path: Path, proposal: Path) -> None
         "print('UID', os.getuid())\n"
     )
     own = proposal / "raw" / "big.h5"
-    argv = [*bwrap_argv(proposal), sys.executable, "-I", "-c", probe, str(own),
-            str(other / "x.h5"), str(database), str(key), "/etc/shadow",
-            f"/proc/{os.getpid()}/environ"]
+    argv = [
+        *bwrap_argv(proposal),
+        sys.executable,
+        "-I",
+        "-c",
+        probe,
+        str(own),
+        str(other / "x.h5"),
+        str(database),
+        str(key),
+        "/etc/shadow",
+        f"/proc/{os.getpid()}/environ",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     assert f"READ {own}" in out
     for denied in (other / "x.h5", database, key, "/etc/shadow"):

@@ -60,8 +60,11 @@ def build(db: Session, settings: Settings) -> Facts:
     facts = Facts(tokens=dict(world.tokens))
     facts.user_ids = {name: u.id for name, u in world.users.items()}
     now = utcnow()
-    dates = {"none": None, "embargoed": now + timedelta(days=400),
-             "released": now - timedelta(days=10)}
+    dates = {
+        "none": None,
+        "embargoed": now + timedelta(days=400),
+        "released": now - timedelta(days=10),
+    }
     for v in VARIANTS:
         p = make_proposal(db, world, v.number, v.state, release_date=dates[v.embargo])
         folder = settings.data_root / v.number
@@ -72,13 +75,28 @@ def build(db: Session, settings: Settings) -> Facts:
         dataset = db.query(Dataset).filter_by(proposal_id=p.id, path=H5_FILE).one()
         facts.dataset_ids[v.number] = dataset.id
         # As beamdesk.jobs.service.submit records one.
-        job = Job(owner_id=world.users["pi"].id, proposal_id=p.id, kind="xrf_map",
-                  parameters={"input": f"{H5_FILE}::{H5_DATASET}", "file": H5_FILE,
-                              "dataset": H5_DATASET, "config": {}, "config_file": None},
-                  inputs=[H5_FILE], state=JobState.done, progress=1.0)
+        job = Job(
+            owner_id=world.users["pi"].id,
+            proposal_id=p.id,
+            kind="xrf_map",
+            parameters={
+                "input": f"{H5_FILE}::{H5_DATASET}",
+                "file": H5_FILE,
+                "dataset": H5_DATASET,
+                "config": {},
+                "config_file": None,
+            },
+            inputs=[H5_FILE],
+            state=JobState.done,
+            progress=1.0,
+        )
         db.add(job)
-        coll = Collection(proposal_id=p.id, title=f"Data of {v.number}",
-                          creators=[{"name": "Pi, Test"}], created_by=world.users["pi"].id)
+        coll = Collection(
+            proposal_id=p.id,
+            title=f"Data of {v.number}",
+            creators=[{"name": "Pi, Test"}],
+            created_by=world.users["pi"].id,
+        )
         coll.items.append(CollectionItem(dataset_id=dataset.id))
         if v.collection_published:
             facts.dois[v.number] = f"10.5072/bd.{v.number}"

@@ -19,8 +19,17 @@ runner = CliRunner()
 
 
 def test_fit_json_stdout() -> None:
-    res = runner.invoke(app, ["fit", str(DATA / "XRFSpectrum.mca"), "--config",
-                              str(DATA / "XRFSpectrum_XrfTest.cfg"), "--json", "-"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(DATA / "XRFSpectrum.mca"),
+            "--config",
+            str(DATA / "XRFSpectrum_XrfTest.cfg"),
+            "--json",
+            "-",
+        ],
+    )
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert set(d["calibration"]) == {"zero", "gain", "quad"}
@@ -31,32 +40,50 @@ def test_fit_json_stdout() -> None:
     fe = d["mass_fraction_sigmas"]["Fe K"] / d["mass_fractions"]["Fe K"]
     co = d["groups"]["Co K"]["sigma"] / d["groups"]["Co K"]["area"]
     assert fe > co
-    assert d["quantification"] == {"secondary": 0, "method": "internal standard",
-                                   "reference": "Co K"}
+    assert d["quantification"] == {
+        "secondary": 0,
+        "method": "internal standard",
+        "reference": "Co K",
+    }
 
 
 def test_fit_table_json_file_and_plot(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["fit", str(DATA / "Steel.spe"), "-c", str(DATA / "Steel.cfg"),
-                              "--json", str(tmp_path / "r.json"), "--plot",
-                              str(tmp_path / "r.png"), "--secondary", "2"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(DATA / "Steel.spe"),
+            "-c",
+            str(DATA / "Steel.cfg"),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--plot",
+            str(tmp_path / "r.png"),
+            "--secondary",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Fe Ka" in res.stdout and "Cr K" in res.stdout
-    text = " ".join(res.stdout.split())         # the narrow test console wraps lines
+    text = " ".join(res.stdout.split())  # the narrow test console wraps lines
     assert "internal standard Fe Ka, with secondary and tertiary fluorescence" in text
     d = json.loads((tmp_path / "r.json").read_text())
     assert d["groups"]["Fe Ka"]["area"] > 1e6
-    assert 0.18 < d["mass_fractions"]["Cr K"] < 0.20        # certificate 0.1837
+    assert 0.18 < d["mass_fractions"]["Cr K"] < 0.20  # certificate 0.1837
     assert 0 < d["mass_fraction_sigmas"]["Cr K"] < 0.01
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["fit", "/nonexistent.mca", "-c", str(DATA / "Steel.cfg")], "no such file"),
-    (["fit", str(DATA / "Steel.cfg"), "-c", str(DATA / "Steel.cfg")], "[attenuators]"),
-    (["fit", str(DATA / "Steel.spe"), "-c", str(DATA / "README.md")], "README.md"),
-    (["convert-config", str(DATA / "Steel.cfg"), "/tmp/x.json"], ".cfg or .toml"),
-    (["map", "nothing.h5", "-c", str(DATA / "Steel.cfg"), "-o", "/tmp/o.h5"], "FILE.h5::"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["fit", "/nonexistent.mca", "-c", str(DATA / "Steel.cfg")], "no such file"),
+        (["fit", str(DATA / "Steel.cfg"), "-c", str(DATA / "Steel.cfg")], "[attenuators]"),
+        (["fit", str(DATA / "Steel.spe"), "-c", str(DATA / "README.md")], "README.md"),
+        (["convert-config", str(DATA / "Steel.cfg"), "/tmp/x.json"], ".cfg or .toml"),
+        (["map", "nothing.h5", "-c", str(DATA / "Steel.cfg"), "-o", "/tmp/o.h5"], "FILE.h5::"),
+    ],
+)
 def test_bad_input_is_one_red_line(args: list[str], needle: str) -> None:
     res = runner.invoke(app, args)
     assert res.exit_code == 2
@@ -80,7 +107,7 @@ def test_identify() -> None:
     res = runner.invoke(app, ["identify", "6.40"])
     assert res.exit_code == 0 and "Fe" in res.stdout
     res = runner.invoke(app, ["identify", "10.54", "--tolerance", "0.02"])
-    assert "As" in res.stdout and "Pb" in res.stdout     # the classic As Kα / Pb Lα overlap
+    assert "As" in res.stdout and "Pb" in res.stdout  # the classic As Kα / Pb Lα overlap
 
 
 def test_map_roi_rgb_decompose(tmp_path: Path) -> None:
@@ -95,14 +122,38 @@ def test_map_roi_rgb_decompose(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     with h5py.File(out) as f:
         assert f["entry/xrf_fit/results/parameters/Fe_K"].shape == (6, 8)
-    res = runner.invoke(app, ["roi", src, "-w", "Fe:6.2-6.6", "-w", "Cu K", "-c", str(cfg),
-                              "-o", str(tmp_path / "roi.h5")])
+    res = runner.invoke(
+        app,
+        [
+            "roi",
+            src,
+            "-w",
+            "Fe:6.2-6.6",
+            "-w",
+            "Cu K",
+            "-c",
+            str(cfg),
+            "-o",
+            str(tmp_path / "roi.h5"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     with h5py.File(tmp_path / "roi.h5") as f:
         fe = f["entry/roi/Fe"][()]
     assert fe.shape == (6, 8) and np.corrcoef(fe.ravel(), truth["Fe"].ravel())[0, 1] > 0.8
-    res = runner.invoke(app, ["rgb", str(tmp_path / "rgb.png"), "--red", f"{out}::Fe_K",
-                              "--green", f"{out}::Cu K", "--scatter", str(tmp_path / "sc.png")])
+    res = runner.invoke(
+        app,
+        [
+            "rgb",
+            str(tmp_path / "rgb.png"),
+            "--red",
+            f"{out}::Fe_K",
+            "--green",
+            f"{out}::Cu K",
+            "--scatter",
+            str(tmp_path / "sc.png"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "rgb.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "sc.png").read_bytes()[:4] == b"\x89PNG"
@@ -113,6 +164,7 @@ def test_map_roi_rgb_decompose(tmp_path: Path) -> None:
 def test_main_cli_subprocess() -> None:
     """The sub-command is reachable through the installed ``beamdesk`` entry point."""
     exe = Path(sys.executable).parent / "beamdesk"
-    out = subprocess.run([str(exe), "xrf", "identify", "8.04"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [str(exe), "xrf", "identify", "8.04"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0 and "Cu" in out.stdout

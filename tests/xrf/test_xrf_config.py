@@ -28,7 +28,7 @@ def test_steel_cfg_content() -> None:
     assert cfg.beam_filters[0].material == "Al1"
     assert cfg.materials["SRM_1155"].fractions[0] == pytest.approx(0.1837)
     assert cfg.concentrations.reference == "Fe"
-    assert cfg.extra["tube"]["anode"] == "Ag"        # unknown sections are kept
+    assert cfg.extra["tube"]["anode"] == "Ag"  # unknown sections are kept
 
 
 @pytest.mark.parametrize("name", CFGS)
@@ -60,8 +60,11 @@ def test_bad_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("order", [0, 1, 2])
 def test_higher_order_flag_both_ways(order: int, tmp_path: Path) -> None:
     """PyMca's [concentrations] usemultilayersecondary ↔ BeamDesk's concentrations.secondary."""
-    text = (DATA / "Steel.cfg").read_text().replace("usemultilayersecondary = 0",
-                                                    f"usemultilayersecondary = {order}")
+    text = (
+        (DATA / "Steel.cfg")
+        .read_text()
+        .replace("usemultilayersecondary = 0", f"usemultilayersecondary = {order}")
+    )
     (tmp_path / "s.cfg").write_text(text)
     cfg = load_config(tmp_path / "s.cfg")
     assert cfg.concentrations.secondary == order

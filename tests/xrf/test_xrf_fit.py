@@ -54,8 +54,9 @@ def test_low_counts_unbiased_single_spectrum(synthetic_cfg) -> None:
     mu = expected_spectrum(truth, continuum=0.5)
     found = {el: [] for el in ELEMENTS}
     for _ in range(60):
-        r = fit_spectrum(rng.poisson(mu).astype(float), synthetic_cfg, linear=True,
-                         nonnegative=False)
+        r = fit_spectrum(
+            rng.poisson(mu).astype(float), synthetic_cfg, linear=True, nonnegative=False
+        )
         for el in ELEMENTS:
             found[el].append(r.groups[f"{el} K"].area)
     total = np.mean([np.mean(v) for v in found.values()])
@@ -69,7 +70,7 @@ def test_steel_matches_pymca() -> None:
     for group in ("Fe Ka", "Fe Kb", "Cr K", "Ni K", "Mn K"):
         assert r.groups[group].area == pytest.approx(ref[group]["area"], rel=0.01), group
         assert r.groups[group].sigma == pytest.approx(ref[group]["sigma"], rel=0.05), group
-    assert set(r.groups) == set(ref)          # same group names as PyMca writes them
+    assert set(r.groups) == set(ref)  # same group names as PyMca writes them
 
 
 def test_xrfspectrum_fits() -> None:
@@ -80,5 +81,12 @@ def test_xrfspectrum_fits() -> None:
     assert r.params.zero + r.params.gain * 1474 == pytest.approx(6.93, abs=0.03)
     assert r.groups["Co K"].area > 10 * r.groups["Co K"].sigma
     d = r.to_dict()
-    assert set(d) == {"calibration", "noise", "fano", "chi2_reduced", "groups", "mass_fractions",
-                      "mass_fraction_sigmas"}
+    assert set(d) == {
+        "calibration",
+        "noise",
+        "fano",
+        "chi2_reduced",
+        "groups",
+        "mass_fractions",
+        "mass_fraction_sigmas",
+    }

@@ -20,8 +20,8 @@ def _truth(shape: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     return {
         "Ti": 200 + 100 * rng.random(shape),
-        "Fe": 2000 + 30 * xx,                      # gradient
-        "Cu": np.where((yy - 10) ** 2 + (xx - 15) ** 2 < 36, 1500.0, 50.0),   # a particle
+        "Fe": 2000 + 30 * xx,  # gradient
+        "Cu": np.where((yy - 10) ** 2 + (xx - 15) ** 2 < 36, 1500.0, 50.0),  # a particle
         "Zn": 300 + 10 * yy,
         "Sr": np.full(shape, 400.0),
     }
@@ -32,7 +32,7 @@ def test_plan_blocks_follow_chunks() -> None:
     covered = np.zeros((100, 80), dtype=int)
     for b in blocks:
         covered[b] += 1
-        assert b[0].start % 7 == 0 and b[1].start % 16 == 0       # chunk-aligned
+        assert b[0].start % 7 == 0 and b[1].start % 16 == 0  # chunk-aligned
     assert (covered == 1).all()
 
 
@@ -42,11 +42,22 @@ def test_map_on_dask_matches_single_pixel_fits(tmp_path: Path, synthetic_cfg) ->
     truth = _truth((20, 30))
     write_map(tmp_path / "m.h5", truth, continuum=5.0, seed=2)
     calls = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        result = fit_map(tmp_path / "m.h5", DS, synthetic_cfg, tmp_path / "out.h5",
-                         client=client, quantify=False, progress=lambda d, t: calls.append(d),
-                         block_bytes=200_000)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        result = fit_map(
+            tmp_path / "m.h5",
+            DS,
+            synthetic_cfg,
+            tmp_path / "out.h5",
+            client=client,
+            quantify=False,
+            progress=lambda d, t: calls.append(d),
+            block_bytes=200_000,
+        )
     assert calls[-1] == 600 and len(calls) > 2 and calls == sorted(calls)
     areas, sigmas = result.read("parameters"), result.read("uncertainties")
     with h5py.File(tmp_path / "m.h5") as f:
@@ -55,7 +66,7 @@ def test_map_on_dask_matches_single_pixel_fits(tmp_path: Path, synthetic_cfg) ->
     # model; the map fit uses the sum continuum's shape and sum-model weights. Both are
     # unbiased, so they agree to a fraction of σ, not exactly.
     diffs = []
-    for (i, j) in [(0, 0), (10, 15), (19, 29), (5, 22), (12, 3), (3, 9)]:
+    for i, j in [(0, 0), (10, 15), (19, 29), (5, 22), (12, 3), (3, 9)]:
         single = fit_spectrum(spectra[i, j], synthetic_cfg, linear=True, params=result.params)
         for el in ELEMENTS:
             g = single.groups[f"{el} K"]
@@ -74,8 +85,9 @@ def test_low_counts_unbiased_and_honest(tmp_path: Path, synthetic_cfg) -> None:
     shape = (60, 50)
     truth = {el: np.full(shape, 10.0) for el in ELEMENTS}
     write_map(tmp_path / "low.h5", truth, continuum=0.05, seed=4)
-    r = fit_map(tmp_path / "low.h5", DS, synthetic_cfg, tmp_path / "o.h5", workers=0,
-                quantify=False)
+    r = fit_map(
+        tmp_path / "low.h5", DS, synthetic_cfg, tmp_path / "o.h5", workers=0, quantify=False
+    )
     areas, sigmas = r.read("parameters"), r.read("uncertainties")
     for el in ELEMENTS:
         a, s = areas[f"{el} K"], sigmas[f"{el} K"]
@@ -104,7 +116,7 @@ def test_nexus_layout(tmp_path: Path, synthetic_cfg) -> None:
     out = tmp_path / "res.h5"
     r = fit_map(tmp_path / "m.h5", DS, synthetic_cfg, out, workers=0)
     assert r.pixels == 96 and out.exists()
-    assert not list(tmp_path.glob(".*tmp"))        # the temporary file was renamed
+    assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed
     with h5py.File(out) as f:
         assert f.attrs["default"] == "entry"
         entry = f["entry"]
@@ -151,9 +163,13 @@ def test_map_mass_fraction_uncertainties(tmp_path: Path, synthetic_cfg) -> None:
     cfg.matrix = [Layer("Matrix", "Std", 1.0, 1e-4)]
     cfg.concentrations.reference = "Fe"
     shape = (20, 30)
-    truth = {"Ti": np.full(shape, 800.0), "Fe": np.full(shape, 600.0),
-             "Cu": np.full(shape, 2000.0), "Zn": np.full(shape, 400.0),
-             "Sr": np.full(shape, 1000.0)}
+    truth = {
+        "Ti": np.full(shape, 800.0),
+        "Fe": np.full(shape, 600.0),
+        "Cu": np.full(shape, 2000.0),
+        "Zn": np.full(shape, 400.0),
+        "Sr": np.full(shape, 1000.0),
+    }
     write_map(tmp_path / "m.h5", truth, continuum=3.0, seed=9)
     r = fit_map(tmp_path / "m.h5", DS, cfg, tmp_path / "o.h5", workers=0)
     mass, sig = r.read("massfractions"), r.read("massfraction_uncertainties")

@@ -12,10 +12,10 @@ from beamdesk.xrf import physics
 def test_fe_k_group_energies_and_kb_ka_ratio() -> None:
     lines = physics.group_lines("Fe", "K")
     main = max(lines, key=lambda x: x.rate)
-    assert main.energy == pytest.approx(6.40, abs=0.01)          # Fe Kα1 (Bearden 6.404 keV)
+    assert main.energy == pytest.approx(6.40, abs=0.01)  # Fe Kα1 (Bearden 6.404 keV)
     kb = sum(x.rate for x in lines if x.energy > 7.0)
     ka = sum(x.rate for x in lines if x.energy < 6.5)
-    assert 0.11 < kb / ka < 0.15                                 # published Kβ/Kα ≈ 0.13
+    assert 0.11 < kb / ka < 0.15  # published Kβ/Kα ≈ 0.13
     assert sum(x.rate for x in lines) == pytest.approx(1.0)
 
 
@@ -58,10 +58,10 @@ def test_escape_peaks_si_and_ge() -> None:
     si = physics.escape_lines("Si", 6.4)
     assert si[0][0] == pytest.approx(1.74, abs=0.01)
     p_si = sum(p for _, p in si)
-    assert 0.002 < p_si < 0.03            # Si escape of Fe Kα: about 1 %
+    assert 0.002 < p_si < 0.03  # Si escape of Fe Kα: about 1 %
     ge = physics.escape_lines("Ge", 15.0)
-    assert sum(p for _, p in ge) > 0.05   # Ge escape is much stronger (ω_K ≈ 0.5)
-    assert physics.escape_lines("Si", 1.5) == []   # below the Si K edge
+    assert sum(p for _, p in ge) > 0.05  # Ge escape is much stronger (ω_K ≈ 0.5)
+    assert physics.escape_lines("Si", 1.5) == []  # below the Si K edge
 
 
 def test_unknown_names_raise() -> None:
@@ -75,5 +75,4 @@ def test_unknown_names_raise() -> None:
 
 def test_compton_energy() -> None:
     # E' = E / (1 + E/mc² (1 − cos θ)); 17.5 keV at 90°: 16.93 keV
-    assert physics.compton_energy(17.5, 90.0) == pytest.approx(17.5 / (1 + 17.5 / 511.0),
-                                                               rel=1e-3)
+    assert physics.compton_energy(17.5, 90.0) == pytest.approx(17.5 / (1 + 17.5 / 511.0), rel=1e-3)

@@ -43,7 +43,7 @@ def _steel_fractions(areas: dict[str, float], secondary: int) -> dict[str, float
 
 def test_steel_internal_standard_primary_only(steel) -> None:
     mf = _steel_fractions(steel[0], 0)
-    assert abs(mf["Fe Ka"] - 0.65) < 0.03            # PyMca's own test
+    assert abs(mf["Fe Ka"] - 0.65) < 0.03  # PyMca's own test
     # primary excitation only overestimates Cr (Fe/Ni K radiation excites Cr in reality);
     # PyMca's test: Cr > 0.30 and the main components sum above 1
     assert mf["Cr K"] > 0.30
@@ -77,11 +77,14 @@ def test_steel_refit_with_tertiary_rates() -> None:
     cfg = load_config(DATA / "Steel.cfg")
     cfg.concentrations.secondary = 2
     r = fit_spectrum(read_spectrum(DATA / "Steel.spe").counts, cfg)
-    q = quantify({k: v.area for k, v in r.groups.items()}, cfg,
-                 {k: v.sigma for k, v in r.groups.items()},
-                 covariance_pairs(list(r.groups), r.area_covariance))
+    q = quantify(
+        {k: v.area for k, v in r.groups.items()},
+        cfg,
+        {k: v.sigma for k, v in r.groups.items()},
+        covariance_pairs(list(r.groups), r.area_covariance),
+    )
     assert 0.18 < q.fractions["Cr K"] < 0.20
-    assert q.sigmas["Fe Ka"] == 0.0                 # the standard's fraction is given
+    assert q.sigmas["Fe Ka"] == 0.0  # the standard's fraction is given
     # Cr: relative σ combines Cr's and Fe's area errors (both ~0.1 %)
     rel = q.sigmas["Cr K"] / q.fractions["Cr K"]
     assert 5e-4 < rel < 5e-3
@@ -96,9 +99,12 @@ def test_xrfspectrum_co_internal_standard() -> None:
     Sr Kβ near the Mo scatter peaks); most elements fall within 5 %."""
     cfg = load_config(DATA / "XRFSpectrum_XrfTest.cfg")
     r = fit_spectrum(read_spectrum(DATA / "XRFSpectrum.mca").counts, cfg)
-    q = quantify({k: v.area for k, v in r.groups.items()}, cfg,
-                 {k: v.sigma for k, v in r.groups.items()},
-                 covariance_pairs(list(r.groups), r.area_covariance))
+    q = quantify(
+        {k: v.area for k, v in r.groups.items()},
+        cfg,
+        {k: v.sigma for k, v in r.groups.items()},
+        covariance_pairs(list(r.groups), r.area_covariance),
+    )
     mf = q.fractions
     assert mf["Co K"] == pytest.approx(500e-6)
     elements = ("Ca", "Ti", "V", "Cr", "Mn", "Fe", "Ni", "Cu", "Zn", "As", "Se", "Sr")
@@ -152,10 +158,13 @@ def test_cr_attenuation_smooth_above_k_edge() -> None:
 
 # --- secondary fluorescence against an independent double integral ------------------------
 
+
 def _mu(comp: dict[int, float], e: float) -> float:
     """μ/ρ from xraylib directly: Kissel photo-ionisation + Rayleigh + Compton."""
-    return sum(w * (xraylib.CS_Photo_Total(z, e) + xraylib.CS_Rayl(z, e) + xraylib.CS_Compt(z, e))
-               for z, w in comp.items())
+    return sum(
+        w * (xraylib.CS_Photo_Total(z, e) + xraylib.CS_Rayl(z, e) + xraylib.CS_Compt(z, e))
+        for z, w in comp.items()
+    )
 
 
 def _fe_k_lines() -> list[tuple[float, float]]:
@@ -188,7 +197,7 @@ def test_secondary_fe_cr_matches_direct_double_integral(thickness_um: float) -> 
     e_cr = xraylib.LineEnergy(24, xraylib.KL3_LINE)
     p = _mu(comp, e0) / math.sin(math.radians(alpha_in))
     q = _mu(comp, e_cr) / math.sin(math.radians(alpha_out))
-    tau_cr = lambda e: xraylib.CS_Photo_Partial(24, xraylib.K_SHELL, e)   # noqa: E731
+    tau_cr = lambda e: xraylib.CS_Photo_Partial(24, xraylib.K_SHELL, e)  # noqa: E731
     primary = tau_cr(e0) * (1 - math.exp(-(p + q) * t)) / (p + q)
     sec = 0.0
     for e_m, yr in _fe_k_lines():
@@ -200,14 +209,25 @@ def test_secondary_fe_cr_matches_direct_double_integral(thickness_um: float) -> 
 
         lower = integrate.dblquad(f, 0, t, 0, lambda z: z, epsrel=1e-7)[0]
         upper = integrate.dblquad(f, 0, t, lambda z: z, t, epsrel=1e-7)[0]
-        sec += 0.5 * c_fe * xraylib.CS_Photo_Partial(26, xraylib.K_SHELL, e0) * yr \
-            * tau_cr(e_m) * (lower + upper)
+        sec += (
+            0.5
+            * c_fe
+            * xraylib.CS_Photo_Partial(26, xraylib.K_SHELL, e0)
+            * yr
+            * tau_cr(e_m)
+            * (lower + upper)
+        )
     expected = 1 + sec / primary
-    layer = SampleLayer((("Cr", c_cr), ("Fe", c_fe)), t, math.sin(math.radians(alpha_in)),
-                        math.sin(math.radians(alpha_out)), e0)
+    layer = SampleLayer(
+        (("Cr", c_cr), ("Fe", c_fe)),
+        t,
+        math.sin(math.radians(alpha_in)),
+        math.sin(math.radians(alpha_out)),
+        e0,
+    )
     got = enhancement(layer, "Cr", "K", [e_cr])[0]
     assert got == pytest.approx(expected, rel=2e-3)
-    assert 1.05 < got < 2.0        # a real effect (Cr is the minor element here)
+    assert 1.05 < got < 2.0  # a real effect (Cr is the minor element here)
 
 
 def test_secondary_thick_limit_matches_closed_form() -> None:
@@ -220,11 +240,22 @@ def test_secondary_thick_limit_matches_closed_form() -> None:
     for e_m, yr in _fe_k_lines():
         s = _mu(comp, e_m)
         j = (math.log1p(p / s) / p + math.log1p(q / s) / q) / (p + q)
-        sec += 0.5 * c_fe * xraylib.CS_Photo_Partial(26, xraylib.K_SHELL, e0) * yr \
-            * xraylib.CS_Photo_Partial(24, xraylib.K_SHELL, e_m) * j
+        sec += (
+            0.5
+            * c_fe
+            * xraylib.CS_Photo_Partial(26, xraylib.K_SHELL, e0)
+            * yr
+            * xraylib.CS_Photo_Partial(24, xraylib.K_SHELL, e_m)
+            * j
+        )
     expected = 1 + sec / (xraylib.CS_Photo_Partial(24, xraylib.K_SHELL, e0) / (p + q))
-    layer = SampleLayer((("Cr", c_cr), ("Fe", c_fe)), math.inf, math.sin(math.radians(60)),
-                        math.sin(math.radians(30)), e0)
+    layer = SampleLayer(
+        (("Cr", c_cr), ("Fe", c_fe)),
+        math.inf,
+        math.sin(math.radians(60)),
+        math.sin(math.radians(30)),
+        e0,
+    )
     assert enhancement(layer, "Cr", "K", [e_cr])[0] == pytest.approx(expected, rel=2e-3)
 
 
@@ -232,6 +263,7 @@ def test_tertiary_depth_profile_matches_quadrature() -> None:
     """A(a, s, z′) = ∫₀ᵀ e^{−az} E1(s|z − z′|) dz, the building block of tertiary excitation."""
     a, s, t = 120.0, 90.0, 0.02
     for zp in (0.0, 3e-4, 5e-3, 0.02):
+
         def f(z: float, zp: float = zp) -> float:
             return math.exp(-a * z) * exp1(s * abs(z - zp)) if z != zp else 0.0
 
@@ -255,7 +287,7 @@ def test_mass_fraction_pulls(synthetic_cfg, standard: str | None) -> None:
 
     cfg = synthetic_cfg
     cfg.materials["Std"] = MaterialDef(["H2O", "Fe"], [0.999, 0.001], 1.0, 0.001)
-    cfg.matrix = [Layer("Matrix", "Std", 1.0, 1e-4)]      # 1 µm: negligible self-absorption
+    cfg.matrix = [Layer("Matrix", "Std", 1.0, 1e-4)]  # 1 µm: negligible self-absorption
     cfg.concentrations.reference = standard or "Auto"
     truth_c = mass_fractions({f"{el} K": a for el, a in TRUTH.items()}, cfg)
     rng = np.random.default_rng(5)
@@ -264,9 +296,12 @@ def test_mass_fraction_pulls(synthetic_cfg, standard: str | None) -> None:
     pulls: dict[str, list[float]] = {el: [] for el in ELEMENTS if el != standard}
     for _ in range(200):
         r = fit_spectrum(rng.poisson(mu).astype(float), cfg, linear=True, params=params)
-        q = quantify({k: v.area for k, v in r.groups.items()}, cfg,
-                     {k: v.sigma for k, v in r.groups.items()},
-                     covariance_pairs(list(r.groups), r.area_covariance))
+        q = quantify(
+            {k: v.area for k, v in r.groups.items()},
+            cfg,
+            {k: v.sigma for k, v in r.groups.items()},
+            covariance_pairs(list(r.groups), r.area_covariance),
+        )
         for el in pulls:
             g = f"{el} K"
             pulls[el].append((q.fractions[g] - truth_c[g]) / q.sigmas[g])

@@ -52,8 +52,9 @@ def test_rgb_scaling() -> None:
 def test_snip_vectorised_equals_per_spectrum() -> None:
     rng = np.random.default_rng(1)
     x = np.linspace(0, 1, 512)
-    spectra = rng.poisson(100 * np.exp(-3 * x) + 500 * np.exp(-((x - 0.5) / 0.01) ** 2),
-                          (4, 512)).astype(float)
+    spectra = rng.poisson(
+        100 * np.exp(-3 * x) + 500 * np.exp(-(((x - 0.5) / 0.01) ** 2)), (4, 512)
+    ).astype(float)
     many = background.snip(spectra, 20)
     for i in range(4):
         assert np.allclose(many[i], background.snip(spectra[i], 20))
@@ -64,7 +65,7 @@ def test_snip_vectorised_equals_per_spectrum() -> None:
 def test_strip_keeps_smooth_curves() -> None:
     x = np.linspace(0, 1, 300)
     smooth = 50 + 30 * x
-    peak = 1000 * np.exp(-((x - 0.5) / 0.01) ** 2)
+    peak = 1000 * np.exp(-(((x - 0.5) / 0.01) ** 2))
     b = background.strip(smooth + peak, width=3, iterations=3000)
     assert np.allclose(b[10:-10], smooth[10:-10], rtol=0.05)
 
@@ -72,8 +73,8 @@ def test_strip_keeps_smooth_curves() -> None:
 def test_pca_and_nmf_find_two_sources(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     c = np.arange(128)
-    s1 = np.exp(-((c - 30) / 3.0) ** 2)
-    s2 = np.exp(-((c - 90) / 3.0) ** 2)
+    s1 = np.exp(-(((c - 30) / 3.0) ** 2))
+    s2 = np.exp(-(((c - 90) / 3.0) ** 2))
     w1 = rng.random((10, 12))
     w2 = rng.random((10, 12))
     data = rng.poisson(200 * (w1[..., None] * s1 + w2[..., None] * s2) + 1)

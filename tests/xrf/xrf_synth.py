@@ -28,7 +28,7 @@ def k_lines(symbol: str) -> list[tuple[float, float]]:
     out = []
     for name in dir(xraylib):
         if not (name.startswith("K") and name.endswith("_LINE")) or len(name) != 8:
-            continue   # IUPAC K lines: KL1_LINE … KP5_LINE (8 characters)
+            continue  # IUPAC K lines: KL1_LINE … KP5_LINE (8 characters)
         macro = getattr(xraylib, name)
         try:
             e = xraylib.LineEnergy(z, macro)
@@ -41,8 +41,9 @@ def k_lines(symbol: str) -> list[tuple[float, float]]:
     return [(e, r / total) for e, r in out]
 
 
-def expected_spectrum(areas: dict[str, float], continuum: float = 20.0,
-                      channels: np.ndarray | None = None) -> np.ndarray:
+def expected_spectrum(
+    areas: dict[str, float], continuum: float = 20.0, channels: np.ndarray | None = None
+) -> np.ndarray:
     """Expected counts per channel for given K-group areas (independent of beamdesk)."""
     ch = np.arange(N_CHANNELS, dtype=float) if channels is None else channels
     e = ZERO + GAIN * ch
@@ -52,7 +53,8 @@ def expected_spectrum(areas: dict[str, float], continuum: float = 20.0,
             fwhm = math.sqrt(NOISE**2 + 2.3548**2 * 0.00385 * FANO * energy)
             sigma = fwhm / 2.3548
             y = y + area * rate * GAIN / (sigma * math.sqrt(2 * math.pi)) * np.exp(
-                -0.5 * ((e - energy) / sigma) ** 2)
+                -0.5 * ((e - energy) / sigma) ** 2
+            )
     return y
 
 
@@ -98,8 +100,13 @@ Matrix = 0, MULTILAYER, 0.0, 0.0, 45.0, 45.0, 0, 90.0
 """
 
 
-def write_map(path: Path, truth: dict[str, np.ndarray], continuum: float,
-              seed: int = 0, chunks: tuple[int, int, int] | None = (5, 10, N_CHANNELS)) -> None:
+def write_map(
+    path: Path,
+    truth: dict[str, np.ndarray],
+    continuum: float,
+    seed: int = 0,
+    chunks: tuple[int, int, int] | None = (5, 10, N_CHANNELS),
+) -> None:
     """Poisson map whose pixel (i, j) has K-group areas truth[el][i, j]."""
     rng = np.random.default_rng(seed)
     shape = next(iter(truth.values())).shape
@@ -109,5 +116,9 @@ def write_map(path: Path, truth: dict[str, np.ndarray], continuum: float,
     for el, a in truth.items():
         mean += a[..., None] * unit[el]
     with h5py.File(path, "w") as f:
-        f.create_dataset("entry/data/spectra", data=rng.poisson(mean).astype(np.uint16),
-                         chunks=chunks, compression="gzip")
+        f.create_dataset(
+            "entry/data/spectra",
+            data=rng.poisson(mean).astype(np.uint16),
+            chunks=chunks,
+            compression="gzip",
+        )

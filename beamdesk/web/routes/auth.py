@@ -55,12 +55,20 @@ def start_session(request: Request, user: User) -> None:
 
 
 def login_page(
-    request: Request, settings: Settings, next_url: str, error: str = "", username: str = "",
+    request: Request,
+    settings: Settings,
+    next_url: str,
+    error: str = "",
+    username: str = "",
     status: int = 200,
 ) -> HTMLResponse:
     context: dict[str, Any] = {
-        "user": None, "next": next_url, "error": error, "username": username,
-        "oidc_enabled": settings.oidc_enabled, "oidc_name": settings.oidc_name,
+        "user": None,
+        "next": next_url,
+        "error": error,
+        "username": username,
+        "oidc_enabled": settings.oidc_enabled,
+        "oidc_name": settings.oidc_name,
     }
     return request.app.state.templates.TemplateResponse(
         request, "login.html", context, status_code=status
@@ -77,19 +85,28 @@ def login_form(
 
 
 @router.post(
-    "/login", include_in_schema=False,
+    "/login",
+    include_in_schema=False,
     dependencies=[Depends(verify_csrf), Depends(rate_limited("login"))],
 )
 def login(
-    request: Request, db: DB, settings: AppSettings, now: Now,
+    request: Request,
+    db: DB,
+    settings: AppSettings,
+    now: Now,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     try:
         user = authenticate(
-            db, username.strip(), password, max_failures=settings.max_failed_logins,
-            lockout_seconds=settings.lockout_seconds, now=now, ip=client_ip(request),
+            db,
+            username.strip(),
+            password,
+            max_failures=settings.max_failed_logins,
+            lockout_seconds=settings.lockout_seconds,
+            now=now,
+            ip=client_ip(request),
         )
     except AuthError as exc:
         # Returned, not raised, and committed: the failure count must stick.
@@ -124,8 +141,11 @@ async def oidc_start(request: Request, settings: AppSettings, next: str = "") ->
     try:
         return await client.authorize_redirect(request, oidc.callback_url(settings))
     except httpx.HTTPError as exc:
-        raise Problem(502, f"{settings.oidc_name} cannot be reached; try again later.",
-                      "Sign-in provider unavailable") from exc
+        raise Problem(
+            502,
+            f"{settings.oidc_name} cannot be reached; try again later.",
+            "Sign-in provider unavailable",
+        ) from exc
 
 
 @router.get("/login/oidc/callback", include_in_schema=False)
@@ -139,11 +159,17 @@ async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Resp
     except (OAuthError, AuthlibBaseError, JoseError) as exc:
         # Bad or replayed state, wrong nonce, bad signature, expired or foreign id_token.
         reason = str(getattr(exc, "description", None) or getattr(exc, "error", None) or exc)
-        raise Problem(400, f"{refused}: {reason.rstrip('.')}. Start again from the sign-in page.",
-                      "Sign-in refused") from exc
+        raise Problem(
+            400,
+            f"{refused}: {reason.rstrip('.')}. Start again from the sign-in page.",
+            "Sign-in refused",
+        ) from exc
     except httpx.HTTPError as exc:
-        raise Problem(502, f"{settings.oidc_name} cannot be reached; try again later.",
-                      "Sign-in provider unavailable") from exc
+        raise Problem(
+            502,
+            f"{settings.oidc_name} cannot be reached; try again later.",
+            "Sign-in provider unavailable",
+        ) from exc
     claims = token.get("userinfo")
     if not claims:
         raise Problem(400, f"{refused}: the provider sent no ID token.", "Sign-in refused")

@@ -75,7 +75,9 @@ DoiMinter = Annotated[Minter, Depends(get_minter)]
 
 def load_collection(db: Session, collection_id: int) -> Collection | None:
     return db.scalar(
-        select(Collection).where(Collection.id == collection_id).options(
+        select(Collection)
+        .where(Collection.id == collection_id)
+        .options(
             selectinload(Collection.items).selectinload(CollectionItem.dataset),
             selectinload(Collection.proposal).selectinload(Proposal.members),
             selectinload(Collection.proposal).selectinload(Proposal.reviews),
@@ -84,8 +86,9 @@ def load_collection(db: Session, collection_id: int) -> Collection | None:
     )
 
 
-def visible_collection(db: Session, identity: Identity, collection_id: int,
-                       now: datetime) -> Collection:
+def visible_collection(
+    db: Session, identity: Identity, collection_id: int, now: datetime
+) -> Collection:
     collection = load_collection(db, collection_id)
     if collection is None or not coll.may_see(identity, collection, now):
         raise not_found(f"No collection {collection_id}, or you may not see it.")
@@ -110,69 +113,123 @@ def _json_ld(meta: datacite.Metadata) -> Markup:
 # ------------------------------------------------------------------ pages
 @pages.get("/proposals/{number}/collections", response_class=HTMLResponse)
 def proposal_collections(
-    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
+    number: str,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
     now: Now,
 ) -> Response:
-    proposal = proposal_or_sign_in(request, db, identity, user, number, Action.view_proposal,
-                                   now)
+    proposal = proposal_or_sign_in(request, db, identity, user, number, Action.view_proposal, now)
     if isinstance(proposal, RedirectResponse):
         return proposal
     rel = access.relation(identity, proposal, now)
-    rows = [c for c in db.scalars(select(Collection).where(Collection.proposal_id == proposal.id)
-                                  .order_by(Collection.id))
-            if access.may_see_collection(rel, c.published_at is not None)]
-    return render(request, "collections.html", user, p=proposal, collections=rows,
-                  may_edit=access.may_edit_collection(rel), now=now)
+    rows = [
+        c
+        for c in db.scalars(
+            select(Collection).where(Collection.proposal_id == proposal.id).order_by(Collection.id)
+        )
+        if access.may_see_collection(rel, c.published_at is not None)
+    ]
+    return render(
+        request,
+        "collections.html",
+        user,
+        p=proposal,
+        collections=rows,
+        may_edit=access.may_edit_collection(rel),
+        now=now,
+    )
 
 
-def _form_page(request: Request, user: Any, db: Session, proposal: Proposal,
-               collection: Collection | None, config: coll.PublicationConfig,
-               form: dict[str, Any] | None = None) -> Response:
-    datasets = db.scalars(select(Dataset).where(Dataset.proposal_id == proposal.id)
-                          .order_by(Dataset.path).limit(2000)).all()
+def _form_page(
+    request: Request,
+    user: Any,
+    db: Session,
+    proposal: Proposal,
+    collection: Collection | None,
+    config: coll.PublicationConfig,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    datasets = db.scalars(
+        select(Dataset).where(Dataset.proposal_id == proposal.id).order_by(Dataset.path).limit(2000)
+    ).all()
     if form is None:
         if collection is not None:
-            form = {"title": collection.title, "abstract": collection.abstract,
-                    "creators": coll.format_creators(collection.creators),
-                    "keywords": ", ".join(collection.keywords),
-                    "techniques": ", ".join(collection.techniques),
-                    "instrument": collection.instrument, "licence": collection.licence,
-                    "related_dois": "\n".join(collection.related_dois),
-                    "dataset_ids": {i.dataset_id for i in collection.items}}
+            form = {
+                "title": collection.title,
+                "abstract": collection.abstract,
+                "creators": coll.format_creators(collection.creators),
+                "keywords": ", ".join(collection.keywords),
+                "techniques": ", ".join(collection.techniques),
+                "instrument": collection.instrument,
+                "licence": collection.licence,
+                "related_dois": "\n".join(collection.related_dois),
+                "dataset_ids": {i.dataset_id for i in collection.items},
+            }
         else:
-            form = {"title": proposal.title, "abstract": proposal.abstract,
-                    "creators": coll.format_creators(coll.default_creators(proposal)),
-                    "keywords": "", "techniques": proposal.beamline.techniques
-                    if proposal.beamline else "",
-                    "instrument": proposal.beamline.name if proposal.beamline else "",
-                    "licence": config.licence, "related_dois": "",
-                    "dataset_ids": {d.id for d in datasets}}
-    return render(request, "collection_edit.html", user, p=proposal, c=collection,
-                  datasets=datasets, form=form, licences=sorted(datacite.LICENCES))
+            form = {
+                "title": proposal.title,
+                "abstract": proposal.abstract,
+                "creators": coll.format_creators(coll.default_creators(proposal)),
+                "keywords": "",
+                "techniques": proposal.beamline.techniques if proposal.beamline else "",
+                "instrument": proposal.beamline.name if proposal.beamline else "",
+                "licence": config.licence,
+                "related_dois": "",
+                "dataset_ids": {d.id for d in datasets},
+            }
+    return render(
+        request,
+        "collection_edit.html",
+        user,
+        p=proposal,
+        c=collection,
+        datasets=datasets,
+        form=form,
+        licences=sorted(datacite.LICENCES),
+    )
 
 
-def _input(title: str, abstract: str, creators: str, keywords: str, techniques: str,
-           instrument: str, licence: str, related_dois: str,
-           dataset_ids: list[int]) -> CollectionInput:
+def _input(
+    title: str,
+    abstract: str,
+    creators: str,
+    keywords: str,
+    techniques: str,
+    instrument: str,
+    licence: str,
+    related_dois: str,
+    dataset_ids: list[int],
+) -> CollectionInput:
     return CollectionInput(
-        title=title, abstract=abstract, creators=coll.parse_creators(creators),
-        keywords=coll.split_list(keywords), techniques=coll.split_list(techniques),
-        instrument=instrument.strip(), licence=licence.strip() or None,
-        related_dois=coll.split_list(related_dois), dataset_ids=dataset_ids,
+        title=title,
+        abstract=abstract,
+        creators=coll.parse_creators(creators),
+        keywords=coll.split_list(keywords),
+        techniques=coll.split_list(techniques),
+        instrument=instrument.strip(),
+        licence=licence.strip() or None,
+        related_dois=coll.split_list(related_dois),
+        dataset_ids=dataset_ids,
     )
 
 
 @pages.get("/proposals/{number}/collections/new", response_class=HTMLResponse)
 def new_collection_form(
-    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
-    now: Now, config: Config,
+    number: str,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    config: Config,
 ) -> Response:
     if user is None:
         return to_login(request)
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
     if not access.may_edit_collection(access.relation(identity, proposal, now)):
-        raise Problem(403, "Only the principal investigator or the user office make "
-                      "collections.")
+        raise Problem(403, "Only the principal investigator or the user office make collections.")
     return _form_page(request, user, db, proposal, None, config)
 
 
@@ -181,26 +238,52 @@ FormText = Annotated[str, Form()]
 
 @forms.post("/proposals/{number}/collections/new", response_class=HTMLResponse)
 def create_collection_form(
-    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
-    now: Now, config: Config,
-    title: FormText = "", abstract: FormText = "", creators: FormText = "",
-    keywords: FormText = "", techniques: FormText = "", instrument: FormText = "",
-    licence: FormText = "", related_dois: FormText = "",
+    number: str,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    config: Config,
+    title: FormText = "",
+    abstract: FormText = "",
+    creators: FormText = "",
+    keywords: FormText = "",
+    techniques: FormText = "",
+    instrument: FormText = "",
+    licence: FormText = "",
+    related_dois: FormText = "",
     dataset_ids: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
     if user is None:
         return to_login(request)
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    data = _input(title, abstract, creators, keywords, techniques, instrument, licence,
-                  related_dois, dataset_ids or [])
+    data = _input(
+        title,
+        abstract,
+        creators,
+        keywords,
+        techniques,
+        instrument,
+        licence,
+        related_dois,
+        dataset_ids or [],
+    )
     try:
         collection = coll.create_collection(db, identity, proposal, data, config, now=now)
     except (PermissionDenied, InvalidRequest) as exc:
         request.session["flash"] = [["error", sentence(str(exc))]]
-        form = {"title": title, "abstract": abstract, "creators": creators,
-                "keywords": keywords, "techniques": techniques, "instrument": instrument,
-                "licence": licence, "related_dois": related_dois,
-                "dataset_ids": set(dataset_ids or [])}
+        form = {
+            "title": title,
+            "abstract": abstract,
+            "creators": creators,
+            "keywords": keywords,
+            "techniques": techniques,
+            "instrument": instrument,
+            "licence": licence,
+            "related_dois": related_dois,
+            "dataset_ids": set(dataset_ids or []),
+        }
         return _form_page(request, user, db, proposal, None, config, form)
     db.commit()
     flash(request, "ok", "Collection saved. Publish it to get its DOI.")
@@ -209,51 +292,90 @@ def create_collection_form(
 
 @pages.get("/collections/{collection_id}/edit", response_class=HTMLResponse)
 def edit_collection_form(
-    collection_id: int, request: Request, user: CurrentUser, identity: CurrentIdentity,
-    db: DB, now: Now, config: Config,
+    collection_id: int,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    config: Config,
 ) -> Response:
     if user is None:
         return to_login(request)
     collection = visible_collection(db, identity, collection_id, now)
     if not access.may_edit_collection(_relation(identity, collection, now)):
-        raise Problem(403, "Only the principal investigator or the user office edit "
-                      "collections.")
+        raise Problem(403, "Only the principal investigator or the user office edit collections.")
     return _form_page(request, user, db, collection.proposal, collection, config)
 
 
 @forms.post("/collections/{collection_id}/edit", response_class=HTMLResponse)
 def edit_collection(
-    collection_id: int, request: Request, user: CurrentUser, identity: CurrentIdentity,
-    db: DB, now: Now, config: Config,
-    title: FormText = "", abstract: FormText = "", creators: FormText = "",
-    keywords: FormText = "", techniques: FormText = "", instrument: FormText = "",
-    licence: FormText = "", related_dois: FormText = "",
+    collection_id: int,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    config: Config,
+    title: FormText = "",
+    abstract: FormText = "",
+    creators: FormText = "",
+    keywords: FormText = "",
+    techniques: FormText = "",
+    instrument: FormText = "",
+    licence: FormText = "",
+    related_dois: FormText = "",
     dataset_ids: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
     if user is None:
         return to_login(request)
     collection = visible_collection(db, identity, collection_id, now)
-    data = _input(title, abstract, creators, keywords, techniques, instrument, licence,
-                  related_dois, dataset_ids or [])
+    data = _input(
+        title,
+        abstract,
+        creators,
+        keywords,
+        techniques,
+        instrument,
+        licence,
+        related_dois,
+        dataset_ids or [],
+    )
     try:
         coll.update_collection(db, identity, collection, data, now=now)
     except (PermissionDenied, InvalidRequest) as exc:
         request.session["flash"] = [["error", sentence(str(exc))]]
-        form = {"title": title, "abstract": abstract, "creators": creators,
-                "keywords": keywords, "techniques": techniques, "instrument": instrument,
-                "licence": licence, "related_dois": related_dois,
-                "dataset_ids": set(dataset_ids or [])}
+        form = {
+            "title": title,
+            "abstract": abstract,
+            "creators": creators,
+            "keywords": keywords,
+            "techniques": techniques,
+            "instrument": instrument,
+            "licence": licence,
+            "related_dois": related_dois,
+            "dataset_ids": set(dataset_ids or []),
+        }
         return _form_page(request, user, db, collection.proposal, collection, config, form)
     db.commit()
-    flash(request, "ok", "Collection saved." + (" Publish again to update the DOI record."
-                                                if collection.doi else ""))
+    flash(
+        request,
+        "ok",
+        "Collection saved."
+        + (" Publish again to update the DOI record." if collection.doi else ""),
+    )
     return RedirectResponse(f"/collections/{collection.id}", status_code=303)
 
 
 @forms.post("/collections/{collection_id}/publish")
 def publish_form(
-    collection_id: int, request: Request, identity: CurrentIdentity, db: DB, now: Now,
-    config: Config, minter: DoiMinter,
+    collection_id: int,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    config: Config,
+    minter: DoiMinter,
 ) -> Response:
     collection = visible_collection(db, identity, collection_id, now)
     try:
@@ -269,28 +391,48 @@ def publish_form(
     return RedirectResponse(f"/collections/{collection.id}", status_code=303)
 
 
-def _landing(request: Request, user: Any, identity: Identity, collection: Collection,
-             now: datetime, config: coll.PublicationConfig) -> Response:
+def _landing(
+    request: Request,
+    user: Any,
+    identity: Identity,
+    collection: Collection,
+    now: datetime,
+    config: coll.PublicationConfig,
+) -> Response:
     meta = coll.metadata(collection, config)
     rel = _relation(identity, collection, now)
     files = [i.dataset for i in collection.items]
     return render(
-        request, "collection.html", user, c=collection, meta=meta,
-        files=files, total_size=sum(d.size for d in files),
+        request,
+        "collection.html",
+        user,
+        c=collection,
+        meta=meta,
+        files=files,
+        total_size=sum(d.size for d in files),
         downloadable=access.may_download_collection(rel),
-        released=collection.is_released(now), may_edit=access.may_edit_collection(rel),
+        released=collection.is_released(now),
+        may_edit=access.may_edit_collection(rel),
         may_release=access.may(rel, Action.release_early),
         may_extend=access.may(rel, Action.extend_embargo),
-        cite_text=citation.text(meta), bibtex=citation.bibtex(meta),
-        json_ld=_json_ld(meta), licence_name=meta.licence_name_and_uri()[0],
-        licence_uri=meta.licence_name_and_uri()[1], now=now,
+        cite_text=citation.text(meta),
+        bibtex=citation.bibtex(meta),
+        json_ld=_json_ld(meta),
+        licence_name=meta.licence_name_and_uri()[0],
+        licence_uri=meta.licence_name_and_uri()[1],
+        now=now,
     )
 
 
 @pages.get("/collections/{collection_id}", response_class=HTMLResponse)
 def landing_page(
-    collection_id: int, request: Request, user: CurrentUser, identity: CurrentIdentity,
-    db: DB, now: Now, config: Config,
+    collection_id: int,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    config: Config,
 ) -> Response:
     collection = visible_collection(db, identity, collection_id, now)
     return _landing(request, user, identity, collection, now, config)
@@ -298,8 +440,14 @@ def landing_page(
 
 @pages.get("/doi/{prefix}/{suffix:path}", response_class=HTMLResponse)
 def landing_by_doi(
-    prefix: str, suffix: str, request: Request, user: CurrentUser, identity: CurrentIdentity,
-    db: DB, now: Now, config: Config,
+    prefix: str,
+    suffix: str,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    config: Config,
 ) -> Response:
     """Where the DOI resolves to (the URL registered with DataCite)."""
     collection = by_doi(db, f"{prefix}/{suffix}")
@@ -320,14 +468,19 @@ EXPORTS = {
 
 @pages.get("/collections/{collection_id}/download.zip", response_class=StreamingResponse)
 def download_zip(
-    collection_id: int, identity: CurrentIdentity, user: CurrentUser, db: DB, now: Now,
+    collection_id: int,
+    identity: CurrentIdentity,
+    user: CurrentUser,
+    db: DB,
+    now: Now,
     settings: AppSettings,
 ) -> Response:
     """Every file of the collection in one zip, produced while it is sent (no temp file)."""
     collection = visible_collection(db, identity, collection_id, now)
     if not access.may_download_collection(_relation(identity, collection, now)):
-        raise not_found("The files of this collection are under embargo until "
-                        f"{_day(collection.release_date)}.")
+        raise not_found(
+            f"The files of this collection are under embargo until {_day(collection.release_date)}."
+        )
     number = collection.proposal.number
     # Stored, not deflated: HDF5 data are mostly compressed already, and a sized stream
     # lets the client show progress (Content-Length is known before the first byte).
@@ -341,29 +494,44 @@ def download_zip(
             try:
                 fd = open_beneath(folder, item.dataset.path)
             except PathNotFound as exc:
-                raise Problem(409, f"{item.dataset.path} is no longer on disk; ask the "
-                              "facility to re-index this proposal.") from exc
+                raise Problem(
+                    409,
+                    f"{item.dataset.path} is no longer on disk; ask the "
+                    "facility to re-index this proposal.",
+                ) from exc
             descriptors.append(fd)
             stream.add_path(f"/proc/self/fd/{fd}", f"{number}/{item.dataset.path}")
     except BaseException:
         for fd in descriptors:
             os.close(fd)
         raise
-    audit(db, "collection_download", user, f"collection/{collection.id}",
-          f"{len(collection.items)} files")
+    audit(
+        db,
+        "collection_download",
+        user,
+        f"collection/{collection.id}",
+        f"{len(collection.items)} files",
+    )
     db.commit()
     name = f"{number}-collection-{collection.id}.zip"
     return StreamingResponse(
-        iter(stream), media_type="application/zip",
+        iter(stream),
+        media_type="application/zip",
         background=BackgroundTask(lambda: [os.close(fd) for fd in descriptors]),
-        headers={"content-length": str(len(stream)),
-                 "content-disposition": f'attachment; filename="{name}"'},
+        headers={
+            "content-length": str(len(stream)),
+            "content-disposition": f'attachment; filename="{name}"',
+        },
     )
 
 
 @pages.get("/collections/{collection_id}/{export}")
 def export(
-    collection_id: int, export: str, identity: CurrentIdentity, db: DB, now: Now,
+    collection_id: int,
+    export: str,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
     config: Config,
 ) -> Response:
     """Metadata exports: DataCite XML/JSON, BibTeX, RIS, schema.org JSON-LD."""
@@ -377,8 +545,11 @@ def export(
             raise Problem(409, "This collection has no DOI yet: publish it first.")
         body = datacite.to_xml(meta)
     elif export == "datacite.json":
-        body = json.dumps({"data": {"type": "dois", "attributes": datacite.to_json(meta)}},
-                          indent=2, ensure_ascii=False)
+        body = json.dumps(
+            {"data": {"type": "dois", "attributes": datacite.to_json(meta)}},
+            indent=2,
+            ensure_ascii=False,
+        )
     elif export == "citation.bib":
         body = citation.bibtex(meta)
     elif export == "citation.ris":
@@ -386,8 +557,11 @@ def export(
     else:
         body = json.dumps(citation.json_ld(meta), indent=2, ensure_ascii=False)
     name = f"collection-{collection.id}-{export}"
-    return Response(body, media_type=EXPORTS[export] + "; charset=utf-8",
-                    headers={"content-disposition": f'inline; filename="{name}"'})
+    return Response(
+        body,
+        media_type=EXPORTS[export] + "; charset=utf-8",
+        headers={"content-disposition": f'inline; filename="{name}"'},
+    )
 
 
 def _day(when: datetime | None) -> str:
@@ -427,53 +601,86 @@ def _to_input(body: CollectionIn) -> CollectionInput:
             given, family = c.given_name, c.family_name
             if not given and not family:
                 family, _, given = (s.strip() for s in c.name.partition(","))
-            creators.append({"name": c.name, "given_name": given, "family_name": family,
-                             "orcid": c.orcid, "affiliation": c.affiliation})
+            creators.append(
+                {
+                    "name": c.name,
+                    "given_name": given,
+                    "family_name": family,
+                    "orcid": c.orcid,
+                    "affiliation": c.affiliation,
+                }
+            )
     return CollectionInput(
-        title=body.title, abstract=body.abstract, creators=creators, keywords=body.keywords,
-        techniques=body.techniques, instrument=body.instrument, licence=body.licence,
-        related_dois=body.related_dois, dataset_ids=body.dataset_ids,
+        title=body.title,
+        abstract=body.abstract,
+        creators=creators,
+        keywords=body.keywords,
+        techniques=body.techniques,
+        instrument=body.instrument,
+        licence=body.licence,
+        related_dois=body.related_dois,
+        dataset_ids=body.dataset_ids,
     )
 
 
 @api.get("/collections")
 def list_collections(
-    db: DB, now: Now, limit: int = Query(50, ge=1, le=500), skip: int = Query(0, ge=0),
+    db: DB,
+    now: Now,
+    limit: int = Query(50, ge=1, le=500),
+    skip: int = Query(0, ge=0),
 ) -> list[dict[str, Any]]:
     """Published collections (metadata is public; files follow the embargo)."""
     rows = db.scalars(
-        select(Collection).where(coll.public_collections(now))
-        .options(selectinload(Collection.items).selectinload(CollectionItem.dataset),
-                 selectinload(Collection.proposal))
-        .order_by(Collection.published_at.desc(), Collection.id.desc()).limit(limit).offset(skip)
+        select(Collection)
+        .where(coll.public_collections(now))
+        .options(
+            selectinload(Collection.items).selectinload(CollectionItem.dataset),
+            selectinload(Collection.proposal),
+        )
+        .order_by(Collection.published_at.desc(), Collection.id.desc())
+        .limit(limit)
+        .offset(skip)
     ).all()
     return [coll.as_dict(c, now) for c in rows]
 
 
 @api.get("/collections/{collection_id}")
 def get_collection(
-    collection_id: int, db: DB, identity: CurrentIdentity, now: Now,
+    collection_id: int,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
 ) -> dict[str, Any]:
     return coll.as_dict(visible_collection(db, identity, collection_id, now), now)
 
 
 @api_changes.post("/proposals/{number}/collections", status_code=201)
 def create_collection(
-    number: str, body: CollectionIn, db: DB, identity: CurrentIdentity, now: Now,
+    number: str,
+    body: CollectionIn,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
     config: Config,
 ) -> dict[str, Any]:
     """Create a collection of the proposal's datasets (PI or user office)."""
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
     with service_errors():
-        collection = coll.create_collection(db, identity, proposal, _to_input(body), config,
-                                            now=now)
+        collection = coll.create_collection(
+            db, identity, proposal, _to_input(body), config, now=now
+        )
     db.commit()
     return coll.as_dict(visible_collection(db, identity, collection.id, now), now)
 
 
 @api_changes.patch("/collections/{collection_id}")
 def patch_collection(
-    collection_id: int, body: CollectionPatch, db: DB, identity: CurrentIdentity, now: Now,
+    collection_id: int,
+    body: CollectionPatch,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
 ) -> dict[str, Any]:
     collection = visible_collection(db, identity, collection_id, now)
     data = _to_input(body)
@@ -487,7 +694,11 @@ def patch_collection(
 
 @api_changes.post("/collections/{collection_id}/publish")
 def publish_collection(
-    collection_id: int, db: DB, identity: CurrentIdentity, now: Now, config: Config,
+    collection_id: int,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
+    config: Config,
     minter: DoiMinter,
 ) -> dict[str, Any]:
     """Register (or update) the DOI and make the landing page public."""

@@ -30,20 +30,49 @@ def _day(text: str, end: bool = False) -> datetime | None:
 
 @router.get("/datasets", response_class=HTMLResponse)
 def find_data(
-    request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB, now: Now,
-    q: str = Query("", max_length=200), beamline: str = Query("", max_length=64),
-    proposal: str = Query("", max_length=32), since: str = Query("", max_length=10),
-    until: str = Query("", max_length=10), kind: str = Query("", pattern="^(|raw|processed)$"),
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    q: str = Query("", max_length=200),
+    beamline: str = Query("", max_length=64),
+    proposal: str = Query("", max_length=32),
+    since: str = Query("", max_length=10),
+    until: str = Query("", max_length=10),
+    kind: str = Query("", pattern="^(|raw|processed)$"),
     page: int = Query(1, ge=1, le=10_000),
 ) -> Response:
-    query = DatasetQuery(text=q, beamline=beamline, proposal=proposal, kind=kind,
-                         since=_day(since), until=_day(until, end=True))
-    rows, total, exact = search_datasets(db, identity, now, query, limit=PAGE_SIZE,
-                                         offset=(page - 1) * PAGE_SIZE)
-    form = {"q": q, "beamline": beamline, "proposal": proposal, "since": since,
-            "until": until, "kind": kind}
+    query = DatasetQuery(
+        text=q,
+        beamline=beamline,
+        proposal=proposal,
+        kind=kind,
+        since=_day(since),
+        until=_day(until, end=True),
+    )
+    rows, total, exact = search_datasets(
+        db, identity, now, query, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
+    form = {
+        "q": q,
+        "beamline": beamline,
+        "proposal": proposal,
+        "since": since,
+        "until": until,
+        "kind": kind,
+    }
     keep = urlencode({k: v for k, v in form.items() if v})
-    return render(request, "datasets.html", user, rows=rows, total=total, exact=exact,
-                  page=page, pages=max(1, -(-total // PAGE_SIZE)), form=form,
-                  query=f"{keep}&" if keep else "",
-                  beamlines=list(db.scalars(select(Beamline.name).order_by(Beamline.name))))
+    return render(
+        request,
+        "datasets.html",
+        user,
+        rows=rows,
+        total=total,
+        exact=exact,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        form=form,
+        query=f"{keep}&" if keep else "",
+        beamlines=list(db.scalars(select(Beamline.name).order_by(Beamline.name))),
+    )

@@ -61,10 +61,17 @@ def list_proposal_datasets(
     records, total = proposal_dataset_records(db, proposal, text=q, limit=limit, offset=offset)
     # The busiest listing: rows go straight to JSON (same shape as DatasetOut, which
     # documents it) instead of through ORM objects and pydantic validation.
-    page = {"items": [{"proposal": number, **r} for r in records], "total": total,
-            "limit": limit, "offset": offset, "total_exact": True}
-    return Response(orjson.dumps(page, option=orjson.OPT_UTC_Z),  # type: ignore[return-value]
-                    media_type="application/json")
+    page = {
+        "items": [{"proposal": number, **r} for r in records],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "total_exact": True,
+    }
+    return Response(
+        orjson.dumps(page, option=orjson.OPT_UTC_Z),  # type: ignore[return-value]
+        media_type="application/json",
+    )
 
 
 @router.get("/datasets", response_model=schemas.Page[DatasetOut])
@@ -72,8 +79,11 @@ def search(
     db: DB,
     identity: CurrentIdentity,
     now: Now,
-    q: str = Query("", max_length=200, description="Words in path, title, instrument "
-                   "or proposal title (all must match)"),
+    q: str = Query(
+        "",
+        max_length=200,
+        description="Words in path, title, instrument or proposal title (all must match)",
+    ),
     proposal: str = Query("", max_length=32),
     beamline: str = Query("", max_length=64),
     since: datetime | None = Query(None, description="Measured (or written) at or after"),
@@ -83,8 +93,14 @@ def search(
     offset: int = Query(0, ge=0),
 ) -> schemas.Page[DatasetOut]:
     """Datasets the caller may read (anonymous: released ones) matching every filter."""
-    query = DatasetQuery(text=q, proposal=proposal, beamline=beamline, since=since,
-                         until=until, kind=kind)
+    query = DatasetQuery(
+        text=q, proposal=proposal, beamline=beamline, since=since, until=until, kind=kind
+    )
     rows, total, exact = search_datasets(db, identity, now, query, limit=limit, offset=offset)
-    return schemas.Page(items=[DatasetOut.of(r, number) for r, number in rows],
-                        total=total, total_exact=exact, limit=limit, offset=offset)
+    return schemas.Page(
+        items=[DatasetOut.of(r, number) for r, number in rows],
+        total=total,
+        total_exact=exact,
+        limit=limit,
+        offset=offset,
+    )

@@ -34,6 +34,10 @@ def download(
     # The descriptor, opened beneath the proposal by the kernel, is what is sent (through
     # its /proc name, which reopens that very file): a symlink swapped in after the check
     # cannot redirect the download. Starlette's FileResponse answers Range requests.
-    return FileResponse(f"/proc/self/fd/{fd}", filename=PurePosixPath(path).name,
-                        stat_result=os.fstat(fd), content_disposition_type="attachment",
-                        background=BackgroundTask(os.close, fd))
+    return FileResponse(
+        f"/proc/self/fd/{fd}",
+        filename=PurePosixPath(path).name,
+        stat_result=os.fstat(fd),
+        content_disposition_type="attachment",
+        background=BackgroundTask(os.close, fd),
+    )

@@ -21,73 +21,155 @@ router = APIRouter(prefix="/api/proposals/{number}/h5", tags=["hdf5"])
 
 
 @router.get("/meta")
-def get_meta(folder: ReadableProposal, readers: Readers, file: str,
-             path: str = "/") -> Response:
+def get_meta(folder: ReadableProposal, readers: Readers, file: str, path: str = "/") -> Response:
     return respond(read(readers, folder.root, "h5.meta", file, path=path))
 
 
 @router.get("/attr")
-def get_attr(folder: ReadableProposal, readers: Readers, file: str, path: str = "/",
-             attr_keys: Annotated[list[str] | None, Query()] = None) -> Response:
-    return respond(read(readers, folder.root, "h5.attr", file, path=path,
-                        attr_keys=attr_keys))
+def get_attr(
+    folder: ReadableProposal,
+    readers: Readers,
+    file: str,
+    path: str = "/",
+    attr_keys: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    return respond(read(readers, folder.root, "h5.attr", file, path=path, attr_keys=attr_keys))
 
 
 @router.get("/paths")
-def get_paths(folder: ReadableProposal, readers: Readers, file: str,
-              path: str = "/") -> Response:
+def get_paths(folder: ReadableProposal, readers: Readers, file: str, path: str = "/") -> Response:
     return respond(read(readers, folder.root, "h5.paths", file, path=path))
 
 
 @router.get("/stats")
-def get_stats(folder: ReadableProposal, readers: Readers, settings: AppSettings, file: str,
-              path: str = "/", selection: str | None = None) -> Response:
-    return respond(read(readers, folder.root, "h5.stats", file, path=path,
-                        selection=selection, max_read_bytes=settings.max_read_bytes))
+def get_stats(
+    folder: ReadableProposal,
+    readers: Readers,
+    settings: AppSettings,
+    file: str,
+    path: str = "/",
+    selection: str | None = None,
+) -> Response:
+    return respond(
+        read(
+            readers,
+            folder.root,
+            "h5.stats",
+            file,
+            path=path,
+            selection=selection,
+            max_read_bytes=settings.max_read_bytes,
+        )
+    )
 
 
 @router.get("/data")
 def get_data(
-    folder: ReadableProposal, readers: Readers, settings: AppSettings, db: DB,
-    user: CurrentUser, file: str, path: str = "/", selection: str | None = None,
-    format: str = "json", dtype: str = "origin", flatten: bool = False,
-    downsample: str | None = None, downsample_method: str = "mean",
-    colormap: str = "viridis", scale: str = "linear",
-    vmin: float | None = None, vmax: float | None = None,
+    folder: ReadableProposal,
+    readers: Readers,
+    settings: AppSettings,
+    db: DB,
+    user: CurrentUser,
+    file: str,
+    path: str = "/",
+    selection: str | None = None,
+    format: str = "json",
+    dtype: str = "origin",
+    flatten: bool = False,
+    downsample: str | None = None,
+    downsample_method: str = "mean",
+    colormap: str = "viridis",
+    scale: str = "linear",
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Response:
-    query = {"selection": selection, "format": format, "dtype": dtype, "flatten": flatten,
-             "downsample": downsample, "downsample_method": downsample_method,
-             "colormap": colormap, "scale": scale, "vmin": vmin, "vmax": vmax}
-    answer = read(readers, folder.root, "h5.data", file, path=path, query=query,
-                  max_read_bytes=settings.max_read_bytes)
+    query = {
+        "selection": selection,
+        "format": format,
+        "dtype": dtype,
+        "flatten": flatten,
+        "downsample": downsample,
+        "downsample_method": downsample_method,
+        "colormap": colormap,
+        "scale": scale,
+        "vmin": vmin,
+        "vmax": vmax,
+    }
+    answer = read(
+        readers,
+        folder.root,
+        "h5.data",
+        file,
+        path=path,
+        query=query,
+        max_read_bytes=settings.max_read_bytes,
+    )
     if format in EXPORTS:  # downloads, not views, are audited
-        audit(db, "data_download", user, f"{folder.proposal.number}/{file}::{path}",
-              detail=f"format={format}")
+        audit(
+            db,
+            "data_download",
+            user,
+            f"{folder.proposal.number}/{file}::{path}",
+            detail=f"format={format}",
+        )
     return respond(answer)
 
 
 @router.get("/line")
-def get_line(folder: ReadableProposal, readers: Readers, settings: AppSettings, db: DB,
-             user: CurrentUser, file: str, path: str, selection: str | None = None,
-             signal: str = "") -> Response:
+def get_line(
+    folder: ReadableProposal,
+    readers: Readers,
+    settings: AppSettings,
+    db: DB,
+    user: CurrentUser,
+    file: str,
+    path: str,
+    selection: str | None = None,
+    signal: str = "",
+) -> Response:
     """A NeXus line as CSV: axis, signal, errors and auxiliary signals side by side.
 
     ``signal`` picks the plotted dataset where the group does not name one (old files).
     """
-    answer = read(readers, folder.root, "h5.line", file, path=path, selection=selection,
-                  signal=signal, max_read_bytes=settings.max_read_bytes)
-    audit(db, "data_download", user, f"{folder.proposal.number}/{file}::{path}",
-          detail="format=nexus-csv")
+    answer = read(
+        readers,
+        folder.root,
+        "h5.line",
+        file,
+        path=path,
+        selection=selection,
+        signal=signal,
+        max_read_bytes=settings.max_read_bytes,
+    )
+    audit(
+        db,
+        "data_download",
+        user,
+        f"{folder.proposal.number}/{file}::{path}",
+        detail="format=nexus-csv",
+    )
     return respond(answer)
 
 
 @router.get("/subset")
-def get_subset(folder: ReadableProposal, readers: Readers, settings: AppSettings, db: DB,
-               user: CurrentUser, file: str,
-               paths: Annotated[list[str], Query()]) -> Response:
+def get_subset(
+    folder: ReadableProposal,
+    readers: Readers,
+    settings: AppSettings,
+    db: DB,
+    user: CurrentUser,
+    file: str,
+    paths: Annotated[list[str], Query()],
+) -> Response:
     """Chosen datasets/groups with their attributes and parents' attributes, as a new file."""
-    answer = read(readers, folder.root, "h5.subset", file, paths=paths,
-                  max_read_bytes=settings.max_read_bytes)
-    audit(db, "data_download", user, f"{folder.proposal.number}/{file}::{','.join(paths)}",
-          detail="format=subset")
+    answer = read(
+        readers, folder.root, "h5.subset", file, paths=paths, max_read_bytes=settings.max_read_bytes
+    )
+    audit(
+        db,
+        "data_download",
+        user,
+        f"{folder.proposal.number}/{file}::{','.join(paths)}",
+        detail="format=subset",
+    )
     return respond(answer)

@@ -49,14 +49,20 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def safe_next(next_path: str) -> str:
     """Only paths on the hub: no scheme, no host, no '//' or '..' tricks."""
-    if (next_path.startswith(("/hub/", "/user/")) and "//" not in next_path
-            and ".." not in next_path and "\\" not in next_path and len(next_path) < 1000):
+    if (
+        next_path.startswith(("/hub/", "/user/"))
+        and "//" not in next_path
+        and ".." not in next_path
+        and "\\" not in next_path
+        and len(next_path) < 1000
+    ):
         return next_path
     return "/hub/"
 
 
-def sign_in_page(request: Request, db: DB, settings: AppSettings, user: User,
-                 next_path: str) -> Response:
+def sign_in_page(
+    request: Request, db: DB, settings: AppSettings, user: User, next_path: str
+) -> Response:
     """A page that sends the browser on to the hub with a fresh one-time sign-in link."""
     hub = hub_settings(settings)
     ticket = issue_ticket(db, settings.secret_key, user, next_path=safe_next(next_path))
@@ -64,7 +70,8 @@ def sign_in_page(request: Request, db: DB, settings: AppSettings, user: User,
     what = "Your notebook is ready." if "/lab/tree/" in next_path else ""
     # no-store: the link is a credential for a minute.
     return request.app.state.templates.TemplateResponse(
-        request, "jupyter_open.html",
+        request,
+        "jupyter_open.html",
         {"user": user, "messages": [], "link": ticket_login_url(hub, ticket), "what": what},
         headers=NO_STORE,
     )
@@ -72,7 +79,10 @@ def sign_in_page(request: Request, db: DB, settings: AppSettings, user: User,
 
 @router.get("/jupyter")
 def open_jupyter(
-    request: Request, db: DB, settings: AppSettings, user: CurrentUser,
+    request: Request,
+    db: DB,
+    settings: AppSettings,
+    user: CurrentUser,
     next: Annotated[str, Query(max_length=1000)] = "/hub/",
 ) -> Response:
     if user is None:
@@ -86,8 +96,13 @@ def open_jupyter(
 
 @router.post("/proposals/{number}/notebook", dependencies=[Depends(verify_csrf)])
 def open_in_notebook(
-    number: str, request: Request, folder: ReadableProposal, readers: Readers, db: DB,
-    settings: AppSettings, user: SignedInUser,
+    number: str,
+    request: Request,
+    folder: ReadableProposal,
+    readers: Readers,
+    db: DB,
+    settings: AppSettings,
+    user: SignedInUser,
     file: Annotated[str, Form(max_length=4096)],
     path: Annotated[str, Form(max_length=4096)] = "",
     selection: Annotated[str, Form(max_length=500)] = "",
@@ -113,8 +128,9 @@ def open_in_notebook(
     return put_and_open(db, settings, user, name, notebook)
 
 
-def put_and_open(db: DB, settings: AppSettings, user: User, name: str,
-                 notebook: dict[str, Any]) -> Response:
+def put_and_open(
+    db: DB, settings: AppSettings, user: User, name: str, notebook: dict[str, Any]
+) -> Response:
     """Save the notebook in the user's server (started if needed), then open it."""
     try:
         with HubClient(hub_settings(settings)) as hub:
@@ -131,8 +147,13 @@ def put_and_open(db: DB, settings: AppSettings, user: User, name: str,
 
 @router.post("/jobs/{job_id}/notebook", dependencies=[Depends(verify_csrf)])
 def open_job_in_notebook(
-    job_id: int, request: Request, db: DB, settings: AppSettings, user: SignedInUser,
-    identity: CurrentIdentity, now: Now,
+    job_id: int,
+    request: Request,
+    db: DB,
+    settings: AppSettings,
+    user: SignedInUser,
+    identity: CurrentIdentity,
+    now: Now,
 ) -> Response:
     """A notebook that re-runs this analysis with its configuration and opens its results."""
     if request.headers.get("authorization", "").lower().startswith("bearer "):
@@ -145,8 +166,9 @@ def open_job_in_notebook(
     params = job.parameters or {}
     if not params.get("file") or not params.get("dataset"):
         raise Problem(422, f"Job {job.id} has no input file and dataset to re-run.")
-    notebook = xrf_job_notebook(number, params["file"], params["dataset"],
-                                params.get("config") or {}, kind=job.kind)
+    notebook = xrf_job_notebook(
+        number, params["file"], params["dataset"], params.get("config") or {}, kind=job.kind
+    )
     name = f"notebooks/{number}/job_{job.id}_{job.kind}.ipynb"
     audit(db, "notebook_opened", user, f"{number}/job/{job.id}", job.kind)
     return put_and_open(db, settings, user, name, notebook)

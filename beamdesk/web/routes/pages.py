@@ -56,8 +56,13 @@ def to_login(request: Request) -> RedirectResponse:
 
 
 def proposal_or_sign_in(
-    request: Request, db: Session, identity: Identity, user: User | None, number: str,
-    action: Action, now: datetime,
+    request: Request,
+    db: Session,
+    identity: Identity,
+    user: User | None,
+    number: str,
+    action: Action,
+    now: datetime,
 ) -> Proposal | RedirectResponse:
     """``proposal_for`` for pages: an anonymous visitor the rules refuse is sent to sign in
     (signing in may give access); anyone else refused gets the usual 404."""
@@ -78,16 +83,22 @@ def home(request: Request, user: CurrentUser, db: DB, now: Now) -> Response:
     if user is not None:
         return RedirectResponse("/proposals", status_code=303)
     released = db.scalar(
-        select(func.count()).select_from(Proposal).where(
-            access.visible_proposals(access.ANONYMOUS, now))
+        select(func.count())
+        .select_from(Proposal)
+        .where(access.visible_proposals(access.ANONYMOUS, now))
     )
     return render(request, "home.html", None, released=released)
 
 
 @router.get("/proposals", response_class=HTMLResponse)
 def my_proposals(
-    request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB, now: Now,
-    page: int = Query(1, ge=1), state: ProposalState | None = None,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    page: int = Query(1, ge=1),
+    state: ProposalState | None = None,
 ) -> Response:
     if user is None:
         return to_login(request)
@@ -97,11 +108,24 @@ def my_proposals(
         where.append(Proposal.state == state)
     total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
     rows = db.scalars(
-        select(Proposal).where(*where).options(selectinload(Proposal.beamline))
-        .order_by(Proposal.number.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        select(Proposal)
+        .where(*where)
+        .options(selectinload(Proposal.beamline))
+        .order_by(Proposal.number.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
     ).all()
-    return render(request, "proposals.html", user, proposals=rows, total=total, page=page,
-                  pages=max(1, -(-total // PAGE_SIZE)), state=state, states=list(ProposalState))
+    return render(
+        request,
+        "proposals.html",
+        user,
+        proposals=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        state=state,
+        states=list(ProposalState),
+    )
 
 
 @router.get("/proposals/new", response_class=HTMLResponse)
@@ -109,13 +133,22 @@ def new_proposal_form(request: Request, user: CurrentUser, db: DB) -> Response:
     if user is None:
         return to_login(request)
     beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
-    return render(request, "proposal_new.html", user, beamlines=beamlines,
-                  categories=list(ProposalCategory), form={})
+    return render(
+        request,
+        "proposal_new.html",
+        user,
+        beamlines=beamlines,
+        categories=list(ProposalCategory),
+        form={},
+    )
 
 
 @forms.post("/proposals/new", response_class=HTMLResponse)
 def new_proposal(
-    request: Request, user: CurrentUser, db: DB, now: Now,
+    request: Request,
+    user: CurrentUser,
+    db: DB,
+    now: Now,
     title: Annotated[str, Form()] = "",
     abstract: Annotated[str, Form()] = "",
     category: Annotated[str, Form()] = "new",
@@ -129,21 +162,44 @@ def new_proposal(
     if user is None:
         return to_login(request)
     bl = db.scalar(select(Beamline).where(Beamline.name == beamline)) if beamline else None
-    samples = ([SampleInput(sample_name, sample_formula, sample_hazards, safety_declared)]
-               if sample_name.strip() else [])
+    samples = (
+        [SampleInput(sample_name, sample_formula, sample_hazards, safety_declared)]
+        if sample_name.strip()
+        else []
+    )
     try:
         proposal = proposals.create_proposal(
-            db, user, title=title, abstract=abstract, category=ProposalCategory(category),
-            beamline=bl, shifts_requested=shifts, samples=samples, now=now,
+            db,
+            user,
+            title=title,
+            abstract=abstract,
+            category=ProposalCategory(category),
+            beamline=bl,
+            shifts_requested=shifts,
+            samples=samples,
+            now=now,
         )
     except (InvalidRequest, ValueError) as exc:
         beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
         request.session["flash"] = [["error", sentence(str(exc))]]
-        form = {"title": title, "abstract": abstract, "category": category,
-                "beamline": beamline, "shifts": shifts, "sample_name": sample_name,
-                "sample_formula": sample_formula, "sample_hazards": sample_hazards}
-        return render(request, "proposal_new.html", user, beamlines=beamlines,
-                      categories=list(ProposalCategory), form=form)
+        form = {
+            "title": title,
+            "abstract": abstract,
+            "category": category,
+            "beamline": beamline,
+            "shifts": shifts,
+            "sample_name": sample_name,
+            "sample_formula": sample_formula,
+            "sample_hazards": sample_hazards,
+        }
+        return render(
+            request,
+            "proposal_new.html",
+            user,
+            beamlines=beamlines,
+            categories=list(ProposalCategory),
+            form=form,
+        )
     db.commit()
     flash(request, "ok", f"Draft {proposal.number} saved. Submit it when it is complete.")
     return back_to(proposal.number)
@@ -151,11 +207,14 @@ def new_proposal(
 
 @router.get("/proposals/{number}", response_class=HTMLResponse)
 def proposal_page(
-    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
+    number: str,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
     now: Now,
 ) -> Response:
-    proposal = proposal_or_sign_in(request, db, identity, user, number, Action.view_proposal,
-                                   now)
+    proposal = proposal_or_sign_in(request, db, identity, user, number, Action.view_proposal, now)
     if isinstance(proposal, RedirectResponse):
         return proposal
     rel = access.relation(identity, proposal, now)
@@ -164,19 +223,34 @@ def proposal_page(
     total_files = 0
     if "read_data" in may:
         datasets, total_files = proposal_datasets(db, proposal, limit=200)
-    reviewers = (db.scalars(select(User).where(User.role == GlobalRole.reviewer)
-                            .order_by(User.username)).all()
-                 if "assign_reviewers" in may else [])
+    reviewers = (
+        db.scalars(
+            select(User).where(User.role == GlobalRole.reviewer).order_by(User.username)
+        ).all()
+        if "assign_reviewers" in may
+        else []
+    )
     beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
     return render(
-        request, "proposal.html", user, p=proposal, rel=rel, may=may,
-        transitions=[t for t in actions_from(proposal.state)
-                     if access.may_transition(rel, t.action)],
+        request,
+        "proposal.html",
+        user,
+        p=proposal,
+        rel=rel,
+        may=may,
+        transitions=[
+            t for t in actions_from(proposal.state) if access.may_transition(rel, t.action)
+        ],
         reviews=[r for r in proposal.reviews if rel.user_office or r.reviewer_id == user.id]
-        if user else [],
+        if user
+        else [],
         my_review=next((r for r in proposal.reviews if user and r.reviewer_id == user.id), None),
-        datasets=datasets, total_files=total_files, reviewers=reviewers, beamlines=beamlines,
-        member_roles=[MemberRole.participant, MemberRole.local_contact], now=now,
+        datasets=datasets,
+        total_files=total_files,
+        reviewers=reviewers,
+        beamlines=beamlines,
+        member_roles=[MemberRole.participant, MemberRole.local_contact],
+        now=now,
     )
 
 
@@ -195,24 +269,36 @@ def _guarded(request: Request, number: str, fn: Any) -> RedirectResponse:
 
 @forms.post("/proposals/{number}/transition")
 def transition_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
-    action: Annotated[str, Form()], comment: Annotated[str, Form()] = "",
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    action: Annotated[str, Form()],
+    comment: Annotated[str, Form()] = "",
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
     def go() -> str:
         proposals.transition(db, identity, proposal, action, comment=comment, now=now)
         db.commit()
-        return f"{TRANSITIONS[action].label}: done. The proposal is now " \
-               f"{proposal.state.value.replace('_', ' ')}."
+        return (
+            f"{TRANSITIONS[action].label}: done. The proposal is now "
+            f"{proposal.state.value.replace('_', ' ')}."
+        )
 
     return _guarded(request, number, go)
 
 
 @forms.post("/proposals/{number}/members")
 def add_member_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
-    username: Annotated[str, Form()], role: Annotated[str, Form()] = "participant",
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    username: Annotated[str, Form()],
+    role: Annotated[str, Form()] = "participant",
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
@@ -229,7 +315,11 @@ def add_member_form(
 
 @forms.post("/proposals/{number}/members/remove")
 def remove_member_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
     user_id: Annotated[int, Form()],
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
@@ -244,7 +334,11 @@ def remove_member_form(
 
 @forms.post("/proposals/{number}/reviewers")
 def assign_reviewer_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
     username: Annotated[str, Form()],
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
@@ -262,8 +356,13 @@ def assign_reviewer_form(
 
 @forms.post("/proposals/{number}/review")
 def review_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
-    score: Annotated[int, Form()], comment: Annotated[str, Form()] = "",
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    score: Annotated[int, Form()],
+    comment: Annotated[str, Form()] = "",
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
@@ -285,10 +384,16 @@ def _parse_day(value: str, field: str) -> datetime:
 
 @forms.post("/proposals/{number}/beamtimes")
 def beamtime_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
     settings: AppSettings,
-    beamline: Annotated[str, Form()], start: Annotated[str, Form()],
-    end: Annotated[str, Form()], shifts: Annotated[int, Form()] = 3,
+    beamline: Annotated[str, Form()],
+    start: Annotated[str, Form()],
+    end: Annotated[str, Form()],
+    shifts: Annotated[int, Form()] = 3,
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
@@ -296,9 +401,17 @@ def beamtime_form(
         bl = db.scalar(select(Beamline).where(Beamline.name == beamline))
         if bl is None:
             raise InvalidRequest(f"no beamline called {beamline!r}")
-        proposals.add_beamtime(db, identity, proposal, settings, beamline=bl,
-                               start=_parse_day(start, "start"), end=_parse_day(end, "end"),
-                               shifts=shifts, now=now)
+        proposals.add_beamtime(
+            db,
+            identity,
+            proposal,
+            settings,
+            beamline=bl,
+            start=_parse_day(start, "start"),
+            end=_parse_day(end, "end"),
+            shifts=shifts,
+            now=now,
+        )
         db.commit()
         return f"Beamtime on {bl.name} added."
 
@@ -307,8 +420,13 @@ def beamtime_form(
 
 @forms.post("/proposals/{number}/embargo")
 def embargo_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
-    settings: AppSettings, op: Annotated[str, Form()],
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
+    settings: AppSettings,
+    op: Annotated[str, Form()],
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
@@ -328,7 +446,11 @@ def embargo_form(
 
 @forms.post("/proposals/{number}/doi")
 def doi_form(
-    number: str, request: Request, identity: CurrentIdentity, db: DB, now: Now,
+    number: str,
+    request: Request,
+    identity: CurrentIdentity,
+    db: DB,
+    now: Now,
     doi: Annotated[str, Form()],
 ) -> Response:
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
@@ -346,8 +468,10 @@ def my_reviews(request: Request, user: CurrentUser, db: DB) -> Response:
     if user is None:
         return to_login(request)
     rows = db.scalars(
-        select(Review).where(Review.reviewer_id == user.id)
-        .options(selectinload(Review.proposal)).order_by(Review.assigned_at.desc())
+        select(Review)
+        .where(Review.reviewer_id == user.id)
+        .options(selectinload(Review.proposal))
+        .order_by(Review.assigned_at.desc())
     ).all()
     return render(request, "reviews.html", user, reviews=rows)
 
@@ -362,9 +486,11 @@ def office(
     if user.role not in {GlobalRole.user_office, GlobalRole.scientist}:
         raise Problem(404, "This page is for the user office and beamline scientists.")
     rows = db.scalars(
-        select(Proposal).where(access.visible_proposals(identity, now),
-                               Proposal.state != ProposalState.draft)
-        .options(selectinload(Proposal.beamline)).order_by(Proposal.number.desc()).limit(500)
+        select(Proposal)
+        .where(access.visible_proposals(identity, now), Proposal.state != ProposalState.draft)
+        .options(selectinload(Proposal.beamline))
+        .order_by(Proposal.number.desc())
+        .limit(500)
     ).all()
     by_state: dict[ProposalState, list[Proposal]] = {s: [] for s in ProposalState}
     for p in rows:
@@ -374,8 +500,11 @@ def office(
 
 @router.get("/office/audit", response_class=HTMLResponse)
 def audit_log(
-    request: Request, user: CurrentUser, db: DB,
-    action: str = Query("", max_length=64), page: int = Query(1, ge=1),
+    request: Request,
+    user: CurrentUser,
+    db: DB,
+    action: str = Query("", max_length=64),
+    page: int = Query(1, ge=1),
 ) -> Response:
     """Sign-ins, denials, downloads and transitions: for the user office only."""
     if user is None:
@@ -385,38 +514,78 @@ def audit_log(
     where = [AuditEvent.action == action] if action else []
     total = db.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
     rows = db.execute(
-        select(AuditEvent, User.username).outerjoin(User, User.id == AuditEvent.actor_id)
-        .where(*where).order_by(AuditEvent.id.desc())
-        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        select(AuditEvent, User.username)
+        .outerjoin(User, User.id == AuditEvent.actor_id)
+        .where(*where)
+        .order_by(AuditEvent.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
     ).all()
     actions = db.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
-    return render(request, "audit.html", user, rows=rows, actions=actions, action=action,
-                  total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+    return render(
+        request,
+        "audit.html",
+        user,
+        rows=rows,
+        actions=actions,
+        action=action,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+    )
 
 
 @router.get("/catalogue", response_class=HTMLResponse)
 def catalogue(
-    request: Request, user: CurrentUser, db: DB, now: Now,
-    q: str = Query("", max_length=200), page: int = Query(1, ge=1),
+    request: Request,
+    user: CurrentUser,
+    db: DB,
+    now: Now,
+    q: str = Query("", max_length=200),
+    page: int = Query(1, ge=1),
 ) -> Response:
     """Open data: proposals whose embargo has ended, for everyone."""
     where = [access.visible_proposals(access.ANONYMOUS, now)]
     if q:
         pattern = f"%{q.lower()}%"
-        where.append(func.lower(Proposal.title).like(pattern) | Proposal.number.like(pattern)
-                     | func.lower(Proposal.abstract).like(pattern))
+        where.append(
+            func.lower(Proposal.title).like(pattern)
+            | Proposal.number.like(pattern)
+            | func.lower(Proposal.abstract).like(pattern)
+        )
     total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
     rows = db.scalars(
-        select(Proposal).where(*where).options(selectinload(Proposal.beamline))
-        .order_by(Proposal.release_date.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        select(Proposal)
+        .where(*where)
+        .options(selectinload(Proposal.beamline))
+        .order_by(Proposal.release_date.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
     ).all()
-    counts = dict(db.execute(
-        select(Dataset.proposal_id, func.count()).where(
-            Dataset.proposal_id.in_([p.id for p in rows])).group_by(Dataset.proposal_id)
-    ).all()) if rows else {}
-    return render(request, "catalogue.html", user, proposals=rows, counts=counts, q=q,
-                  total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
-                  collections=published_collections(db, q) if page == 1 else [], now=now)
+    counts = (
+        dict(
+            db.execute(
+                select(Dataset.proposal_id, func.count())
+                .where(Dataset.proposal_id.in_([p.id for p in rows]))
+                .group_by(Dataset.proposal_id)
+            ).all()
+        )
+        if rows
+        else {}
+    )
+    return render(
+        request,
+        "catalogue.html",
+        user,
+        proposals=rows,
+        counts=counts,
+        q=q,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        collections=published_collections(db, q) if page == 1 else [],
+        now=now,
+    )
 
 
 router.include_router(forms)

@@ -23,15 +23,22 @@ from beamdesk.web.problems import Problem, not_found, sentence
 from beamdesk.web.routes.collections import get_config
 
 router = APIRouter(prefix="/api/panosc", tags=["PaNOSC search API"])
-FILTER_HELP = ('PaNOSC/Loopback filter as JSON, e.g. {"where": {"techniques.name": '
-               '"X-ray fluorescence"}, "include": ["parameters"], "limit": 10}')
+FILTER_HELP = (
+    'PaNOSC/Loopback filter as JSON, e.g. {"where": {"techniques.name": '
+    '"X-ray fluorescence"}, "include": ["parameters"], "limit": 10}'
+)
 
 
 def _harvest(request: Request, db: Session, identity: Identity, now: datetime) -> panosc.Harvest:
     config = get_config(request)
-    return panosc.Harvest(db, access.readable_proposals(identity, now), now,
-                          facility=config.facility, licence=config.licence,
-                          base_url=config.base_url)
+    return panosc.Harvest(
+        db,
+        access.readable_proposals(identity, now),
+        now,
+        facility=config.facility,
+        licence=config.licence,
+        base_url=config.base_url,
+    )
 
 
 def _filter(text: str | None, model: str) -> panosc.Filter:
@@ -54,26 +61,30 @@ def _where(text: str | None) -> dict[str, Any] | None:
 
 def _collections(db: Session, h: panosc.Harvest, now: datetime) -> list[tuple[Any, list[Any]]]:
     rows = db.scalars(
-        select(Collection).where(public_collections(now))
+        select(Collection)
+        .where(public_collections(now))
         .options(selectinload(Collection.items).selectinload(CollectionItem.dataset))
         .order_by(Collection.id)
     ).all()
     return [(c, [i.dataset for i in c.items]) for c in rows]
 
 
-def _datasets(request: Request, db: Session, identity: Identity, now: datetime,
-              where: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _datasets(
+    request: Request, db: Session, identity: Identity, now: datetime, where: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     return _harvest(request, db, identity, now).datasets(where)
 
 
-def _documents(request: Request, db: Session, identity: Identity,
-               now: datetime) -> list[dict[str, Any]]:
+def _documents(
+    request: Request, db: Session, identity: Identity, now: datetime
+) -> list[dict[str, Any]]:
     h = _harvest(request, db, identity, now)
     return h.documents(_collections(db, h, now))
 
 
-def _instruments(request: Request, db: Session, identity: Identity,
-                 now: datetime) -> list[dict[str, Any]]:
+def _instruments(
+    request: Request, db: Session, identity: Identity, now: datetime
+) -> list[dict[str, Any]]:
     return _harvest(request, db, identity, now).instruments()
 
 
@@ -87,71 +98,94 @@ def _one(objects: list[dict[str, Any]], model: str, oid: str) -> dict[str, Any]:
 
 
 @router.get("/datasets")
-def search_datasets(request: Request, db: DB, identity: CurrentIdentity, now: Now,
-                    filter: str | None = Query(None, description=FILTER_HELP)
-                    ) -> list[dict[str, Any]]:
+def search_datasets(
+    request: Request,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
+    filter: str | None = Query(None, description=FILTER_HELP),
+) -> list[dict[str, Any]]:
     """Datasets (catalogued files) matching the filter."""
     flt = _filter(filter, "Dataset")
     return panosc.run(_datasets(request, db, identity, now, flt.where), "Dataset", flt)
 
 
 @router.get("/datasets/count")
-def count_datasets(request: Request, db: DB, identity: CurrentIdentity, now: Now,
-                   where: str | None = None) -> dict[str, int]:
+def count_datasets(
+    request: Request, db: DB, identity: CurrentIdentity, now: Now, where: str | None = None
+) -> dict[str, int]:
     cond = _where(where)
     rows = _datasets(request, db, identity, now, cond)
     return {"count": sum(1 for d in rows if panosc.matches(d, cond))}
 
 
 @router.get("/datasets/{dataset_id}")
-def get_dataset(dataset_id: str, request: Request, db: DB, identity: CurrentIdentity,
-                now: Now) -> dict[str, Any]:
+def get_dataset(
+    dataset_id: str, request: Request, db: DB, identity: CurrentIdentity, now: Now
+) -> dict[str, Any]:
     where = {"id": dataset_id}
-    return _one([d for d in _datasets(request, db, identity, now, None)
-                 if panosc.matches(d, where)], "Dataset", dataset_id)
+    return _one(
+        [d for d in _datasets(request, db, identity, now, None) if panosc.matches(d, where)],
+        "Dataset",
+        dataset_id,
+    )
 
 
 @router.get("/documents")
-def search_documents(request: Request, db: DB, identity: CurrentIdentity, now: Now,
-                     filter: str | None = Query(None, description=FILTER_HELP)
-                     ) -> list[dict[str, Any]]:
+def search_documents(
+    request: Request,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
+    filter: str | None = Query(None, description=FILTER_HELP),
+) -> list[dict[str, Any]]:
     """Documents: proposals and published collections, with their datasets."""
     flt = _filter(filter, "Document")
     return panosc.run(_documents(request, db, identity, now), "Document", flt)
 
 
 @router.get("/documents/count")
-def count_documents(request: Request, db: DB, identity: CurrentIdentity, now: Now,
-                    where: str | None = None) -> dict[str, int]:
+def count_documents(
+    request: Request, db: DB, identity: CurrentIdentity, now: Now, where: str | None = None
+) -> dict[str, int]:
     cond = _where(where)
-    return {"count": sum(1 for d in _documents(request, db, identity, now)
-                         if panosc.matches(d, cond))}
+    return {
+        "count": sum(1 for d in _documents(request, db, identity, now) if panosc.matches(d, cond))
+    }
 
 
 @router.get("/documents/{document_id}")
-def get_document(document_id: str, request: Request, db: DB, identity: CurrentIdentity,
-                 now: Now) -> dict[str, Any]:
+def get_document(
+    document_id: str, request: Request, db: DB, identity: CurrentIdentity, now: Now
+) -> dict[str, Any]:
     return _one(_documents(request, db, identity, now), "Document", document_id)
 
 
 @router.get("/instruments")
-def search_instruments(request: Request, db: DB, identity: CurrentIdentity, now: Now,
-                       filter: str | None = Query(None, description=FILTER_HELP)
-                       ) -> list[dict[str, Any]]:
+def search_instruments(
+    request: Request,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
+    filter: str | None = Query(None, description=FILTER_HELP),
+) -> list[dict[str, Any]]:
     """Instruments (beamlines)."""
     flt = _filter(filter, "Instrument")
     return panosc.run(_instruments(request, db, identity, now), "Instrument", flt)
 
 
 @router.get("/instruments/count")
-def count_instruments(request: Request, db: DB, identity: CurrentIdentity, now: Now,
-                      where: str | None = None) -> dict[str, int]:
+def count_instruments(
+    request: Request, db: DB, identity: CurrentIdentity, now: Now, where: str | None = None
+) -> dict[str, int]:
     cond = _where(where)
-    return {"count": sum(1 for d in _instruments(request, db, identity, now)
-                         if panosc.matches(d, cond))}
+    return {
+        "count": sum(1 for d in _instruments(request, db, identity, now) if panosc.matches(d, cond))
+    }
 
 
 @router.get("/instruments/{instrument_id}")
-def get_instrument(instrument_id: str, request: Request, db: DB, identity: CurrentIdentity,
-                   now: Now) -> dict[str, Any]:
+def get_instrument(
+    instrument_id: str, request: Request, db: DB, identity: CurrentIdentity, now: Now
+) -> dict[str, Any]:
     return _one(_instruments(request, db, identity, now), "Instrument", instrument_id)

@@ -53,8 +53,13 @@ class TokenView:
 
 def token_view(row: ApiToken, now: datetime) -> TokenView:
     return TokenView(
-        row.id, row.name, row.prefix, _when(row.created_at), _when(row.expires_at),
-        _when(row.last_used_at), token_state(row, now),
+        row.id,
+        row.name,
+        row.prefix,
+        _when(row.created_at),
+        _when(row.expires_at),
+        _when(row.last_used_at),
+        token_state(row, now),
     )
 
 
@@ -63,9 +68,13 @@ def token_json(row: ApiToken, now: datetime) -> dict[str, Any]:
         return moment.isoformat() if moment else None
 
     return {
-        "id": row.id, "name": row.name, "prefix": row.prefix,
-        "created_at": iso(row.created_at), "expires_at": iso(row.expires_at),
-        "last_used_at": iso(row.last_used_at), "revoked_at": iso(row.revoked_at),
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "created_at": iso(row.created_at),
+        "expires_at": iso(row.expires_at),
+        "last_used_at": iso(row.last_used_at),
+        "revoked_at": iso(row.revoked_at),
         "state": token_state(row, now),
     }
 
@@ -76,14 +85,24 @@ def refuse_bearer(request: Request) -> None:
 
 
 def tokens_page(
-    request: Request, db: DB, user: User, now: datetime, *, new_token: NewToken | None = None,
-    error: str = "", status: int = 200,
+    request: Request,
+    db: DB,
+    user: User,
+    now: datetime,
+    *,
+    new_token: NewToken | None = None,
+    error: str = "",
+    status: int = 200,
 ) -> HTMLResponse:
     messages = request.session.pop("flash", [])
     context = {
-        "user": user, "messages": messages, "new_token": new_token, "error": error,
+        "user": user,
+        "messages": messages,
+        "new_token": new_token,
+        "error": error,
         "tokens": [token_view(t, now) for t in list_api_tokens(db, user)],
-        "default_days": DEFAULT_DAYS, "max_days": MAX_DAYS,
+        "default_days": DEFAULT_DAYS,
+        "max_days": MAX_DAYS,
     }
     # The page may carry a secret: no browser or proxy cache may keep it.
     return request.app.state.templates.TemplateResponse(
@@ -99,12 +118,17 @@ def tokens(request: Request, db: DB, user: CurrentUser, now: Now) -> Response:
 
 
 @router.post(
-    "/tokens", include_in_schema=False,
+    "/tokens",
+    include_in_schema=False,
     dependencies=[Depends(verify_csrf), Depends(refuse_bearer), Depends(rate_limited("tokens"))],
 )
 def create_token_form(
-    request: Request, db: DB, user: SignedInUser, now: Now,
-    name: Annotated[str, Form()] = "", expires_days: Annotated[str, Form()] = str(DEFAULT_DAYS),
+    request: Request,
+    db: DB,
+    user: SignedInUser,
+    now: Now,
+    name: Annotated[str, Form()] = "",
+    expires_days: Annotated[str, Form()] = str(DEFAULT_DAYS),
 ) -> Response:
     name = name.strip()
     days = int(expires_days) if expires_days.strip().isdigit() else 0
@@ -120,8 +144,9 @@ def create_token_form(
     return tokens_page(request, db, user, now, error=error, status=400)
 
 
-@router.post("/tokens/{token_id}/revoke", include_in_schema=False,
-             dependencies=[Depends(verify_csrf)])
+@router.post(
+    "/tokens/{token_id}/revoke", include_in_schema=False, dependencies=[Depends(verify_csrf)]
+)
 def revoke_token_form(
     request: Request, token_id: int, db: DB, user: SignedInUser, now: Now
 ) -> Response:
@@ -144,22 +169,30 @@ def list_tokens(db: DB, user: SignedInUser, now: Now) -> list[dict[str, Any]]:
 
 
 @router.post(
-    "/api/tokens", status_code=201, tags=["account"],
+    "/api/tokens",
+    status_code=201,
+    tags=["account"],
     dependencies=[Depends(verify_csrf), Depends(refuse_bearer), Depends(rate_limited("tokens"))],
 )
 def create_token(body: TokenRequest, db: DB, user: SignedInUser, now: Now) -> Response:
     """A new token; the secret is in this response only."""
-    new = create_api_token(db, user, name=body.name.strip(), expires_days=body.expires_days,
-                           now=now)
+    new = create_api_token(
+        db, user, name=body.name.strip(), expires_days=body.expires_days, now=now
+    )
     db.commit()
     row = new.row
-    body_out = {"id": row.id, "token": new.token, "prefix": row.prefix,
-                "expires_at": row.expires_at.isoformat() if row.expires_at else None}
+    body_out = {
+        "id": row.id,
+        "token": new.token,
+        "prefix": row.prefix,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+    }
     return JSONResponse(body_out, status_code=201, headers=NO_STORE)
 
 
-@router.delete("/api/tokens/{token_id}", status_code=204, tags=["account"],
-               dependencies=[Depends(verify_csrf)])
+@router.delete(
+    "/api/tokens/{token_id}", status_code=204, tags=["account"], dependencies=[Depends(verify_csrf)]
+)
 def revoke_token(token_id: int, db: DB, user: SignedInUser, now: Now) -> Response:
     """Revoke one of your tokens (a token may revoke itself)."""
     if not revoke_api_token(db, user, token_id, now):

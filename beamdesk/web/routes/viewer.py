@@ -32,8 +32,18 @@ router = APIRouter()
 
 
 def app_page(
-    request: Request, *, template: str, entry: str, number: str, file: str, h5path: str,
-    user: CurrentUser, identity: CurrentIdentity, db: DB, settings: AppSettings, now: Now,
+    request: Request,
+    *,
+    template: str,
+    entry: str,
+    number: str,
+    file: str,
+    h5path: str,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    settings: AppSettings,
+    now: Now,
     extra: dict[str, Any] | None = None,
 ) -> Response:
     """A page around a built front end (viewer, workbench) for one file of a proposal.
@@ -58,14 +68,19 @@ def app_page(
             status, problem = 404, f"No file {file!r} in this proposal."
             file = ""
     context: dict[str, Any] = {
-        "user": user, "messages": [("error", problem)] if problem else [], "p": proposal,
-        "file": file, "h5path": h5path, "has_data": has_data,
+        "user": user,
+        "messages": [("error", problem)] if problem else [],
+        "p": proposal,
+        "file": file,
+        "h5path": h5path,
+        "has_data": has_data,
         # Tests point app.state.frontend_manifest elsewhere to see the "not built" page.
         "assets": entry_assets(entry, getattr(request.app.state, "frontend_manifest", MANIFEST)),
         **(extra or {}),
     }
     response = request.app.state.templates.TemplateResponse(
-        request, template, context, status_code=status)
+        request, template, context, status_code=status
+    )
     # H5Web and @h5web/lib need 'unsafe-eval' (see VIEWER_CSP: scijs ndarray compiles
     # accessors with Function()); the middleware keeps a page's own policy.
     response.headers["content-security-policy"] = VIEWER_CSP
@@ -74,14 +89,33 @@ def app_page(
 
 @router.get("/proposals/{number}/viewer", response_class=HTMLResponse, include_in_schema=False)
 def viewer_page(
-    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
-    settings: AppSettings, now: Now, file: str = "", path: str = "/",
+    number: str,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    settings: AppSettings,
+    now: Now,
+    file: str = "",
+    path: str = "/",
 ) -> Response:
-    return app_page(request, template="viewer.html", entry="viewer.html", number=number,
-                    file=file, h5path=path or "/", user=user, identity=identity, db=db,
-                    settings=settings, now=now,
-                    extra={"api_url": f"/api/proposals/{number}/h5",
-                           "browse_url": f"/api/proposals/{number}/browse"})
+    return app_page(
+        request,
+        template="viewer.html",
+        entry="viewer.html",
+        number=number,
+        file=file,
+        h5path=path or "/",
+        user=user,
+        identity=identity,
+        db=db,
+        settings=settings,
+        now=now,
+        extra={
+            "api_url": f"/api/proposals/{number}/h5",
+            "browse_url": f"/api/proposals/{number}/browse",
+        },
+    )
 
 
 @router.get("/api/proposals/{number}/browse", tags=["files"])
@@ -100,8 +134,14 @@ def browse(number: str, folder: ReadableProposal, path: str = "") -> dict[str, A
         "parent": listing.parent,
         "truncated": listing.truncated,
         "entries": [
-            {"name": e.name, "path": e.path, "kind": e.kind, "size": e.size,
-             "mtime": e.mtime.isoformat().replace("+00:00", "Z"), "is_hdf5": e.is_hdf5}
+            {
+                "name": e.name,
+                "path": e.path,
+                "kind": e.kind,
+                "size": e.size,
+                "mtime": e.mtime.isoformat().replace("+00:00", "Z"),
+                "is_hdf5": e.is_hdf5,
+            }
             for e in listing.entries
         ],
     }

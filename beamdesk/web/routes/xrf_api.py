@@ -63,34 +63,40 @@ CONFIG_SUFFIXES = (".toml", ".cfg")
 
 # --- request bodies ------------------------------------------------------------------------
 
+
 class SpectrumSource(BaseModel):
     """Which spectrum to fit: a whole 1-D spectrum file/dataset, one pixel, a region, a sum."""
 
     file: str = Field(description="File inside the proposal folder, e.g. 'raw/xrf/map.nxs'.")
     path: str | None = Field(
-        None, description="HDF5 dataset (channels last). Omit for .mca/.spe/CSV files.")
-    pixel: list[int] | None = Field(
-        None, description="Index of one pixel (all axes but the last).")
+        None, description="HDF5 dataset (channels last). Omit for .mca/.spe/CSV files."
+    )
+    pixel: list[int] | None = Field(None, description="Index of one pixel (all axes but the last).")
     rows: list[int] | None = Field(
-        None, min_length=2, max_length=2, description="Region: [first, last+1) rows.")
+        None, min_length=2, max_length=2, description="Region: [first, last+1) rows."
+    )
     cols: list[int] | None = Field(
-        None, min_length=2, max_length=2, description="Region: [first, last+1) columns.")
+        None, min_length=2, max_length=2, description="Region: [first, last+1) columns."
+    )
 
     @model_validator(mode="after")
     def _one_selection(self) -> SpectrumSource:
         if self.pixel is not None and (self.rows is not None or self.cols is not None):
             raise ValueError("give either 'pixel' or a region ('rows'/'cols'), not both")
-        if (self.pixel is not None or self.rows is not None or self.cols is not None) \
-                and not self.path:
+        if (
+            self.pixel is not None or self.rows is not None or self.cols is not None
+        ) and not self.path:
             raise ValueError("a pixel or region needs the HDF5 'path' of the map")
         return self
 
 
 class ConfigChoice(BaseModel):
     config: dict[str, Any] | None = Field(
-        None, description="Fit configuration as the BeamDesk TOML structure (docs/xrf.md).")
+        None, description="Fit configuration as the BeamDesk TOML structure (docs/xrf.md)."
+    )
     config_file: str | None = Field(
-        None, description="Or a configuration file of the proposal (.toml or PyMca .cfg).")
+        None, description="Or a configuration file of the proposal (.toml or PyMca .cfg)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ConfigChoice:
@@ -104,8 +110,9 @@ class FitIn(ConfigChoice):
 
 
 class ConfigSaveIn(BaseModel):
-    name: str = Field(description="File name inside the proposal's config/ folder, "
-                                  "ending .toml or .cfg (PyMca).")
+    name: str = Field(
+        description="File name inside the proposal's config/ folder, ending .toml or .cfg (PyMca)."
+    )
     config: dict[str, Any]
     overwrite: bool = False
 
@@ -151,11 +158,15 @@ class RgbIn(BaseModel):
     green: Channel | None = None
     blue: Channel | None = None
     scatter: list[str] | None = Field(
-        None, min_length=2, max_length=2,
-        description="Two groups for the scatter plot (default: red and green).")
+        None,
+        min_length=2,
+        max_length=2,
+        description="Two groups for the scatter plot (default: red and green).",
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------
+
 
 @contextmanager
 def user_errors() -> Iterator[None]:
@@ -168,8 +179,7 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
-    except (ConfigError, FitError, MapFitError, QuantError, SpectrumReadError,
-            ValueError) as exc:
+    except (ConfigError, FitError, MapFitError, QuantError, SpectrumReadError, ValueError) as exc:
         raise Problem(422, str(exc).splitlines()[0] if str(exc) else "Invalid input.") from None
 
 
@@ -192,8 +202,10 @@ def check_types(obj: Any, where: str = "config") -> None:
         name = f"{where}.{f.name}"
         if kind is float or kind == float | None:
             ok = (value is None and kind is not float) or (
-                isinstance(value, int | float) and not isinstance(value, bool)
-                and math.isfinite(value))
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
         elif kind is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif kind is bool:
@@ -204,8 +216,11 @@ def check_types(obj: Any, where: str = "config") -> None:
             check_types(value, name)
             continue
         if not ok:
-            raise Problem(422, f"Invalid configuration: {name} = {value!r} is not a "
-                               f"{getattr(kind, '__name__', 'number')}.")
+            raise Problem(
+                422,
+                f"Invalid configuration: {name} = {value!r} is not a "
+                f"{getattr(kind, '__name__', 'number')}.",
+            )
 
 
 def parse_config(data: dict[str, Any]) -> Any:
@@ -234,12 +249,22 @@ def _floats(values: np.ndarray) -> list[float | None]:
     return [_finite(float(v)) for v in np.asarray(values, dtype=float)]
 
 
-def load_spectrum(readers: ReaderPool, folder: ReadableFolder, source: SpectrumSource,
-                  max_bytes: int) -> dict[str, Any]:
+def load_spectrum(
+    readers: ReaderPool, folder: ReadableFolder, source: SpectrumSource, max_bytes: int
+) -> dict[str, Any]:
     """Counts (and map shape) of the chosen spectrum, read by the proposal's reader."""
-    return read(readers, folder.root, "xrf.spectrum", clean_file(source.file),
-                path=source.path, pixel=source.pixel, rows=source.rows, cols=source.cols,
-                max_bytes=max_bytes, max_sum_bytes=MAX_SUM_BYTES)
+    return read(
+        readers,
+        folder.root,
+        "xrf.spectrum",
+        clean_file(source.file),
+        path=source.path,
+        pixel=source.pixel,
+        rows=source.rows,
+        cols=source.cols,
+        max_bytes=max_bytes,
+        max_sum_bytes=MAX_SUM_BYTES,
+    )
 
 
 def clean_file(file: str) -> str:
@@ -260,16 +285,21 @@ def fit_payload(counts: np.ndarray, cfg: Any) -> dict[str, Any]:
     from beamdesk.xrf.quant import QuantError, covariance_pairs, quantify, reference_group
 
     result = fit_spectrum(counts, cfg)
-    quant: dict[str, Any] = {"method": None, "reference": None,
-                             "secondary": min(cfg.concentrations.secondary, 2)}
+    quant: dict[str, Any] = {
+        "method": None,
+        "reference": None,
+        "secondary": min(cfg.concentrations.secondary, 2),
+    }
     try:
-        q = quantify({k: v.area for k, v in result.groups.items()}, cfg,
-                     {k: v.sigma for k, v in result.groups.items()},
-                     covariance_pairs(list(result.groups), result.area_covariance))
+        q = quantify(
+            {k: v.area for k, v in result.groups.items()},
+            cfg,
+            {k: v.sigma for k, v in result.groups.items()},
+            covariance_pairs(list(result.groups), result.area_covariance),
+        )
         result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
         ref = reference_group(cfg)
-        quant.update(method="internal standard" if ref else "fundamental parameters",
-                     reference=ref)
+        quant.update(method="internal standard" if ref else "fundamental parameters", reference=ref)
     except QuantError as exc:
         quant["message"] = str(exc)
     p = result.params
@@ -288,8 +318,7 @@ def fit_payload(counts: np.ndarray, cfg: Any) -> dict[str, Any]:
                 "area": g.area,
                 "sigma": g.sigma,
                 "mass_fraction": _finite(result.mass_fractions.get(name, float("nan"))),
-                "mass_fraction_sigma": _finite(
-                    result.mass_fraction_sigmas.get(name, float("nan"))),
+                "mass_fraction_sigma": _finite(result.mass_fraction_sigmas.get(name, float("nan"))),
             }
             for name, g in result.groups.items()
         },
@@ -316,8 +345,11 @@ def _config_name(name: str) -> str:
     except PathNotFound:
         raise Problem(422, f"{name!r} is not a valid file name.") from None
     if "/" in clean or not clean.lower().endswith(CONFIG_SUFFIXES) or clean.startswith("."):
-        raise Problem(422, "Give a plain file name ending .toml or .cfg, e.g. 'shell_fit.toml'; "
-                           "it is saved in the proposal's config/ folder.")
+        raise Problem(
+            422,
+            "Give a plain file name ending .toml or .cfg, e.g. 'shell_fit.toml'; "
+            "it is saved in the proposal's config/ folder.",
+        )
     return clean
 
 
@@ -361,25 +393,36 @@ def rgb_payload(maps_of: Any, body: RgbIn) -> dict[str, Any]:
             continue
         values = maps[ch.group]
         out["channels"][colour] = {
-            "group": ch.group, "scaling": ch.scaling, "transform": ch.transform,
-            "scaled": _floats(scale_channel(values, scaling=ch.scaling,
-                                            transform=ch.transform).ravel()),
-            "min": _finite(float(np.nanmin(values))), "max": _finite(float(np.nanmax(values))),
+            "group": ch.group,
+            "scaling": ch.scaling,
+            "transform": ch.transform,
+            "scaled": _floats(
+                scale_channel(values, scaling=ch.scaling, transform=ch.transform).ravel()
+            ),
+            "min": _finite(float(np.nanmin(values))),
+            "max": _finite(float(np.nanmax(values))),
         }
     a, b = maps[pair[0]], maps[pair[1]]
     pearson = scatter_data(a, b)["pearson_r"]
     # every pixel, in map order (index = row × columns + column), so a selection in the
     # scatter plot names map pixels directly; NaN (unfitted) pixels come back as null
-    out["scatter"] = {"x_group": pair[0], "y_group": pair[1], "x": _floats(a.ravel()),
-                      "y": _floats(b.ravel()), "pearson_r": pearson}
+    out["scatter"] = {
+        "x_group": pair[0],
+        "y_group": pair[1],
+        "x": _floats(a.ravel()),
+        "y": _floats(b.ravel()),
+        "pearson_r": pearson,
+    }
     return out
 
 
 # --- API -----------------------------------------------------------------------------------
 
+
 @changes.post("/proposals/{number}/xrf/fit")
-async def fit(number: str, body: FitIn, folder: ReadableProposal, readers: Readers,
-              settings: AppSettings) -> dict[str, Any]:
+async def fit(
+    number: str, body: FitIn, folder: ReadableProposal, readers: Readers, settings: AppSettings
+) -> dict[str, Any]:
     """Fit one spectrum (a 1-D spectrum, one pixel, a region's or the map's sum) with a
     configuration; returns parameters, group areas, mass fractions and the curves."""
     cfg = _config(folder, body)
@@ -395,18 +438,23 @@ async def fit(number: str, body: FitIn, folder: ReadableProposal, readers: Reade
 
 
 @changes.post("/proposals/{number}/xrf/spectrum")
-async def spectrum(number: str, body: SpectrumSource, folder: ReadableProposal,
-                   readers: Readers, settings: AppSettings) -> dict[str, Any]:
+async def spectrum(
+    number: str,
+    body: SpectrumSource,
+    folder: ReadableProposal,
+    readers: Readers,
+    settings: AppSettings,
+) -> dict[str, Any]:
     """The counts of a spectrum, pixel, region or map sum, before any fit (for picking
     calibration peaks and energy windows), and the map's shape when it is one."""
-    out = await run_in_threadpool(load_spectrum, readers, folder, body,
-                                  settings.max_read_bytes)
+    out = await run_in_threadpool(load_spectrum, readers, folder, body, settings.max_read_bytes)
     return {"counts": _floats(out["counts"]), "map_shape": out["map_shape"]}
 
 
 @api.get("/proposals/{number}/xrf/spectra")
-def spectra_in_file(number: str, folder: ReadableProposal, readers: Readers,
-                    file: Annotated[str, Query()]) -> dict[str, Any]:
+def spectra_in_file(
+    number: str, folder: ReadableProposal, readers: Readers, file: Annotated[str, Query()]
+) -> dict[str, Any]:
     """Datasets of an HDF5 file that look like spectra or maps of spectra (numeric, last
     axis ≥ 64 channels), the likeliest first: marked ``interpretation = spectrum``, then
     the most pixels."""
@@ -415,18 +463,31 @@ def spectra_in_file(number: str, folder: ReadableProposal, readers: Readers,
 
 
 @api.get("/xrf/identify")
-def identify(user: SignedInUser,
-             energy: Annotated[float, Query(gt=0, le=200, description="keV")],
-             tolerance: Annotated[float, Query(gt=0, le=1)] = 0.05,
-             excitation: Annotated[float | None, Query(gt=0, le=200)] = None,
-             limit: Annotated[int, Query(ge=1, le=50)] = 8) -> dict[str, Any]:
+def identify(
+    user: SignedInUser,
+    energy: Annotated[float, Query(gt=0, le=200, description="keV")],
+    tolerance: Annotated[float, Query(gt=0, le=1)] = 0.05,
+    excitation: Annotated[float | None, Query(gt=0, le=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 8,
+) -> dict[str, Any]:
     """Element lines within ``tolerance`` keV of ``energy``, strongest and closest first."""
     from beamdesk.xrf.identify import identify as find
 
     found = find(energy, tolerance, excitation=excitation, limit=limit)
-    return {"energy": energy, "lines": [
-        {"element": c.element, "group": c.group, "line": c.line, "energy": c.energy,
-         "rate": c.rate, "distance": c.distance} for c in found]}
+    return {
+        "energy": energy,
+        "lines": [
+            {
+                "element": c.element,
+                "group": c.group,
+                "line": c.line,
+                "energy": c.energy,
+                "rate": c.rate,
+                "distance": c.distance,
+            }
+            for c in found
+        ],
+    }
 
 
 @functools.lru_cache(maxsize=8)
@@ -451,24 +512,30 @@ def element_table(excitation: float | None) -> tuple[dict[str, Any], ...]:
             if main.energy < 0.9:
                 continue
             edge = physics.edge_energy(el, shell)
-            groups[group] = {"energy": round(main.energy, 4), "edge": round(edge, 4),
-                             "excited": excitation is None or edge < excitation}
+            groups[group] = {
+                "energy": round(main.energy, 4),
+                "edge": round(edge, 4),
+                "excited": excitation is None or edge < excitation,
+            }
         out.append({"z": z, "symbol": el, "groups": groups})
     return tuple(out)
 
 
 @api.get("/xrf/elements")
-def elements(user: SignedInUser,
-             excitation: Annotated[float | None, Query(gt=0, le=200)] = None
-             ) -> dict[str, Any]:
+def elements(
+    user: SignedInUser, excitation: Annotated[float | None, Query(gt=0, le=200)] = None
+) -> dict[str, Any]:
     """The periodic table of the element picker: main line energies of K, L and M."""
     return {"excitation": excitation, "elements": list(element_table(excitation))}
 
 
 @api.get("/proposals/{number}/xrf/config")
-def load_config_file(number: str, folder: ReadableProposal,
-                     file: Annotated[str, Query(description="e.g. config/xrf_map.cfg")],
-                     to: Literal["toml", "cfg"] | None = None) -> dict[str, Any]:
+def load_config_file(
+    number: str,
+    folder: ReadableProposal,
+    file: Annotated[str, Query(description="e.g. config/xrf_map.cfg")],
+    to: Literal["toml", "cfg"] | None = None,
+) -> dict[str, Any]:
     """A configuration file of the proposal as the TOML structure, and its text in the
     other format when ``to`` is given (conversion TOML ⇄ PyMca .cfg)."""
     from beamdesk.xrf.config import (
@@ -485,8 +552,11 @@ def load_config_file(number: str, folder: ReadableProposal,
         cfg = load_config(path)
     except ConfigError as exc:
         raise Problem(422, f"Invalid configuration: {str(exc).splitlines()[0]}") from None
-    out: dict[str, Any] = {"file": clean_relative(file), "config": to_toml_dict(cfg),
-                           "format": "cfg" if path.suffix.lower() == ".cfg" else "toml"}
+    out: dict[str, Any] = {
+        "file": clean_relative(file),
+        "config": to_toml_dict(cfg),
+        "format": "cfg" if path.suffix.lower() == ".cfg" else "toml",
+    }
     if to == "cfg":
         out["text"] = write_pymca_dict(to_pymca_dict(cfg))
     elif to == "toml":
@@ -498,15 +568,27 @@ def load_config_file(number: str, folder: ReadableProposal,
 def list_configs(number: str, folder: ReadableProposal) -> dict[str, Any]:
     """The configuration files in the proposal's config/ folder."""
     cdir = _config_dir(folder)
-    names = sorted(p.name for p in cdir.iterdir()
-                   if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES
-                   and not p.name.startswith(".")) if cdir.is_dir() else []
+    names = (
+        sorted(
+            p.name
+            for p in cdir.iterdir()
+            if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES and not p.name.startswith(".")
+        )
+        if cdir.is_dir()
+        else []
+    )
     return {"folder": CONFIG_FOLDER, "files": [f"{CONFIG_FOLDER}/{n}" for n in names]}
 
 
 @changes.post("/proposals/{number}/xrf/config/save", status_code=201)
-def save_config_file(number: str, body: ConfigSaveIn, db: DB, identity: CurrentIdentity,
-                     now: Now, folder: ReadableProposal) -> dict[str, Any]:
+def save_config_file(
+    number: str,
+    body: ConfigSaveIn,
+    db: DB,
+    identity: CurrentIdentity,
+    now: Now,
+    folder: ReadableProposal,
+) -> dict[str, Any]:
     """Save a configuration as TOML or PyMca .cfg (by extension) into config/; never
     anywhere else, never over an existing file unless ``overwrite``."""
     from beamdesk.xrf.config import config_text, to_pymca_dict, write_pymca_dict
@@ -514,63 +596,101 @@ def save_config_file(number: str, body: ConfigSaveIn, db: DB, identity: CurrentI
     proposal_for(db, identity, number, Action.run_job, now)  # members and staff only
     name = _config_name(body.name)
     cfg = parse_config(body.config)
-    text = write_pymca_dict(to_pymca_dict(cfg)) if name.lower().endswith(".cfg") \
-        else config_text(cfg)
+    text = (
+        write_pymca_dict(to_pymca_dict(cfg)) if name.lower().endswith(".cfg") else config_text(cfg)
+    )
     write_config_file(_config_dir(folder), name, text, body.overwrite)
     return {"file": f"{CONFIG_FOLDER}/{name}", "bytes": len(text.encode())}
 
 
 @changes.post("/proposals/{number}/xrf/roi")
-async def roi(number: str, body: RoiIn, folder: ReadableProposal,
-              readers: Readers) -> dict[str, Any]:
+async def roi(
+    number: str, body: RoiIn, folder: ReadableProposal, readers: Readers
+) -> dict[str, Any]:
     """Counts in energy windows for every pixel of a map (streamed block by block)."""
     maps = await run_in_threadpool(
-        read, readers, folder.root, "xrf.roi", clean_file(body.file), path=body.path,
+        read,
+        readers,
+        folder.root,
+        "xrf.roi",
+        clean_file(body.file),
+        path=body.path,
         windows=[[w.name, w.emin, w.emax] for w in body.windows],
-        zero=body.calibration.zero, gain=body.calibration.gain, quad=body.calibration.quad,
-        max_pixels=MAX_MAP_PIXELS, max_sum_bytes=MAX_SUM_BYTES)
+        zero=body.calibration.zero,
+        gain=body.calibration.gain,
+        quad=body.calibration.quad,
+        max_pixels=MAX_MAP_PIXELS,
+        max_sum_bytes=MAX_SUM_BYTES,
+    )
     shape = next(iter(maps.values())).shape
     return {"shape": list(shape), "maps": {name: _floats(m.ravel()) for name, m in maps.items()}}
 
 
 @api.get("/proposals/{number}/xrf/result")
-def result_info(number: str, folder: ReadableProposal, readers: Readers,
-                file: Annotated[str, Query()]) -> dict[str, Any]:
+def result_info(
+    number: str, folder: ReadableProposal, readers: Readers, file: Annotated[str, Query()]
+) -> dict[str, Any]:
     """The groups of a map-fit result and where their maps are (for /h5/data)."""
     from beamdesk.xrf.sources import result_map_path
 
     file = clean_file(file)
     groups = read(readers, folder.root, "xrf.result_groups", file)
-    return {"file": file, "groups": groups,
-            "maps": {g: result_map_path(g) for g in groups}}
+    return {"file": file, "groups": groups, "maps": {g: result_map_path(g) for g in groups}}
 
 
 @changes.post("/proposals/{number}/xrf/rgb")
-async def rgb(number: str, body: RgbIn, folder: ReadableProposal,
-              readers: Readers) -> dict[str, Any]:
+async def rgb(
+    number: str, body: RgbIn, folder: ReadableProposal, readers: Readers
+) -> dict[str, Any]:
     """Three element maps scaled per channel, and the scatter of two of them."""
+
     def maps_of(groups: list[str]) -> dict[str, np.ndarray]:
-        return read(readers, folder.root, "xrf.result_maps", clean_file(body.file),  # type: ignore[no-any-return]
-                    groups=groups, max_pixels=MAX_MAP_PIXELS)
+        return read(
+            readers,
+            folder.root,
+            "xrf.result_maps",
+            clean_file(body.file),  # type: ignore[no-any-return]
+            groups=groups,
+            max_pixels=MAX_MAP_PIXELS,
+        )
 
     return await run_in_threadpool(rgb_payload, maps_of, body)
 
 
 # --- page ----------------------------------------------------------------------------------
 
+
 @pages.get("/proposals/{number}/workbench", response_class=HTMLResponse)
 def workbench_page(
-    number: str, request: Request, user: CurrentUser, identity: CurrentIdentity, db: DB,
-    settings: AppSettings, now: Now, file: str = "", path: str = "",
+    number: str,
+    request: Request,
+    user: CurrentUser,
+    identity: CurrentIdentity,
+    db: DB,
+    settings: AppSettings,
+    now: Now,
+    file: str = "",
+    path: str = "",
 ) -> Response:
     try:
         proposal_for(db, identity, number, Action.run_job, now)
         may_run = True
     except Problem:
         may_run = False
-    return app_page(request, template="workbench.html", entry="workbench.html", number=number,
-                    file=file, h5path=path, user=user, identity=identity, db=db,
-                    settings=settings, now=now, extra={"may_run": may_run})
+    return app_page(
+        request,
+        template="workbench.html",
+        entry="workbench.html",
+        number=number,
+        file=file,
+        h5path=path,
+        user=user,
+        identity=identity,
+        db=db,
+        settings=settings,
+        now=now,
+        extra={"may_run": may_run},
+    )
 
 
 router.include_router(api)

@@ -39,9 +39,13 @@ def fit(spectrum: Path, cfgfile: Path) -> dict:
     cconf = ctool.configure()
     cconf.update(config["concentrations"])
     cconf["usematrix"] = 1
-    conc = ctool.processFitResult(config=cconf, fitresult={"result": result},
-                                  elementsfrommatrix=False, fluorates=mcafit._fluoRates,
-                                  addinfo=False)
+    conc = ctool.processFitResult(
+        config=cconf,
+        fitresult={"result": result},
+        elementsfrommatrix=False,
+        fluorates=mcafit._fluoRates,
+        addinfo=False,
+    )
     par = dict(zip(mcafit.PARAMETERS, [float(v) for v in fitresult[0]], strict=False))
     return {
         "pymca_version": pymca_version(),
@@ -51,8 +55,10 @@ def fit(spectrum: Path, cfgfile: Path) -> dict:
         "calibration": {"zero": par["Zero"], "gain": par["Gain"]},
         "noise": par["Noise"],
         "fano": par["Fano"],
-        "groups": {g: {"area": float(result[g]["fitarea"]), "sigma": float(result[g]["sigmaarea"])}
-                   for g in result["groups"]},
+        "groups": {
+            g: {"area": float(result[g]["fitarea"]), "sigma": float(result[g]["sigmaarea"])}
+            for g in result["groups"]
+        },
         "mass_fractions": {g: float(v) for g, v in conc["mass fraction"].items()},
         "internal_standard": str(config["concentrations"]["reference"]),
     }
