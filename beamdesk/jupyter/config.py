@@ -40,6 +40,10 @@ class HubSettings:
     portal_url: str  # the portal's address as the hub and the notebooks reach it
     proxy_command: str
     extra_config: str  # an optional jupyterhub_config fragment a facility adds (spawners)
+    spawner: str = "sandbox"  # "sandbox" (docs/jupyter.md) or "simple" (one account, unsafe)
+    mem_limit: str = "4G"  # address space per process of a server; "" for none
+    cpu_limit: float = 0.0  # cores a server may use; 0 for all
+    max_processes: int = 512  # processes and threads of one user's account; 0 for none
 
     @property
     def public_host(self) -> str:
@@ -92,6 +96,10 @@ def hub_settings(settings: Settings) -> HubSettings:
         portal_url=_get(settings, "hub_portal_url", settings.base_url).rstrip("/"),
         proxy_command=_get(settings, "hub_proxy_command", "") or default_proxy_command(),
         extra_config=_get(settings, "hub_extra_config", ""),
+        spawner=_get(settings, "hub_spawner", "sandbox"),
+        mem_limit=_get(settings, "hub_mem_limit", "4G"),
+        cpu_limit=float(_get(settings, "hub_cpu_limit", "0")),
+        max_processes=int(_get(settings, "hub_max_processes", "512")),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ def make_pre_spawn_hook(settings: Settings, hub: HubSettings):  # type: ignore[n
     sessions = make_sessionmaker(make_engine(settings.database_url))
 
     def pre_spawn_hook(spawner: Any) -> None:
+        sandboxed = hasattr(spawner, "proposal_folders")  # beamdesk.jupyter.sandbox mounts
         with session_scope(sessions) as db:
             workspace = prepare_workspace(
                 db,
@@ -52,7 +54,10 @@ def make_pre_spawn_hook(settings: Settings, hub: HubSettings):  # type: ignore[n
                 home_root=hub.home_root,
                 data_root=settings.data_root,
                 portal_url=hub.portal_url,
+                link=not sandboxed,
             )
+        if sandboxed:
+            spawner.proposal_folders = workspace.folders
         # The proposal numbers, for spawners that mount instead of link (docs/jupyter.md).
         env = {**workspace.environment, "BEAMDESK_LINKED": ",".join(workspace.linked)}
         volumes = getattr(spawner, "volumes", None)
@@ -75,6 +80,43 @@ def make_pre_spawn_hook(settings: Settings, hub: HubSettings):  # type: ignore[n
         )
 
     return pre_spawn_hook
+
+
+class UnsafeHub(SystemExit):
+    """The sandbox spawner cannot work here; the message says what to do."""
+
+
+def configure_spawner(c: Any, hub: HubSettings) -> None:
+    """Each user's server in their sandbox (the default), or the unsafe one-account spawner."""
+    # No calls home from JupyterLab at a facility (and none possible on closed networks).
+    args = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hub.spawner == "simple":
+        # One account for every server: not a boundary between users (docs/jupyter.md).
+        c.JupyterHub.spawner_class = "simple"
+        c.SimpleLocalProcessSpawner.home_dir_template = str(hub.home_root / "{username}")
+        c.Spawner.args = [*args, *(["--allow-root"] if os.geteuid() == 0 else [])]
+        return
+    if hub.spawner != "sandbox":
+        raise UnsafeHub(f"BEAMDESK_HUB_SPAWNER is {hub.spawner!r}: say 'sandbox' or 'simple'.")
+    if os.geteuid() != 0:
+        raise UnsafeHub(
+            "The notebook sandbox runs each user's server as their own Unix account, so the "
+            "hub must run as root. Run 'beamdesk hub' as root, or set "
+            "BEAMDESK_HUB_SPAWNER=simple for a single-user machine (every server then runs "
+            "unconfined as this account)."
+        )
+    if shutil.which("bwrap") is None:
+        raise UnsafeHub("bubblewrap (bwrap) is missing: apt-get install bubblewrap.")
+    from beamdesk.jupyter.sandbox import SandboxSpawner
+
+    c.JupyterHub.spawner_class = SandboxSpawner
+    c.SandboxSpawner.home_root = str(hub.home_root)
+    c.SandboxSpawner.identity_root = str(hub.state_dir / "identities")
+    c.SandboxSpawner.max_processes = hub.max_processes
+    memory = hub.mem_limit.strip()
+    c.Spawner.mem_limit = (int(memory) if memory.isdigit() else memory) or None
+    c.Spawner.cpu_limit = hub.cpu_limit or None
+    c.Spawner.args = args
 
 
 def configure(c: Any, settings: Settings | None = None) -> None:
@@ -117,18 +159,10 @@ def configure(c: Any, settings: Settings | None = None) -> None:
         {"name": "beamdesk-portal", "scopes": SERVICE_SCOPES, "services": [SERVICE_NAME]}
     ]
 
-    # Default spawner: local processes under one account, homes under the state folder.
-    # Not an isolation boundary between users (see docs/jupyter.md for Docker/Kubernetes/SLURM).
-    c.JupyterHub.spawner_class = "simple"
-    c.SimpleLocalProcessSpawner.home_dir_template = str(hub.home_root / "{username}")
+    configure_spawner(c, hub)
     c.Spawner.cmd = singleuser_command()
     c.Spawner.default_url = "/lab"
     c.Spawner.notebook_dir = "~"
-    # No calls home from JupyterLab at a facility (and none possible on closed networks).
-    c.Spawner.args = [
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        *(["--allow-root"] if os.geteuid() == 0 else []),
-    ]
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 90
     c.Spawner.pre_spawn_hook = make_pre_spawn_hook(settings, hub)

@@ -23,7 +23,7 @@ from beamdesk.portal.models import ApiToken, Proposal, User
 
 # The token a single-user server gets; replaced at every start, so at most one is live.
 TOKEN_NAME = "jupyterhub server"
-TOKEN_DAYS = 7
+TOKEN_DAYS = 1  # short-lived: a server started again gets a new one
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
@@ -34,9 +34,13 @@ class NoSuchUser(LookupError):
 @dataclass(frozen=True)
 class Workspace:
     home: Path
-    proposals_dir: Path
-    linked: list[str]
+    proposals_dir: Path  # the links, for spawners that link (not the sandbox, which mounts)
+    folders: dict[str, Path]  # proposal number -> its folder, for every readable proposal
     environment: dict[str, str]
+
+    @property
+    def linked(self) -> list[str]:
+        return sorted(self.folders)
 
 
 def home_name(username: str) -> str:
@@ -57,15 +61,20 @@ def readable_numbers(db: Session, user: User, now: datetime) -> list[str]:
     )
 
 
-def link_proposals(proposals_dir: Path, data_root: Path, numbers: list[str]) -> list[str]:
-    """Make ``proposals_dir`` hold exactly one symlink per readable proposal with data."""
-    proposals_dir.mkdir(parents=True, exist_ok=True)
-    wanted: dict[str, Path] = {}
+def proposal_folders(data_root: Path, numbers: list[str]) -> dict[str, Path]:
+    """The folder of each proposal in ``numbers`` that has data."""
+    folders: dict[str, Path] = {}
     for number in numbers:
         try:
-            wanted[number] = proposal_root(data_root, number)
+            folders[number] = proposal_root(data_root, number)
         except PathNotFound:
             continue  # no data yet
+    return folders
+
+
+def link_proposals(proposals_dir: Path, wanted: dict[str, Path]) -> list[str]:
+    """Make ``proposals_dir`` hold exactly one symlink per proposal in ``wanted``."""
+    proposals_dir.mkdir(parents=True, exist_ok=True)
     for entry in proposals_dir.iterdir():
         if entry.is_symlink() and (
             entry.name not in wanted or Path(entry.readlink()) != wanted[entry.name]
@@ -97,22 +106,29 @@ def prepare_workspace(
     home_root: Path,
     data_root: Path,
     portal_url: str,
+    link: bool = True,
     now: datetime | None = None,
 ) -> Workspace:
-    """Home, proposal links and environment for ``username``'s server; the caller commits."""
+    """Home, proposal links and environment for ``username``'s server; the caller commits.
+
+    ``link=False`` (the sandbox, which mounts the folders itself) touches nothing inside the
+    home: it belongs to the user, and the hub is root.
+    """
     now = now or utcnow()
     user = db.scalar(select(User).where(User.username == username))
     if user is None or not user.is_active:
         raise NoSuchUser(username)
     home = home_root / home_name(username)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (home / "notebooks").mkdir(exist_ok=True)
     proposals_dir = home / "proposals"
-    linked = link_proposals(proposals_dir, data_root, readable_numbers(db, user, now))
+    folders = proposal_folders(data_root, readable_numbers(db, user, now))
+    if link:
+        (home / "notebooks").mkdir(exist_ok=True)
+        link_proposals(proposals_dir, folders)
     token = renew_server_token(db, user, now)
     env = {
         "BEAMDESK_URL": portal_url,
         "BEAMDESK_TOKEN": token,
         "BEAMDESK_PROPOSALS": str(proposals_dir),
     }
-    return Workspace(home, proposals_dir, linked, env)
+    return Workspace(home, proposals_dir, folders, env)

@@ -99,6 +99,23 @@ def software_paths() -> list[Path]:
     return sorted(p.resolve() for p in paths)
 
 
+def software_binds() -> list[str]:
+    """bubblewrap options binding the system and BeamDesk's Python read-only.
+
+    Shared by the reader workers and the notebook sandbox (``beamdesk.jupyter.sandbox``).
+    """
+    argv = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib32", "lib64", "sbin"):
+        root = Path("/") / name
+        if root.is_symlink():
+            argv += ["--symlink", os.readlink(root), str(root)]
+        elif root.is_dir():
+            argv += ["--ro-bind", str(root), str(root)]
+    for path in software_paths():
+        argv += ["--ro-bind", str(path), str(path)]
+    return argv
+
+
 def bwrap_argv(folder: Path) -> list[str]:
     """bubblewrap options: software and `folder` read-only, nothing else, no network."""
     argv = [
@@ -114,18 +131,8 @@ def bwrap_argv(folder: Path) -> list[str]:
         "65534",
         "--hostname",
         "reader",
-        "--ro-bind",
-        "/usr",
-        "/usr",
+        *software_binds(),
     ]
-    for name in ("bin", "lib", "lib32", "lib64", "sbin"):
-        root = Path("/") / name
-        if root.is_symlink():
-            argv += ["--symlink", os.readlink(root), str(root)]
-        elif root.is_dir():
-            argv += ["--ro-bind", str(root), str(root)]
-    for path in software_paths():
-        argv += ["--ro-bind", str(path), str(path)]
     argv += [
         "--proc",
         "/proc",

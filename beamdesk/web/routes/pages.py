@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from beamdesk.jupyter.sessions import access_lost
 from beamdesk.portal import access, proposals
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.catalogue import proposal_datasets
@@ -319,6 +320,7 @@ def remove_member_form(
     request: Request,
     identity: CurrentIdentity,
     db: DB,
+    settings: AppSettings,
     now: Now,
     user_id: Annotated[int, Form()],
 ) -> Response:
@@ -326,6 +328,7 @@ def remove_member_form(
 
     def go() -> str:
         proposals.remove_member(db, identity, proposal, user_id, now=now)
+        access_lost(db, settings, user_id, reason=f"removed from {number}", now=now)
         db.commit()
         return "Member removed."
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from beamdesk.jupyter.sessions import access_lost
 from beamdesk.portal import access, proposals
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.models import Beamline, Proposal, ProposalState, User
@@ -198,15 +199,14 @@ def add_member(
 
 @changes.delete("/proposals/{number}/members/{username}", response_model=schemas.ProposalDetail)
 def remove_member(
-    number: str, username: str, db: DB, identity: CurrentIdentity, now: Now
+    number: str, username: str, db: DB, identity: CurrentIdentity, settings: AppSettings, now: Now
 ) -> schemas.ProposalDetail:
-    return change(
-        db,
-        identity,
-        number,
-        now,
-        lambda p: proposals.remove_member(db, identity, p, _user(db, username).id, now=now),
-    )
+    def apply(proposal: Proposal) -> None:
+        user_id = _user(db, username).id
+        proposals.remove_member(db, identity, proposal, user_id, now=now)
+        access_lost(db, settings, user_id, reason=f"removed from {number}", now=now)
+
+    return change(db, identity, number, now, apply)
 
 
 @changes.post("/proposals/{number}/reviewers", response_model=schemas.ProposalDetail)

@@ -1,0 +1,75 @@
+"""Ending a user's notebook server when their access shrinks.
+
+A server's sandbox mounts the proposals its user could read when it started. When a member
+is removed from a proposal, or an account is disabled, that server must go at once: its
+portal token is revoked in the same transaction as the change, and the server is stopped
+through the hub's API right after the change is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from beamdesk.jupyter.config import HubSettings, hub_settings
+from beamdesk.jupyter.hubapi import HubClient, HubUnavailable
+from beamdesk.jupyter.workspace import TOKEN_NAME
+from beamdesk.portal.auth import audit, revoke_api_token
+from beamdesk.portal.models import ApiToken, User
+from beamdesk.settings import Settings
+
+log = logging.getLogger("beamdesk.jupyter")
+STOP_TIMEOUT = 10.0
+
+
+def revoke_server_tokens(db: Session, user: User, now: datetime) -> int:
+    """Revoke the portal tokens of ``user``'s notebook servers; the caller commits."""
+    rows = db.scalars(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.name == TOKEN_NAME,
+            ApiToken.revoked_at.is_(None),
+        )
+    )
+    return sum(revoke_api_token(db, user, row.id, now) for row in list(rows))
+
+
+def stop_server(hub: HubSettings, username: str) -> bool:
+    """Ask the hub to stop ``username``'s server; False if the hub could not be asked.
+
+    A facility without a hub (no service token was ever made) has nothing to stop.
+    """
+    if not hub.service_token_file.exists():
+        return True
+    try:
+        with HubClient(hub, timeout=STOP_TIMEOUT) as api:
+            api.stop_server(username)
+    except HubUnavailable:
+        log.warning("could not stop %s's notebook server: the hub did not answer", username)
+        return False
+    return True
+
+
+def end_notebook_server(
+    db: Session, hub: HubSettings, user: User, *, reason: str, now: datetime
+) -> None:
+    """Revoke ``user``'s server tokens now, and stop their server once ``db`` commits.
+
+    After the commit, so that a server started again at once already sees the change.
+    """
+    revoked = revoke_server_tokens(db, user, now)
+    audit(db, "notebook_ended", None, user.username, f"{reason}; tokens revoked: {revoked}")
+    username = user.username
+    event.listen(db, "after_commit", lambda _session: stop_server(hub, username), once=True)
+
+
+def access_lost(
+    db: Session, settings: Settings, user_id: int, *, reason: str, now: datetime
+) -> None:
+    """The user ``user_id`` can read less than when their server started: end it."""
+    user = db.get(User, user_id)
+    if user is not None:
+        end_notebook_server(db, hub_settings(settings), user, reason=reason, now=now)
