@@ -28,6 +28,11 @@ from beamdesk.h5.selection import describe, parse_selection
 
 EXPORTS = {"csv", "npy", "tiff", "png"}
 FORMATS = {"json", "bin"} | EXPORTS
+# Formats written as text: each value takes up to ~25 bytes, and the whole answer is held
+# by the worker and then by the server, so they get 1/64 of the read limit in values
+# (4,194,304 for 256 MiB, a 2048² image). Binary formats are streamed instead.
+TEXT_FORMATS = {"json", "csv"}
+TEXT_SHARE = 64
 JSON = "application/json"
 BINARY = "application/octet-stream"
 
@@ -128,16 +133,31 @@ def data(
             dataset, sel, parse_size(query.downsample), query.downsample_method, max_read_bytes
         )
         headers["X-Downsample-Factors"] = f"{fy},{fx}"
+        if query.format in TEXT_FORMATS:
+            check_text_size(int(np.size(image)), max_read_bytes, query.format)
         values: Any = reading._convert(image, query.dtype)
     elif query.format in ("bin", "npy") and dataset.shape not in (None, ()):
         reading.binary_allowed(dataset)
         return _stream(dataset, sel, query.format, query.dtype, query.flatten, name)
     else:
         reading.check_size(dataset, sel, max_read_bytes)
+        if query.format in TEXT_FORMATS:
+            check_text_size(sel.size(), max_read_bytes, query.format)
         values = reading.read(dataset, sel, query.dtype)
     if query.flatten and isinstance(values, np.ndarray):
         values = values.ravel()
     return _encode(values, query, name, headers)
+
+
+def check_text_size(values: int, max_read_bytes: int, fmt: str) -> None:
+    limit = max_read_bytes // TEXT_SHARE
+    if values > limit:
+        raise H5RequestError(
+            413,
+            f"This selection has {values:,} values; as {fmt.upper()} at most {limit:,} are "
+            "sent. Download it in binary form (format=npy or bin), which is streamed, or ask "
+            "for a smaller selection.",
+        )
 
 
 def _stream(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, model_validator
@@ -55,7 +56,10 @@ pages = APIRouter(include_in_schema=False)
 MAX_SUM_BYTES = 1024**3
 # Maps travel as JSON (the RGB correlator needs every pixel for its scatter plot): 1 M
 # pixels is ~20 MB of JSON for three maps and a scatter; bigger maps: /h5/data (binary).
+JSON = "application/json"
 MAX_MAP_PIXELS = 1_000_000
+# ROI maps of all windows together, as values in one answer (~7 bytes each in JSON).
+MAX_ROI_VALUES = 8_000_000
 MAX_CHANNELS = 65_536
 CONFIG_FOLDER = "config"
 CONFIG_SUFFIXES = (".toml", ".cfg")
@@ -245,6 +249,17 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _array(values: np.ndarray) -> np.ndarray:
+    """Values for :func:`_json`: float64, contiguous (NaN and ±inf are sent as null)."""
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
+def _json(payload: Any) -> Response:
+    """A JSON answer encoded at once, numpy arrays straight from their buffers (no Python
+    float per value); call it in the thread pool, not on the event loop."""
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
+
+
 def _floats(values: np.ndarray) -> list[float | None]:
     return [_finite(float(v)) for v in np.asarray(values, dtype=float)]
 
@@ -396,7 +411,7 @@ def rgb_payload(maps_of: Any, body: RgbIn) -> dict[str, Any]:
             "group": ch.group,
             "scaling": ch.scaling,
             "transform": ch.transform,
-            "scaled": _floats(
+            "scaled": _array(
                 scale_channel(values, scaling=ch.scaling, transform=ch.transform).ravel()
             ),
             "min": _finite(float(np.nanmin(values))),
@@ -409,8 +424,8 @@ def rgb_payload(maps_of: Any, body: RgbIn) -> dict[str, Any]:
     out["scatter"] = {
         "x_group": pair[0],
         "y_group": pair[1],
-        "x": _floats(a.ravel()),
-        "y": _floats(b.ravel()),
+        "x": _array(a.ravel()),
+        "y": _array(b.ravel()),
         "pearson_r": pearson,
     }
     return out
@@ -425,9 +440,9 @@ async def fit(
 ) -> dict[str, Any]:
     """Fit one spectrum (a 1-D spectrum, one pixel, a region's or the map's sum) with a
     configuration; returns parameters, group areas, mass fractions and the curves."""
-    cfg = _config(folder, body)
 
-    def work() -> dict[str, Any]:
+    def work() -> dict[str, Any]:  # all of it off the event loop: parsing a config is work too
+        cfg = _config(folder, body)
         counts = load_spectrum(readers, folder, body.source, settings.max_read_bytes)
         with user_errors():
             return fit_payload(np.asarray(counts["counts"]), cfg)
@@ -604,26 +619,30 @@ def save_config_file(
 
 
 @changes.post("/proposals/{number}/xrf/roi")
-async def roi(
-    number: str, body: RoiIn, folder: ReadableProposal, readers: Readers
-) -> dict[str, Any]:
-    """Counts in energy windows for every pixel of a map (streamed block by block)."""
-    maps = await run_in_threadpool(
-        read,
-        readers,
-        folder.root,
-        "xrf.roi",
-        clean_file(body.file),
-        path=body.path,
-        windows=[[w.name, w.emin, w.emax] for w in body.windows],
-        zero=body.calibration.zero,
-        gain=body.calibration.gain,
-        quad=body.calibration.quad,
-        max_pixels=MAX_MAP_PIXELS,
-        max_sum_bytes=MAX_SUM_BYTES,
-    )
-    shape = next(iter(maps.values())).shape
-    return {"shape": list(shape), "maps": {name: _floats(m.ravel()) for name, m in maps.items()}}
+async def roi(number: str, body: RoiIn, folder: ReadableProposal, readers: Readers) -> Response:
+    """Counts in energy windows for every pixel of a map (read block by block)."""
+
+    def work() -> Response:
+        maps = read(
+            readers,
+            folder.root,
+            "xrf.roi",
+            clean_file(body.file),
+            path=body.path,
+            windows=[[w.name, w.emin, w.emax] for w in body.windows],
+            zero=body.calibration.zero,
+            gain=body.calibration.gain,
+            quad=body.calibration.quad,
+            # the answer holds pixels × windows values: at most MAX_ROI_VALUES in all
+            max_pixels=min(MAX_MAP_PIXELS, MAX_ROI_VALUES // len(body.windows)),
+            max_sum_bytes=MAX_SUM_BYTES,
+        )
+        shape = next(iter(maps.values())).shape
+        return _json(
+            {"shape": list(shape), "maps": {n: _array(m.ravel()) for n, m in maps.items()}}
+        )
+
+    return await run_in_threadpool(work)
 
 
 @api.get("/proposals/{number}/xrf/result")
@@ -639,9 +658,7 @@ def result_info(
 
 
 @changes.post("/proposals/{number}/xrf/rgb")
-async def rgb(
-    number: str, body: RgbIn, folder: ReadableProposal, readers: Readers
-) -> dict[str, Any]:
+async def rgb(number: str, body: RgbIn, folder: ReadableProposal, readers: Readers) -> Response:
     """Three element maps scaled per channel, and the scatter of two of them."""
 
     def maps_of(groups: list[str]) -> dict[str, np.ndarray]:
@@ -654,7 +671,7 @@ async def rgb(
             max_pixels=MAX_MAP_PIXELS,
         )
 
-    return await run_in_threadpool(rgb_payload, maps_of, body)
+    return await run_in_threadpool(lambda: _json(rgb_payload(maps_of, body)))
 
 
 # --- page ----------------------------------------------------------------------------------
