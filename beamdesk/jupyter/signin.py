@@ -42,6 +42,11 @@ class HubTicket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # SHA-256 of the portal session's binding secret (step 1); None: an unbound ticket.
+    browser_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # SHA-256 of the hub's cookie in the same browser, recorded when the portal confirms
+    # (step 2); the hub redeems a bound ticket only for the browser holding that cookie.
+    hub_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_hub_tickets_expires", "expires_at"),)
 

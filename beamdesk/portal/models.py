@@ -81,6 +81,12 @@ class User(Base):
     oidc_issuer: Mapped[str] = mapped_column(String(255), default="")
     oidc_subject: Mapped[str] = mapped_column(String(255), default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Browser sessions carry the generation they were made in; raising it (sign-out,
+    # password change, disabling) ends every session of the account at once.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Unused since revision 0002 (sign-in throttling is per user name and per address, in
+    # beamdesk.web.ratelimit, and never locks an account). Kept: dropping a column of
+    # ``users`` on SQLite rebuilds the table every other table refers to.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
