@@ -50,9 +50,17 @@ class Settings:
     embargo_extension_years: int = 2
     # The largest selection one HDF5 request may read, in bytes.
     max_read_bytes: int = 256 * MiB
-    # Sign-in throttling: after this many failures the account is locked for a while.
+    # Sign-in throttling (beamdesk.web.ratelimit); nothing ever locks an account.
+    # Failed password checks of one user name (from anywhere) within the window that cost
+    # nothing; each one past them makes the next check of that name wait 0.25 s, doubling,
+    # at most login_max_delay seconds (not for a browser that signed in to it before).
     max_failed_logins: int = 5
-    lockout_seconds: int = 300
+    login_max_delay: float = 3.0
+    # Failed checks of one user name from one address within the window before that
+    # address gets 429 for that name (other addresses are not affected).
+    login_failures_per_client: int = 10
+    # How long a failure counts, in seconds.
+    login_failure_window: int = 900
     session_max_age: int = 12 * 3600
     cookie_secure: bool = False
     oidc_issuer: str = ""
@@ -88,7 +96,9 @@ def settings_from_env(data_root: str | Path | None = None) -> Settings:
         embargo_extension_years=int(_env("EMBARGO_EXTENSION_YEARS", "2")),
         max_read_bytes=int(_env("MAX_READ_BYTES", str(256 * MiB))),
         max_failed_logins=int(_env("MAX_FAILED_LOGINS", "5")),
-        lockout_seconds=int(_env("LOCKOUT_SECONDS", "300")),
+        login_max_delay=float(_env("LOGIN_MAX_DELAY", "3")),
+        login_failures_per_client=int(_env("LOGIN_FAILURES_PER_CLIENT", "10")),
+        login_failure_window=int(_env("LOGIN_FAILURE_WINDOW", "900")),
         cookie_secure=_env("COOKIE_SECURE", "0") == "1",
         oidc_issuer=_env("OIDC_ISSUER", ""),
         oidc_client_id=_env("OIDC_CLIENT_ID", ""),

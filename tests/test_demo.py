@@ -47,7 +47,7 @@ def test_every_role_and_state_is_there(demo) -> None:  # type: ignore[no-untyped
     with sessions() as db:
         states = set(db.scalars(select(Proposal.state)))
         assert states == set(ProposalState)
-        alice = authenticate(db, "alice", PASSWORD, max_failures=5, lockout_seconds=60)
+        alice = authenticate(db, "alice", PASSWORD)
         assert alice is not None
         dave = db.scalar(select(User).where(User.username == "dave"))
         assert {b.name for b in dave.beamlines} == {"XRF", "SAXS"}

@@ -12,7 +12,8 @@ PI                     edit the draft, manage members, submit/withdraw, release
 assigned reviewer      see the proposal, write the review; never the data (until release)
 beamline scientist     see proposals of their beamline (requested or scheduled) once
                        submitted, read their data, judge feasibility, mark data collected
-user office            see and read everything; drive the lifecycle
+user office            see and read everything; drive the lifecycle; manage accounts
+                       (set a person's password, disable or re-enable an account)
 =====================  ==========================================================
 
 A thing the caller may not see is reported as "not found" by the callers of this module,
@@ -211,6 +212,15 @@ def may_see_collection(r: Relation, published: bool) -> bool:
 def may_download_collection(r: Relation) -> bool:
     """Files of a collection: the same rule as the proposal's data (open once released)."""
     return may(r, Action.read_data)
+
+
+def may_manage_accounts(identity: Identity) -> bool:
+    """May the identity set other people's passwords and disable or re-enable accounts?
+
+    The user office answers for the facility's accounts; nobody else, not even a
+    beamline scientist. (Changing one's own password needs only the current one.)
+    """
+    return identity.is_user_office
 
 
 def may_transition(r: Relation, transition: str) -> bool:

@@ -1,7 +1,9 @@
-"""Accounts: argon2id passwords, sign-in throttling, personal API tokens.
+"""Accounts: argon2id passwords, session generations, passwords changed and accounts
+disabled, personal API tokens.
 
 Pure service functions over a SQLAlchemy session; the web layer turns their results into
-cookies and responses.
+cookies and responses. Sign-in throttling is the web layer's (``beamdesk.web.ratelimit``):
+it is per user name and per client address, and never locks an account.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
 from beamdesk.db import utcnow
@@ -27,8 +29,23 @@ TOKEN_PREFIX = "bd_"
 MIN_PASSWORD_LENGTH = 10
 
 
+WRONG_CREDENTIALS = "Wrong username or password."
+
+
 class AuthError(Exception):
     """Sign-in refused; the message is safe to show to the person signing in."""
+
+
+class AccountError(Exception):
+    """A password change or account change refused; the message is safe to show."""
+
+
+class WrongPassword(AccountError):
+    """The current password given to change it is not the account's."""
+
+
+class WeakPassword(AccountError):
+    """The new password breaks the rules (``MIN_PASSWORD_LENGTH``)."""
 
 
 def hash_password(password: str) -> str:
@@ -61,40 +78,133 @@ def authenticate(
     username: str,
     password: str,
     *,
-    max_failures: int,
-    lockout_seconds: int,
     now: datetime | None = None,
     ip: str = "",
 ) -> User:
-    """Check a username and password; lock the account for a while after repeated failures.
+    """Check a username and password; :class:`AuthError` if they do not match.
 
-    The lock-out doubles with each further failure (capped at a day), which stops online
-    guessing without letting an attacker lock a person out for long by accident.
+    An unknown name, a disabled account and an account without a password (single sign-on
+    only) cost one argon2 verification each, like a wrong password, and give the same
+    error, so the answer does not tell which names exist. Nothing here locks an account:
+    that would let anybody lock anybody out.
     """
-    now = now or utcnow()
     user = db.scalar(select(User).where(User.username == username))
-    if user is None or not user.is_active:
-        verify_password("", password)
-        audit(db, "login_failed", None, username, "unknown user", ip)
-        raise AuthError("Wrong username or password.")
-    if user.locked_until is not None and user.locked_until > now:
-        audit(db, "login_locked", user, username, "", ip)
-        wait = int((user.locked_until - now).total_seconds()) + 1
-        raise AuthError(f"Too many failed sign-ins. Try again in {wait} seconds.")
-    if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            extra = user.failed_logins - max_failures
-            seconds = min(lockout_seconds * (2**extra), 86400)
-            user.locked_until = now + timedelta(seconds=seconds)
-        audit(db, "login_failed", user, username, f"failures={user.failed_logins}", ip)
-        raise AuthError("Wrong username or password.")
-    user.failed_logins = 0
-    user.locked_until = None
+    active = user if user is not None and user.is_active else None
+    if active is None or not verify_password(active.password_hash, password):
+        if active is None:
+            verify_password("", password)  # the same argon2 work as for a real account
+            why = "unknown user" if user is None else "disabled account"
+        else:
+            why = "wrong password"
+        audit(db, "login_failed", active, username, why, ip)
+        raise AuthError(WRONG_CREDENTIALS)
+    user = active
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     audit(db, "login", user, username, "password", ip)
     return user
+
+
+def end_sessions(db: Session, user: User) -> None:
+    """Every browser session of ``user`` stops working at its next request.
+
+    Sessions carry the generation they were made in (``beamdesk.web.deps.get_user``);
+    raised in SQL, so two requests doing this at once both count.
+    """
+    user.session_generation = User.session_generation + 1  # type: ignore[assignment]
+    db.flush()  # the attribute is reloaded on its next read
+
+
+def revoke_all_tokens(db: Session, user: User, now: datetime | None = None) -> int:
+    """Revoke every live API token of ``user``; how many there were."""
+    result = db.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _new_hash(password: str) -> str:
+    try:
+        return hash_password(password)
+    except ValueError as exc:
+        raise WeakPassword(f"The new password is too short: {exc}.") from exc
+
+
+def change_password(
+    db: Session,
+    user: User,
+    current: str,
+    new: str,
+    *,
+    now: datetime | None = None,
+    ip: str = "",
+) -> None:
+    """A person changes their own password, proving the current one.
+
+    Afterwards every session and every API token of the account is dead: whoever knew
+    the old password may have made either. (The caller starts a fresh session for the
+    browser that made the change.)
+    """
+    # One argon2 verification on every path, as at sign-in.
+    if not verify_password(user.password_hash, current):
+        audit(db, "password_change_failed", user, user.username, "", ip)
+        if not user.password_hash:
+            raise WrongPassword(
+                "Your account signs in through single sign-on; it has no password here."
+            )
+        raise WrongPassword("The current password is wrong.")
+    user.password_hash = _new_hash(new)
+    end_sessions(db, user)
+    revoked = revoke_all_tokens(db, user, now)
+    audit(db, "password_changed", user, user.username, f"tokens_revoked={revoked}", ip)
+
+
+def set_password(
+    db: Session,
+    actor: User,
+    user: User,
+    new: str,
+    *,
+    now: datetime | None = None,
+    ip: str = "",
+) -> None:
+    """The user office gives ``user`` a new password (the caller checked it may).
+
+    As with a change by the person: their sessions and API tokens end.
+    """
+    user.password_hash = _new_hash(new)
+    end_sessions(db, user)
+    revoked = revoke_all_tokens(db, user, now)
+    audit(db, "password_set", actor, user.username, f"tokens_revoked={revoked}", ip)
+
+
+def set_active(
+    db: Session,
+    actor: User,
+    user: User,
+    active: bool,
+    *,
+    now: datetime | None = None,
+    ip: str = "",
+) -> None:
+    """Disable or re-enable an account (the caller checked it may).
+
+    Disabling ends the account's sessions and revokes its tokens at once (a disabled
+    account's tokens fail anyway, but re-enabling it must not bring them back).
+    """
+    if actor.id == user.id and not active:
+        raise AccountError("You cannot disable your own account.")
+    if user.is_active == active:
+        return
+    user.is_active = active
+    if active:
+        audit(db, "account_enabled", actor, user.username, "", ip)
+        return
+    end_sessions(db, user)
+    revoked = revoke_all_tokens(db, user, now)
+    audit(db, "account_disabled", actor, user.username, f"tokens_revoked={revoked}", ip)
 
 
 def create_user(

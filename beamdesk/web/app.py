@@ -30,6 +30,7 @@ ROUTE_MODULES = [
     "health",
     "auth",
     "tokens",
+    "account",
     "proposals_api",
     "datasets_api",
     "dataset_pages",

@@ -29,6 +29,9 @@ from beamdesk.web.problems import Problem, not_found
 from beamdesk.web.ratelimit import client_ip
 
 SESSION_USER = "uid"
+# The account's session generation when the session began; a session whose generation is
+# not the account's current one (signed out, password changed, disabled) is no session.
+SESSION_GENERATION = "gen"
 
 
 def get_settings(request: Request) -> Settings:
@@ -91,9 +94,16 @@ def get_user(
             raise Problem(401, "The API token is unknown, expired or revoked.")
     else:
         uid = request.session.get(SESSION_USER)
-        if isinstance(uid, int):
-            user = db.get(User, uid)
-            if user is None or not user.is_active:
+        if uid is not None:
+            user = db.get(User, uid) if type(uid) is int else None
+            generation = request.session.get(SESSION_GENERATION)
+            if (
+                user is None
+                or not user.is_active
+                or type(generation) is not int
+                or generation != user.session_generation
+            ):
+                # Revoked (or from before generations existed): anonymous from now on.
                 request.session.clear()
                 user = None
     request.state.user = user

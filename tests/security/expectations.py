@@ -196,6 +196,16 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/tokens"): "signed_in",
     ("POST", "/api/tokens"): "signed_in",
     ("DELETE", "/api/tokens/{token_id}"): "signed_in",
+    ("GET", "/account"): "signed_in",
+    ("POST", "/account/password"): "signed_in",  # own password, the current one required
+    ("POST", "/api/me/password"): "signed_in",
+    ("GET", "/office/accounts"): "user_office",
+    ("POST", "/office/accounts/{username}/password"): "user_office",
+    ("POST", "/office/accounts/{username}/active"): "user_office",
+    ("GET", "/api/users"): "user_office",
+    ("POST", "/api/users/{username}/password"): "user_office",
+    ("POST", "/api/users/{username}/disable"): "user_office",
+    ("POST", "/api/users/{username}/enable"): "user_office",
     # --- proposals API
     ("GET", "/api/beamlines"): "public",
     ("GET", "/api/proposals"): "public",  # filtered to what the caller may see
@@ -271,6 +281,7 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/panosc/instruments/{instrument_id}"): "public",
     # --- notebooks
     ("GET", "/jupyter"): "signed_in",
+    ("GET", "/jupyter/confirm"): "signed_in",  # a bad ticket: 400, only for the asking browser
     ("POST", "/proposals/{number}/notebook"): "read_data_signed_in",
     ("POST", "/jobs/{job_id}/notebook"): "view_job",
     # --- XRF workbench: computations on data the caller may read

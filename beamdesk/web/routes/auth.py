@@ -1,8 +1,9 @@
 """Sign-in and sign-out: local accounts (argon2id) and OpenID Connect; ``/api/me``.
 
-A successful sign-in clears the session before storing the user id, so nothing planted in
-the session beforehand (a fixed CSRF token, stale OAuth state) survives into the signed-in
-session.
+A successful sign-in clears the session before storing the user id and the account's
+session generation, so nothing planted in the session beforehand (a fixed CSRF token,
+stale OAuth state) survives into the signed-in session. Signing out raises the
+generation: every session of the account ends, a copied cookie included.
 """
 
 from __future__ import annotations
@@ -18,12 +19,26 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
 
 from beamdesk.portal import oidc
-from beamdesk.portal.auth import AuthError, authenticate
+from beamdesk.portal.auth import AuthError, audit, authenticate, end_sessions
 from beamdesk.portal.models import User
 from beamdesk.settings import Settings
-from beamdesk.web.deps import DB, SESSION_USER, AppSettings, CurrentUser, Now, SignedInUser
+from beamdesk.web.deps import (
+    DB,
+    SESSION_GENERATION,
+    SESSION_USER,
+    AppSettings,
+    CurrentUser,
+    Now,
+    SignedInUser,
+)
 from beamdesk.web.problems import Problem, not_found
-from beamdesk.web.ratelimit import client_ip, rate_limited
+from beamdesk.web.ratelimit import (
+    PasswordAttempt,
+    client_ip,
+    rate_limited,
+    remember_device,
+    sign_in_attempt,
+)
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter()
@@ -52,6 +67,7 @@ def safe_next(value: str | None, default: str = AFTER_SIGN_IN) -> str:
 def start_session(request: Request, user: User) -> None:
     request.session.clear()
     request.session[SESSION_USER] = user.id
+    request.session[SESSION_GENERATION] = user.session_generation
 
 
 def login_page(
@@ -94,32 +110,35 @@ def login(
     db: DB,
     settings: AppSettings,
     now: Now,
+    attempt: Annotated[PasswordAttempt, Depends(sign_in_attempt)],
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     try:
-        user = authenticate(
-            db,
-            username.strip(),
-            password,
-            max_failures=settings.max_failed_logins,
-            lockout_seconds=settings.lockout_seconds,
-            now=now,
-            ip=client_ip(request),
-        )
+        user = authenticate(db, username.strip(), password, now=now, ip=client_ip(request))
     except AuthError as exc:
-        # Returned, not raised, and committed: the failure count must stick.
+        attempt.failed()
+        # Returned, not raised, and committed: the audit event must stick.
         db.commit()
         return login_page(request, settings, next, str(exc), username, status=400)
     # Committed before answering: the browser's next request must find the new state.
     db.commit()
+    attempt.succeeded()
     start_session(request, user)
-    return RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    remember_device(request, response, user.username)
+    return response
 
 
 @router.post("/logout", include_in_schema=False, dependencies=[Depends(verify_csrf)])
-def logout(request: Request) -> Response:
+def logout(request: Request, db: DB, user: CurrentUser) -> Response:
+    """Sign out everywhere: every session of the account ends, not only this browser's
+    (a copy of the cookie, wherever it went, stops working too)."""
+    if user is not None and not request.headers.get("authorization"):
+        end_sessions(db, user)
+        audit(db, "logout", user, user.username, "", client_ip(request))
+        db.commit()
     request.session.clear()
     return RedirectResponse("/", status_code=303)
 
