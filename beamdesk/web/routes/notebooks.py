@@ -1,7 +1,11 @@
 """Open JupyterLab from the portal, and "open in a notebook" for any dataset or slice.
 
-- ``GET /jupyter[?next=…]``: a signed-in person gets a one-time ticket and is sent to the
-  hub, which signs them in; the hub also sends people here when they arrive unsigned.
+- ``GET /jupyter[?next=…]``: a signed-in person gets a one-time ticket bound to this
+  browser and is sent to the hub; the hub also sends people here when they arrive unsigned.
+- ``GET /jupyter/confirm?ticket=…&hub=…``: the hub sends the browser back here with the
+  hash of its own cookie; if this browser's session asked for the ticket, the ticket is
+  bound to that cookie and the browser goes on to the hub, which signs it in
+  (``beamdesk.jupyter.signin`` explains why: login CSRF).
 - ``POST /proposals/{number}/notebook`` (form: ``file``, ``path``, ``selection``): makes a
   notebook that loads exactly that data, saves it in the person's Jupyter server through
   the hub's API, and opens it in JupyterLab.
@@ -27,7 +31,13 @@ from beamdesk.jupyter.notebooks import (
     xrf_job_notebook,
 )
 from beamdesk.jupyter.notebooks import notebook_name as make_name
-from beamdesk.jupyter.signin import issue_ticket
+from beamdesk.jupyter.signin import (
+    TicketRefused,
+    confirm_ticket,
+    issue_ticket,
+    new_binding_secret,
+    signin_url,
+)
 from beamdesk.portal.auth import audit
 from beamdesk.portal.models import User
 from beamdesk.web.deps import (
@@ -40,11 +50,15 @@ from beamdesk.web.deps import (
     SignedInUser,
 )
 from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.ratelimit import client_ip
 from beamdesk.web.readers import Readers, read
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
+# The portal's half of a ticket's browser binding: a random secret in the signed session
+# (new at every sign-in), of which each ticket stores the SHA-256.
+HUB_BINDING = "hub_binding"
 
 
 def safe_next(next_path: str) -> str:
@@ -65,7 +79,12 @@ def sign_in_page(
 ) -> Response:
     """A page that sends the browser on to the hub with a fresh one-time sign-in link."""
     hub = hub_settings(settings)
-    ticket = issue_ticket(db, settings.secret_key, user, next_path=safe_next(next_path))
+    browser = request.session.get(HUB_BINDING)
+    if not isinstance(browser, str) or len(browser) < 32:
+        browser = request.session[HUB_BINDING] = new_binding_secret()
+    ticket = issue_ticket(
+        db, settings.secret_key, user, next_path=safe_next(next_path), browser=browser
+    )
     db.commit()  # the hub reads the ticket from its own connection
     what = "Your notebook is ready." if "/lab/tree/" in next_path else ""
     # no-store: the link is a credential for a minute.
@@ -92,6 +111,42 @@ def open_jupyter(
         # An API token reads data; it must not become a session that runs code.
         raise Problem(403, "Open JupyterLab from a signed-in browser session.")
     return sign_in_page(request, db, settings, user, next)
+
+
+@router.get("/jupyter/confirm")
+def confirm_jupyter(
+    request: Request,
+    db: DB,
+    settings: AppSettings,
+    user: SignedInUser,
+    now: Now,
+    ticket: Annotated[str, Query(max_length=500)],
+    hub: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """Step 2 of the hub's sign-in: only the browser that asked for the ticket gets on."""
+    browser = request.session.get(HUB_BINDING)
+    try:
+        confirm_ticket(
+            db,
+            settings.secret_key,
+            ticket,
+            browser=browser if isinstance(browser, str) else "",
+            user_id=user.id,
+            hub_hash=hub,
+            now=now,
+            ip=client_ip(request),
+        )
+    except TicketRefused as exc:
+        db.commit()  # the refusal stays in the audit log
+        raise Problem(
+            400,
+            "This sign-in link was made for another browser or person, or it expired. "
+            "Open JupyterLab from BeamDesk again.",
+            "Sign-in link refused",
+        ) from exc
+    db.commit()  # the hub reads the binding from its own connection
+    target = signin_url(hub_settings(settings).url, ticket)
+    return RedirectResponse(target, status_code=303, headers=NO_STORE)
 
 
 @router.post("/proposals/{number}/notebook", dependencies=[Depends(verify_csrf)])
