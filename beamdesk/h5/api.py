@@ -59,8 +59,18 @@ def _default(o: Any) -> Any:
     return orjson_default(o)
 
 
+def _native(o: Any) -> Any:
+    """Arrays in native byte order: orjson refuses big-endian arrays (a TypeError, without
+    asking ``default``), and HDF5 files from other machines hold them."""
+    if isinstance(o, np.ndarray) and not o.dtype.isnative:
+        return o.astype(o.dtype.newbyteorder("="))
+    if isinstance(o, dict):
+        return {k: _native(v) for k, v in o.items()}
+    return o
+
+
 def _json(body: Any, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(orjson_encode(body, default=_default), JSON, headers or {})
+    return Reply(orjson_encode(_native(body), default=_default), JSON, headers or {})
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -164,12 +174,14 @@ def _stream(
     dataset: h5py.Dataset, sel: Any, fmt: str, dtype: str, flatten: bool, name: str
 ) -> Reply | Stream:
     """bin/npy: header (npy) then the selection slab by slab; one body if it is small."""
-    shape = sel.result_shape
+    # An HDF5 array type reads as trailing axes: h5py gives dtype ('<i2', (3,)) as (…, 3).
+    shape = (*sel.result_shape, *dataset.dtype.shape)
     out = reading.out_dtype(dataset, dtype)
+    count = int(np.prod(shape, dtype=np.int64))
     if flatten:
-        shape = (int(np.prod(shape, dtype=np.int64)),)
+        shape = (count,)
     header = reading.npy_header(shape, out) if fmt == "npy" else b""
-    length = len(header) + sel.size() * out.itemsize
+    length = len(header) + count * out.itemsize
     headers = {"Content-Length": str(length)}
     if fmt == "npy":
         headers.update(_attachment(name))

@@ -86,6 +86,23 @@ def _follow(group: h5py.Group, link: Link, opener: Opener, hops: int) -> Entity 
     return None if isinstance(found, (h5py.SoftLink, h5py.ExternalLink)) else found
 
 
+def child(group: h5py.Group, path: str, name: str, opener: Opener) -> Node:
+    """The member ``name`` of ``group``, which ``path`` names.
+
+    Resolved from the group itself, not by walking ``path`` again from ``group.file``'s
+    root: a group reached through an external link lives in another file, where ``path``
+    (a path of the file holding the link) names nothing.
+    """
+    child_path = f"{path.rstrip('/')}/{name}"
+    link = group.get(name, getlink=True)
+    if isinstance(link, h5py.HardLink):
+        return Node(child_path, entity=group[name])
+    if not isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+        raise _not_found(child_path)
+    target = _follow(group, link, opener, 0)
+    return Node(child_path, link=link) if target is None else Node(child_path, entity=target)
+
+
 def resolve(f: h5py.File, path: str | None, opener: Opener) -> Node:
     """The entity at ``path`` (default "/"); 404 if there is none."""
     path = path or "/"
@@ -200,10 +217,8 @@ def metadata(node: Node, opener: Opener, depth: int = 1) -> dict[str, Any]:
         return _sorted(kind="datatype", type=get_type_metadata(entity.id), **base)
     if depth <= 0:
         return _sorted(kind="group", **base)
-    prefix = node.path.rstrip("/")
     children = [
-        metadata(resolve(entity.file, f"{prefix}/{name}", opener), opener, depth - 1)
-        for name in entity
+        metadata(child(entity, node.path, name, opener), opener, depth - 1) for name in entity
     ]
     return _sorted(kind="group", children=children, **base)
 

@@ -107,7 +107,9 @@ def as_bytes(data: Any) -> memoryview:
     """The array's C-order bytes without a copy (a byte view the server can send as is)."""
     if isinstance(data, h5py.Empty) or np.size(data) == 0:
         return memoryview(b"")
-    return memoryview(np.ascontiguousarray(data).reshape(-1)).cast("B")
+    # As bytes first: the buffer protocol has no format for some dtypes (datetime64 from
+    # tagged opaque data), so a memoryview of the array itself would fail.
+    return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
 
 
 def _file_state(dataset: h5py.Dataset) -> tuple[int, int] | None:
