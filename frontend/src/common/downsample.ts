@@ -36,10 +36,21 @@ export interface Binned {
   ctor: NumCtor;
 }
 
-interface H5GroveType {
+/**
+ * A type as h5grove's /meta describes it. Only some fields are present for each class, and
+ * `dtype` is numpy's type string ("<f4", "|b1", "|O") for most classes but an object of
+ * member names → member dtypes for compound types; H5Web reads compound, enum, array and
+ * vlen types from `members`/`base`, so nothing here may assume a string.
+ */
+export interface H5GroveType {
+  /** HDF5 type class: 0 integer, 1 float, 3 string, 5 opaque, 6 compound, 8 enum, … */
   class?: number;
-  dtype?: string;
+  dtype?: string | Record<string, unknown>;
+  /** Size in bytes. */
   size?: number;
+  /** Integers: 0 unsigned, 1 two's complement. */
+  sign?: number;
+  [key: string]: unknown;
 }
 
 export interface H5GroveMeta {
@@ -51,19 +62,29 @@ export interface H5GroveMeta {
   [key: string]: unknown;
 }
 
-/** The typed array for an h5grove type after `dtype=safe`, for types we can bin. */
+/** numpy's kind letter ('i', 'u', 'f', …) of a simple type's dtype string, else ''. */
+export function dtypeKind(type: H5GroveType | undefined): string {
+  const dtype = type?.dtype;
+  return typeof dtype === 'string' ? dtype.replace(/^[<>|=]/u, '').charAt(0) : '';
+}
+
+/**
+ * The typed array for an h5grove type after `dtype=safe`, for the types we can bin: plain
+ * integers and floats. Everything else (compound, enum and bool, strings, opaque, …) and
+ * any type described in a shape we do not expect gives undefined, i.e. left to H5Web.
+ */
 export function ctorOf(type: H5GroveType | undefined): NumCtor | undefined {
-  if (!type || !type.dtype) {
+  if (!type || typeof type !== 'object') {
     return undefined;
   }
-  const kind = type.dtype.replace(/^[<>|=]/u, '').charAt(0);
-  const size = type.size ?? 0;
-  if (type.class === 1 && kind === 'f') {
+  const size = typeof type.size === 'number' ? type.size : 0;
+  if (type.class === 1) {
     // f2 is sent as float32 with dtype=safe; f16/longdouble as float64 (not binned).
-    return size <= 4 ? Float32Array : size === 8 ? Float64Array : undefined;
+    return size > 0 && size <= 4 ? Float32Array : size === 8 ? Float64Array : undefined;
   }
-  if (type.class === 0 && (kind === 'i' || kind === 'u')) {
-    const signed = kind === 'i';
+  if (type.class === 0) {
+    const kind = dtypeKind(type);
+    const signed = type.sign === undefined ? kind === 'i' : type.sign === 1;
     switch (size) {
       case 1:
         return signed ? Int8Array : Uint8Array;

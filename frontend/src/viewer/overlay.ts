@@ -58,12 +58,23 @@ export async function listSeries(apiURL: string, file: string): Promise<Series[]
           child.shape?.length === 1 &&
           child.shape[0] >= 2
         ) {
-          found.push({ path, length: child.shape[0], dtype: child.type?.dtype ?? '' });
+          const dtype = child.type?.dtype;
+          found.push({
+            path,
+            length: child.shape[0],
+            dtype: typeof dtype === 'string' ? dtype : '',
+          });
         }
       }
     });
   }
   return found.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/** The typed array of a numeric type's `dtype=safe` bytes; undefined for 64-bit integers. */
+function seriesCtor(m: H5GroveMeta): NumCtor | undefined {
+  // f16/longdouble come as float64 with dtype=safe (ctorOf leaves them out of binning).
+  return ctorOf(m.type) ?? (m.type?.class === 1 && m.type.size === 16 ? Float64Array : undefined);
 }
 
 /** All values of a 1-D dataset as numbers (raw bytes when the type allows, else JSON). */
@@ -73,7 +84,7 @@ export async function fetchSeries(
   path: string,
 ): Promise<SeriesValues> {
   const m = await meta(apiURL, file, path);
-  const ctor = ctorOf(m.type);
+  const ctor = seriesCtor(m);
   const format = ctor ? 'bin' : 'json';
   const response = await fetch(
     `${apiURL}/data?${query({ file, path, format, dtype: 'safe' })}`,
@@ -85,8 +96,10 @@ export async function fetchSeries(
   if (ctor) {
     return new ctor(await response.arrayBuffer());
   }
-  // 64-bit integers: JSON numbers (exact up to 2^53, enough for a plot).
-  return Float64Array.from((await response.json()) as number[]);
+  // 64-bit integers: JSON numbers (exact up to 2^53, enough for a plot); null is NaN.
+  return Float64Array.from((await response.json()) as (number | null)[], (v) =>
+    v === null ? Number.NaN : v,
+  );
 }
 
 function csvField(text: string): string {
