@@ -150,9 +150,10 @@ def data(
         reading.binary_allowed(dataset)
         return _stream(dataset, sel, query.format, query.dtype, query.flatten, name)
     else:
-        reading.check_size(dataset, sel, max_read_bytes)
-        if query.format in TEXT_FORMATS:
-            check_text_size(sel.size(), max_read_bytes, query.format)
+        limit = max_read_bytes
+        if query.format in TEXT_FORMATS:  # fewer values as text; the hint then fits too
+            limit = min(limit, (max_read_bytes // TEXT_SHARE) * max(1, dataset.dtype.itemsize))
+        reading.check_size(dataset, sel, limit)
         values = reading.read(dataset, sel, query.dtype)
     if query.flatten and isinstance(values, np.ndarray):
         values = values.ravel()

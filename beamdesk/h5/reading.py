@@ -43,13 +43,13 @@ def hint(sel: Selection, itemsize: int, limit: int) -> str:
     """An example selection of the same dataset that fits in ``limit`` bytes."""
     members = list(sel.members)
     for axis in sel.sliced_axes:
-        trial = Selection(sel.shape, (*members[:axis], members[axis].start, *members[axis + 1 :]))
+        m = members[axis]
+        trial = Selection(sel.shape, (*members[:axis], m.start, *members[axis + 1 :]))
         if trial.size() * itemsize <= limit:
-            m = members[axis]
             rows = max(1, limit // max(1, trial.size() * itemsize))
             members[axis] = slice(m.start, min(m.stop, m.start + rows * m.step), m.step)
             return describe(Selection(sel.shape, tuple(members)))
-        members[axis] = m.start
+        members[axis] = m.start  # one index of this axis is still too much: fix it too
     return describe(Selection(sel.shape, tuple(members)))
 
 

@@ -98,6 +98,9 @@ def serve(sock: socket.socket, folder: Path) -> None:
                     f"in a form BeamDesk reads ({name}).",
                 ),
             )
+        except Exception:  # a fault of ours, not of the file: say so, and keep serving
+            traceback.print_exc(file=sys.stderr)
+            codec.send(sock, _error(500, "BeamDesk failed on this request; the error is logged."))
 
 
 def main(argv: list[str]) -> None:
