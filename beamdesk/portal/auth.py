@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,11 @@ from beamdesk.portal.models import ApiToken, AuditEvent, GlobalRole, User
 
 # argon2-cffi's defaults are argon2id with RFC 9106's low-memory profile.
 _hasher = PasswordHasher()
+# Each argon2id hash or check takes 64 MiB for ~50 ms of one core. A flood of sign-ins from
+# many addresses would otherwise run one per server thread at once (40 × 64 MiB); this
+# many run at a time, the rest wait their turn (the CPU is the bound either way).
+ARGON2_AT_ONCE = 4
+_argon2_slots = threading.BoundedSemaphore(ARGON2_AT_ONCE)
 # Verifying against this when the user does not exist keeps the timing the same.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 TOKEN_PREFIX = "bd_"
@@ -51,12 +57,15 @@ class WeakPassword(AccountError):
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-    return _hasher.hash(password)
+    with _argon2_slots:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        with _argon2_slots:
+            ok = _hasher.verify(password_hash or _DUMMY_HASH, password)
+        return ok and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -100,7 +109,8 @@ def authenticate(
         raise AuthError(WRONG_CREDENTIALS)
     user = active
     if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+        with _argon2_slots:
+            user.password_hash = _hasher.hash(password)
     audit(db, "login", user, username, "password", ip)
     return user
 
