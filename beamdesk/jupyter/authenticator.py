@@ -8,8 +8,7 @@ the browser back to the portal's ``/jupyter/confirm``, which checks that this is
 browser that asked and records the cookie's hash; the portal then sends the browser to
 ``/hub/beamdesk-signin?ticket=…``, which consumes the ticket for the browser holding that
 cookie and signs the person in to the hub under their portal username. A used, expired,
-tampered, unknown or foreign ticket gets 403. (An unbound ticket, which no portal route
-issues, is consumed at ``/hub/beamdesk-login`` at once.)
+tampered, unknown, foreign or unbound ticket gets 403.
 
 Runs inside the hub process, which reads the same ``BEAMDESK_*`` settings (database,
 secret key) as the portal.
@@ -78,11 +77,8 @@ class TicketLoginHandler(BaseHandler):
     async def get(self) -> None:
         ticket = self.get_argument("ticket", default="")
         pending = await asyncio.to_thread(self.authenticator.check, ticket)
-        if pending is None:
+        if pending is None or not pending.bound:
             raise web.HTTPError(403, REFUSED)
-        if not pending.bound:
-            await _sign_in(self, {"ticket": ticket})
-            return
         secret = self.get_cookie(BROWSER_COOKIE) or ""
         if not _SECRET.fullmatch(secret):
             secret = new_binding_secret()

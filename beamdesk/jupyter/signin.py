@@ -25,9 +25,8 @@ and cannot read the portal's cookies, so the proof takes one round trip through 
 
 A browser that did not ask fails step 2 (its session has no such secret); a step-3 link
 taken from the attacker's own round trip fails step 3 (the victim's browser does not hold
-the attacker's hub cookie). A ticket issued without ``browser`` is unbound and redeemed at
-step 1, as before binding existed: for code that hands the link to the hub itself (tests,
-the facility's scripts). No portal route issues one.
+the attacker's hub cookie). Every ticket is bound: one without a browser hash (a row from
+before binding existed) is refused.
 """
 
 from __future__ import annotations
@@ -72,7 +71,8 @@ class HubTicket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # SHA-256 of the portal session's binding secret (step 1); None: an unbound ticket.
+    # SHA-256 of the portal session's binding secret (step 1); None only in rows from
+    # before binding existed, which are refused.
     browser_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # SHA-256 of the hub's cookie in the same browser, recorded when the portal confirms
     # (step 2); the hub redeems a bound ticket only for the browser holding that cookie.
@@ -138,7 +138,7 @@ def issue_ticket(
     next_path: str = "",
     seconds: int = TICKET_SECONDS,
     now: datetime | None = None,
-    browser: str | None = None,
+    browser: str,
 ) -> str:
     """A new ticket for ``user``; the caller commits before handing it out.
 
@@ -147,7 +147,7 @@ def issue_ticket(
     """
     now = now or utcnow()
     nonce = secrets.token_urlsafe(32)
-    if browser is not None and len(browser) < 32:
+    if len(browser) < 32:
         raise ValueError("a binding secret needs at least 32 characters")
     db.add(
         HubTicket(
@@ -156,7 +156,7 @@ def issue_ticket(
             next_path=next_path[:1000],
             created_at=now,
             expires_at=now + timedelta(seconds=seconds),
-            browser_hash=_hash(browser) if browser is not None else None,
+            browser_hash=_hash(browser),
         )
     )
     # Old tickets are dead weight: drop the expired ones of this user while we are here.
@@ -275,12 +275,13 @@ def redeem_ticket(
     """
     now = now or utcnow()
     row = _usable(db, secret_key, ticket, max_seconds, now)
-    if row.browser_hash is not None:
-        if row.hub_hash is None:
-            raise TicketRefused("not confirmed by the browser that asked")
-        if not _same(row.hub_hash, hub_browser):
-            audit(db, "hub_ticket_refused", row.user_id, str(row.id), "another browser")
-            raise TicketRefused("opened in another browser")
+    if row.browser_hash is None:
+        raise TicketRefused("not bound to a browser")
+    if row.hub_hash is None:
+        raise TicketRefused("not confirmed by the browser that asked")
+    if not _same(row.hub_hash, hub_browser):
+        audit(db, "hub_ticket_refused", row.user_id, str(row.id), "another browser")
+        raise TicketRefused("opened in another browser")
     consumed = db.execute(
         update(HubTicket)
         .where(HubTicket.id == row.id, HubTicket.used_at.is_(None))

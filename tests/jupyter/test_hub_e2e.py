@@ -4,9 +4,13 @@ sign-in links work once and only for a minute."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,11 +42,36 @@ def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-
 
 
 def ticket_link(sessions, settings, hub: RunningHub, username: str, **kwargs) -> str:  # type: ignore[no-untyped-def]
+    """A link as the portal makes it, bound to a browser session that is not the caller's."""
     with sessions() as db:
         user = db.scalar(select(User).where(User.username == username))
-        ticket = issue_ticket(db, settings.secret_key, user, **kwargs)
+        ticket = issue_ticket(
+            db, settings.secret_key, user, browser=secrets.token_urlsafe(32), **kwargs
+        )
         db.commit()
     return ticket_login_url(hub.settings, ticket)
+
+
+@contextmanager
+def portal_browser(base: str, username: str) -> Iterator[httpx.Client]:
+    """An HTTP client signed in to the portal, following redirects as a browser does."""
+    with httpx.Client(follow_redirects=True, timeout=60) as client:
+        page = client.get(f"{base}/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf, page.text[:300]
+        form = {"username": username, "password": PASSWORD, "csrf_token": csrf.group(1)}
+        assert client.post(f"{base}/login", data=form).status_code == 200
+        yield client
+
+
+def open_hub(client: httpx.Client, base: str, next_path: str) -> tuple[httpx.Response, str]:
+    """``/jupyter`` as a browser follows it (its page refreshes to the one-time link);
+    the answer where it lands, and the link."""
+    page = client.get(f"{base}/jupyter", params={"next": next_path})
+    found = re.search(r'<a href="([^"]+)" data-testid="jupyter-link"', page.text)
+    assert found, page.text[:500]
+    link = html.unescape(found.group(1))
+    return client.get(link), link
 
 
 def run_notebook(path: Path, env: dict[str, str]) -> nbformat.NotebookNode:
@@ -116,14 +145,20 @@ def test_open_in_a_notebook_end_to_end(
         head, signature = good.rsplit(".", 1)
         tampered = f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
         assert fresh.get(tampered).status_code == 403
-        assert fresh.get(good).status_code == 302  # the untampered one still works, once
-        assert fresh.get(good).status_code == 403
+        # Untampered, but asked for by another browser: the hub sends this one to the
+        # portal to prove it asked, and the portal refuses (login CSRF).
+        step1 = fresh.get(good)
+        assert step1.status_code == 302 and "/jupyter/confirm" in step1.headers["location"]
+        assert fresh.get(step1.headers["location"]).status_code in (400, 401)
+    # The browser that asks for a link gets in, once.
+    with portal_browser(live_server.url, "pi") as own:
+        landed, first = open_hub(own, live_server.url, "/hub/home")
+        assert landed.status_code == 200 and str(landed.url).startswith(f"{hub.url}/hub/home")
+        assert own.get(first).status_code == 403  # used, even in its own browser
 
     # 5. outsider, signed in to the hub, reaches neither pi's server nor pi's data.
-    with httpx.Client(follow_redirects=True, timeout=60) as outsider:
-        home_page = outsider.get(
-            ticket_link(sessions, settings, hub, "outsider", next_path="/hub/home")
-        )
+    with portal_browser(live_server.url, "outsider") as outsider:
+        home_page, _ = open_hub(outsider, live_server.url, "/hub/home")
         assert home_page.status_code == 200 and "/hub/home" in str(home_page.url)
         for url in [
             f"{hub.url}/user/pi/lab",

@@ -57,35 +57,53 @@ def _user(db, name: str) -> User:  # type: ignore[no-untyped-def]
     return db.scalar(select(User).where(User.username == name))
 
 
+BROWSER = "b" * 43  # the portal session's binding secret
+HUB = "h" * 43  # the hub's cookie secret in the same browser
+
+
+def _hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _confirmed(db, key: str, user: User, **kwargs) -> str:  # type: ignore[no-untyped-def]
+    """A ticket as the portal hands it out, confirmed for the hub cookie ``HUB`` (steps 1–2)."""
+    ticket = issue_ticket(db, key, user, browser=BROWSER, **kwargs)
+    confirm_ticket(db, key, ticket, browser=BROWSER, user_id=user.id, hub_hash=_hex(HUB))
+    return ticket
+
+
 def test_ticket_works_once(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
+    key = settings.secret_key
     with sessions() as db:
-        ticket = issue_ticket(db, settings.secret_key, _user(db, "pi"), next_path="/hub/home")
+        ticket = _confirmed(db, key, _user(db, "pi"), next_path="/hub/home")
         db.commit()
         assert db.scalar(select(HubTicket.nonce_hash)) not in ticket  # only a hash is kept
     with sessions() as db:
-        got = redeem_ticket(db, settings.secret_key, ticket)
+        got = redeem_ticket(db, key, ticket, hub_browser=HUB)
         db.commit()
     assert (got.username, got.next_path) == ("pi", "/hub/home")
     with sessions() as db, pytest.raises(TicketRefused, match="used already"):
-        redeem_ticket(db, settings.secret_key, ticket)
+        redeem_ticket(db, key, ticket, hub_browser=HUB)
 
 
 def test_expired_ticket_is_refused(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
+    key = settings.secret_key
     with sessions() as db:
         old = issue_ticket(
-            db, settings.secret_key, _user(db, "pi"), now=utcnow() - timedelta(seconds=61)
+            db, key, _user(db, "pi"), browser=BROWSER, now=utcnow() - timedelta(seconds=61)
         )
-        fresh = issue_ticket(db, settings.secret_key, _user(db, "pi"))
+        fresh = _confirmed(db, key, _user(db, "pi"))
         db.commit()
         with pytest.raises(TicketRefused, match="expired"):
-            redeem_ticket(db, settings.secret_key, old)
+            redeem_ticket(db, key, old, hub_browser=HUB)
         with pytest.raises(TicketRefused, match="expired"):
-            redeem_ticket(db, settings.secret_key, fresh, now=utcnow() + timedelta(seconds=61))
+            redeem_ticket(db, key, fresh, hub_browser=HUB, now=utcnow() + timedelta(seconds=61))
 
 
 def test_tampered_or_foreign_ticket_is_refused(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
+    key = settings.secret_key
     with sessions() as db:
-        ticket = issue_ticket(db, settings.secret_key, _user(db, "pi"))
+        ticket = _confirmed(db, key, _user(db, "pi"))
         db.commit()
         payload, signature = ticket.rsplit(".", 1)
         # The first character: the last one of a base64 signature carries padding bits
@@ -93,30 +111,46 @@ def test_tampered_or_foreign_ticket_is_refused(sessions, settings, jworld: JWorl
         flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
         for bad in [payload + "." + flipped, "x" + ticket, ticket[:-4], "", "a.b.c"]:
             with pytest.raises(TicketRefused):
-                redeem_ticket(db, settings.secret_key, bad)
+                redeem_ticket(db, key, bad, hub_browser=HUB)
         with pytest.raises(TicketRefused, match="signature"):
-            redeem_ticket(db, "another installation's secret", ticket)
+            redeem_ticket(db, "another installation's secret", ticket, hub_browser=HUB)
         # None of those attempts used the real ticket up.
-        assert redeem_ticket(db, settings.secret_key, ticket).username == "pi"
+        assert redeem_ticket(db, key, ticket, hub_browser=HUB).username == "pi"
 
 
 def test_inactive_user_is_refused(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
     with sessions() as db:
         user = _user(db, "participant")
-        ticket = issue_ticket(db, settings.secret_key, user)
+        ticket = _confirmed(db, settings.secret_key, user)
         user.is_active = False
         db.commit()
         with pytest.raises(TicketRefused):
-            redeem_ticket(db, settings.secret_key, ticket)
+            redeem_ticket(db, settings.secret_key, ticket, hub_browser=HUB)
+
+
+def test_a_ticket_without_a_browser_is_refused(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
+    """A row from before binding existed (no browser hash) opens nothing."""
+    key = settings.secret_key
+    with sessions() as db:
+        ticket = _confirmed(db, key, _user(db, "pi"))
+        db.execute(HubTicket.__table__.update().values(browser_hash=None))
+        db.commit()
+        assert not check_ticket(db, key, ticket).bound
+        with pytest.raises(TicketRefused, match="not bound"):
+            redeem_ticket(db, key, ticket, hub_browser=HUB)
+    with pytest.raises(TypeError):
+        issue_ticket(db, key, _user(db, "pi"))  # type: ignore[call-arg]
 
 
 def test_authenticator_accepts_a_ticket_once(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
     auth = BeamDeskAuthenticator(beamdesk_settings=settings, portal_url="http://portal.test")
     with sessions() as db:
-        ticket = issue_ticket(db, settings.secret_key, _user(db, "pi"))
+        ticket = _confirmed(db, settings.secret_key, _user(db, "pi"))
         db.commit()
-    assert _run(auth.authenticate(None, {"ticket": ticket})) == {"name": "pi"}
-    assert _run(auth.authenticate(None, {"ticket": ticket})) is None
+    data = {"ticket": ticket, "hub_browser": HUB}
+    assert _run(auth.authenticate(None, {"ticket": ticket})) is None  # not in its browser
+    assert _run(auth.authenticate(None, data)) == {"name": "pi"}
+    assert _run(auth.authenticate(None, data)) is None
     assert _run(auth.authenticate(None, {})) is None
     assert auth.login_url("/hub/") == "http://portal.test/jupyter"
     assert auth.normalize_username("Pi") == "Pi"  # the portal's name, unchanged
@@ -196,14 +230,6 @@ def test_hub_config_keeps_state_under_var_and_generates_secrets(settings) -> Non
     assert "configure(c)" in write_config(settings).read_text()
 
 
-BROWSER = "b" * 43  # the portal session's binding secret
-HUB = "h" * 43  # the hub's cookie secret in the same browser
-
-
-def _hex(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def test_bound_ticket_needs_the_browser_that_asked(sessions, settings, jworld: JWorld) -> None:  # type: ignore[no-untyped-def]
     key = settings.secret_key
     with sessions() as db:
@@ -250,9 +276,8 @@ def test_authenticator_redeems_a_bound_ticket_for_its_browser(
     with sessions() as db:
         pi = _user(db, "pi")
         bound = issue_ticket(db, key, pi, browser=BROWSER)
-        unbound = issue_ticket(db, key, pi)
         db.commit()
-    assert auth.check(bound).bound and not auth.check(unbound).bound
+    assert auth.check(bound).bound
     assert auth.check("not a ticket") is None
     url = urlsplit(auth.confirm_url(bound, HUB))
     assert (url.netloc, url.path) == ("portal.test", "/jupyter/confirm")
@@ -263,7 +288,6 @@ def test_authenticator_redeems_a_bound_ticket_for_its_browser(
         db.commit()
     assert _run(auth.authenticate(None, {"ticket": bound})) is None  # no hub cookie
     assert _run(auth.authenticate(None, {"ticket": bound, "hub_browser": HUB})) == {"name": "pi"}
-    assert _run(auth.authenticate(None, {"ticket": unbound})) == {"name": "pi"}
     handlers = dict(auth.get_handlers(None))
     assert set(handlers) == {"/beamdesk-login", "/beamdesk-signin"}
 
@@ -383,11 +407,10 @@ def test_the_hub_handlers_sign_in_only_the_browser_that_asked(
         assert own.get(f"{last.path}?{last.query}").status_code == 403  # used
         assert own.get(path).status_code == 403  # at step 1 too
 
-        # An unbound ticket (no portal route issues one) is consumed at step 1 at once.
+        # A ticket without a browser (a row from before binding existed) opens nothing.
         with sessions() as db:
             pi = _user(db, "pi")
-            unbound = issue_ticket(db, settings.secret_key, pi, next_path="/hub/home")
+            unbound = issue_ticket(db, settings.secret_key, pi, browser=BROWSER)
+            db.execute(HubTicket.__table__.update().values(browser_hash=None))
             db.commit()
-        answer = victim.get("/hub/beamdesk-login", params={"ticket": unbound})
-        assert answer.status_code == 302 and answer.headers["location"] == "/hub/home"
         assert victim.get("/hub/beamdesk-login", params={"ticket": unbound}).status_code == 403
