@@ -205,3 +205,26 @@ def test_losing_a_proposal_ends_the_server_and_its_token(
             time.sleep(0.5)
     start(hub, "outsider")
     assert probe(hub, "outsider", [])["proposals"] == [OTHER]
+
+
+def test_a_disabled_account_loses_its_server_at_once(
+    live_server, hub: RunningHub, jworld: JWorld, settings: Settings
+) -> None:  # type: ignore[no-untyped-def]
+    office = {"Authorization": f"Bearer {jworld.tokens['office']}"}
+    start(hub, "outsider")
+    token = {"Authorization": f"Bearer {probe(hub, 'outsider', [])['environ']['BEAMDESK_TOKEN']}"}
+    with httpx.Client(base_url=live_server.url, timeout=60) as portal:
+        assert portal.get("/api/me", headers=token).status_code == 200
+        disabled = portal.post("/api/users/outsider/disable", headers=office)
+        assert disabled.status_code == 200, disabled.text
+        assert portal.get("/api/me", headers=token).status_code == 401
+    deadline = time.monotonic() + 30
+    while server_running(hub, "outsider"):
+        assert time.monotonic() < deadline, f"server still running:\n{hub.log_text()}"
+        time.sleep(0.5)
+    with HubClient(hub.settings, timeout=60) as api:  # and the hub cannot start it again
+        api._call("POST", "/hub/api/users/outsider/server", (201, 202, 400, 500))
+    deadline = time.monotonic() + 30  # the pre-spawn hook refuses a disabled account
+    while server_running(hub, "outsider"):
+        assert time.monotonic() < deadline, f"a disabled account's server runs:\n{hub.log_text()}"
+        time.sleep(0.5)
