@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -51,22 +52,56 @@ def _fresh_postgres_database(base_url: str) -> str:
     return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per run: tests get copies (an upgrade takes ~1 s)."""
+    path = tmp_path_factory.mktemp("template") / "beamdesk.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str | None]:
+    """The name of a PostgreSQL database migrated once per run, cloned per test (TEMPLATE)."""
+    base = os.environ.get("BEAMDESK_TEST_POSTGRES_URL")
+    if not base:
+        yield None
+        return
+    url = _fresh_postgres_database(base)
+    upgrade(url)
+    yield make_url(url).database
+
+
+def _sqlite_copy(template: Path, target: Path) -> str:
+    # SQLite's backup API, not a file copy: the template's WAL (if any) is included.
+    with sqlite3.connect(template) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return f"sqlite:///{target}"
+
+
+def _postgres_copy(base_url: str, template: str) -> str:
+    name = f"bd_test_{secrets.token_hex(6)}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path) -> str:
     """A migrated, empty database of each kind: tests using it run on both."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'beamdesk.db'}"
-    else:
-        url = _fresh_postgres_database(_postgres_url())
-    upgrade(url)
-    return url
+        return _sqlite_copy(migrated_sqlite, tmp_path / "beamdesk.db")
+    base = _postgres_url()
+    assert base is not None
+    template = request.getfixturevalue("migrated_postgres")
+    return _postgres_copy(base, template)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'beamdesk.db'}"
-    upgrade(url)
-    return url
+def sqlite_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    return _sqlite_copy(migrated_sqlite, tmp_path / "beamdesk.db")
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
