@@ -77,8 +77,11 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
-def meta(files: ProposalFiles, file: str, path: str = "/") -> Reply:
-    return _json(content.metadata(files.node(file, path), files.links))
+def meta(
+    files: ProposalFiles, file: str, path: str = "/", resolve_links: str | None = None
+) -> Reply:
+    links = content.link_resolution(resolve_links)
+    return _json(content.metadata(files.node(file, path, links), files.links))
 
 
 def attr(

@@ -103,18 +103,63 @@ def child(group: h5py.Group, path: str, name: str, opener: Opener) -> Node:
     return Node(child_path, link=link) if target is None else Node(child_path, entity=target)
 
 
-def resolve(f: h5py.File, path: str | None, opener: Opener) -> Node:
-    """The entity at ``path`` (default "/"); 404 if there is none."""
+# h5grove's ``resolve_links`` values (``true``/``false`` are its older spellings).
+ONLY_VALID, ALL, NONE = "only_valid", "all", "none"
+
+
+def link_resolution(value: str | None) -> str:
+    """h5grove 4's ``resolve_links`` query argument; 422 (h5grove's words) otherwise."""
+    if value is None:
+        return ONLY_VALID
+    lowered = value.lower()
+    if lowered in ("true", ALL):
+        return ALL
+    if lowered in ("false", NONE):
+        return NONE
+    if lowered == ONLY_VALID:
+        return ONLY_VALID
+    raise H5RequestError(
+        422,
+        f"{value} is not a valid value for link resolution. "
+        f"Accepted values are: {ALL}, {NONE} or {ONLY_VALID}",
+    )
+
+
+def resolve(f: h5py.File, path: str | None, opener: Opener, links: str = ONLY_VALID) -> Node:
+    """The entity at ``path`` (default "/"); 404 if there is none.
+
+    ``links`` is h5grove's ``resolve_links`` for the last member of ``path`` (the links
+    on the way are always followed): ``only_valid`` follows a soft or external link where
+    it can and returns it unresolved otherwise, ``none`` returns it unresolved, ``all``
+    answers 404 "Cannot resolve" when it cannot be followed (here: also when its target
+    lies outside the proposal).
+    """
     path = path or "/"
     if not path.startswith("/"):
         path = "/" + path
+    if links == NONE and path.rstrip("/"):
+        parent, _, name = path.rstrip("/").rpartition("/")
+        holder = resolve(f, parent or "/", opener).entity
+        link = holder.get(name, getlink=True) if isinstance(holder, h5py.Group) else None
+        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+            return Node(path, link=link)
     try:
         found = _walk(f, path, opener, 0)
     except (KeyError, ValueError) as exc:
         raise _not_found(path) from exc
     if isinstance(found, (h5py.SoftLink, h5py.ExternalLink)):
+        if links == ALL:
+            raise H5RequestError(
+                404, f"Cannot resolve {_describe(found)} at {path} of {Path(f.filename).name}"
+            )
         return Node(path, link=found)
     return Node(path, entity=found)
+
+
+def _describe(link: Link) -> str:
+    if isinstance(link, h5py.SoftLink):
+        return f"the soft link to {link.path!r}"
+    return f"the external link to {link.path!r} in {link.filename!r}"
 
 
 def confined_opener(folder: Path, open_file: Callable[[Path], h5py.File]) -> Opener:
@@ -250,7 +295,7 @@ def dataset_of(node: Node) -> h5py.Dataset:
     if node.link is not None:
         raise H5RequestError(
             404,
-            f"{node.path} is a broken or external link that is not "
+            f"Cannot resolve the link at {node.path}: it is broken or external and not "
             "followed (its target is missing or outside this proposal).",
         )
     if not isinstance(node.entity, h5py.Dataset):

@@ -42,14 +42,22 @@ def open_readonly(path: Path) -> h5py.File:
     """Open for reading; in SWMR-read mode only if a SWMR writer holds the file."""
     try:
         return h5py.File(path, "r", locking=False)
-    except OSError:
-        pass
+    except OSError as exc:
+        _refuse_unreadable(path, exc)
     try:
         return h5py.File(path, "r", swmr=True, locking=False)
     except OSError as exc:
+        _refuse_unreadable(path, exc)
         raise H5RequestError(
             422, f"{path.name} is not a readable HDF5 file (it may be truncated or damaged)."
         ) from exc
+
+
+def _refuse_unreadable(path: Path, exc: OSError) -> None:
+    """A file the reader may not read is 403 "Permission denied" (h5grove's words, which
+    H5Web recognises), not a damaged file."""
+    if isinstance(exc, PermissionError) or "Permission denied" in str(exc):
+        raise H5RequestError(403, f"Cannot read file {path.name}: Permission denied.") from exc
 
 
 def check_not_truncated(handle: h5py.File, path: Path, size_on_disk: int) -> None:

@@ -22,6 +22,11 @@ from beamdesk.h5.handles import FileCache
 from beamdesk.h5.paths import PathNotFound, resolve_beneath
 
 
+def _file_not_found(relfile: str) -> H5RequestError:
+    # "File not found" is what H5Web's h5grove provider recognises (and h5grove says).
+    return H5RequestError(404, f"File not found: no file {relfile!r} in this proposal.")
+
+
 class ProposalFiles:
     def __init__(self, folder: Path, capacity: int = 32) -> None:
         self.folder = Path(folder).resolve()
@@ -33,16 +38,18 @@ class ProposalFiles:
         try:
             target = resolve_beneath(self.folder, relfile)
         except PathNotFound as exc:
-            raise H5RequestError(404, f"No file {relfile!r} in this proposal.") from exc
+            raise _file_not_found(relfile) from exc
         if not target.is_file():
-            raise H5RequestError(404, f"No file {relfile!r} in this proposal.")
+            raise _file_not_found(relfile)
         return target
 
     def file(self, relfile: str) -> h5py.File:
         return self.cache.get(self.path(relfile))
 
-    def node(self, relfile: str, h5path: str | None) -> content.Node:
-        return content.resolve(self.file(relfile), h5path, self.links)
+    def node(
+        self, relfile: str, h5path: str | None, links: str = content.ONLY_VALID
+    ) -> content.Node:
+        return content.resolve(self.file(relfile), h5path, self.links, links)
 
     def resolve(self, handle: h5py.File, h5path: str | None) -> content.Node:
         return content.resolve(handle, h5path, self.links)

@@ -225,6 +225,7 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/proposals/{number}/datasets"): "read_data",
     ("GET", "/api/datasets"): "public",  # filtered to what the caller may read
     ("GET", "/api/proposals/{number}/files/{path:path}"): "read_data",
+    ("GET", "/api/proposals/{number}/h5/"): "read_data",  # h5grove's status check
     ("GET", "/api/proposals/{number}/h5/meta"): "read_data",
     ("GET", "/api/proposals/{number}/h5/attr"): "read_data",
     ("GET", "/api/proposals/{number}/h5/paths"): "read_data",

@@ -20,9 +20,29 @@ from beamdesk.web.readers import Readers, read, respond
 router = APIRouter(prefix="/api/proposals/{number}/h5", tags=["hdf5"])
 
 
+@router.get("/")
+def get_root(folder: ReadableProposal) -> Response:
+    """h5grove's status check: "ok" (for a proposal the caller may read; 404 otherwise)."""
+    return Response("ok")
+
+
+@router.head("/", include_in_schema=False)
+def head_root(folder: ReadableProposal) -> Response:
+    return Response("ok")
+
+
 @router.get("/meta")
-def get_meta(folder: ReadableProposal, readers: Readers, file: str, path: str = "/") -> Response:
-    return respond(read(readers, folder.root, "h5.meta", file, path=path))
+def get_meta(
+    folder: ReadableProposal,
+    readers: Readers,
+    file: str,
+    path: str = "/",
+    resolve_links: str = "only_valid",
+) -> Response:
+    """``resolve_links``: h5grove's ``only_valid`` (default), ``all`` or ``none``."""
+    return respond(
+        read(readers, folder.root, "h5.meta", file, path=path, resolve_links=resolve_links)
+    )
 
 
 @router.get("/attr")
