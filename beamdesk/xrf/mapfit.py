@@ -102,7 +102,7 @@ def open_dataset(path: str, dataset: str) -> Iterator[Any]:
     if not Path(path).is_file():
         raise MapFitError(f"{path}: no such file")
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", locking=False)  # never block a beamline writer
     except OSError:
         raise MapFitError(f"{path}: not an HDF5 file (or unreadable)") from None
     try:

@@ -172,7 +172,7 @@ def read_hdf5(spec: str) -> Spectrum:
     if not Path(fname).is_file():
         raise SpectrumReadError(f"{fname}: no such file")
     try:
-        with h5py.File(fname, "r") as f:
+        with h5py.File(fname, "r", locking=False) as f:  # never block a beamline writer
             if inner not in f:
                 raise SpectrumReadError(f"{fname}: no dataset {inner}")
             ds = f[inner]

@@ -206,3 +206,23 @@ def test_swmr_writer_growth_is_served(h5world: H5World, writer: Writer) -> None:
         _assert_served_matches_file(h5world, file, [float(v) for v in range(step + 1)])
     writer("close")
     _assert_served_matches_file(h5world, file, [0.0, 1.0, 2.0, 3.0])
+
+
+def test_beamdesks_readers_outside_the_workers_do_not_lock(tmp_path: Path, writer: Writer) -> None:
+    """The XRF command line reads maps in its own process (``beamdesk xrf map`` holds one
+    open for the whole fit): the writer must still open it for appending meanwhile."""
+    from beamdesk.xrf.mapfit import open_dataset
+
+    path = tmp_path / "map.h5"
+    writer("open", path=str(path), mode="w")
+    writer("create", frame=FRAME)
+    writer("append", values=[1.0, 2.0])
+    writer("close")
+    with open_dataset(str(path), "entry/frames") as ds:
+        assert not _locked(str(path))  # this process holds no lock on the file
+        writer("open", path=str(path), mode="a")
+        assert _locked(str(path))
+        writer("append", values=[3.0])
+        writer("close")
+        assert ds.shape[0] == 2  # what was open before the append
+    np.testing.assert_array_equal(_h5py_frames(path)[:, 0, 0], [1.0, 2.0, 3.0])
