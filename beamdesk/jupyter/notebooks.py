@@ -116,12 +116,13 @@ def dataset_notebook(
             "data.shape, data.dtype"
         ),
         new_markdown_cell(
-            "## Directly with h5py\n\nYour proposals are linked (read them, "
-            "do not write) under `~/proposals`."
+            "## Directly with h5py\n\nThe proposals you may read are mounted read-only "
+            "under `$BEAMDESK_PROPOSALS` (`/proposals`)."
         ),
         new_code_cell(
             "folder = Path(os.environ.get('BEAMDESK_PROPOSALS', '~/proposals')).expanduser()\n"
-            "with h5py.File(folder / PROPOSAL / FILE, 'r') as f:\n"
+            "# locking=False: a beamline may be writing this file; never hold a lock on it\n"
+            "with h5py.File(folder / PROPOSAL / FILE, 'r', locking=False) as f:\n"
             f"    data_h5 = f[DATASET]{index}\n"
             "np.testing.assert_array_equal(data, data_h5)  # the API and the file agree\n"
             "data_h5.shape"

@@ -182,6 +182,9 @@ class SandboxSpawner(LocalProcessSpawner):  # type: ignore[misc]
             BEAMDESK_PROPOSALS=PROPOSALS_INSIDE,
             # glibc's per-thread arenas would spend the address-space limit on nothing.
             MALLOC_ARENA_MAX="2",
+            # Raw data may be being written: h5py in a notebook must never hold HDF5's
+            # file lock, which would stop the beamline's writer from appending.
+            HDF5_USE_FILE_LOCKING="FALSE",
         )
         return env
 

@@ -161,6 +161,7 @@ def test_outsider_kernel_sees_only_her_proposal(
         and k not in {"BEAMDESK_URL", "BEAMDESK_TOKEN", "BEAMDESK_PROPOSALS", "BEAMDESK_LINKED"}
     ]
     assert "CONFIGPROXY_AUTH_TOKEN" not in env
+    assert env["HDF5_USE_FILE_LOCKING"] == "FALSE"  # never a lock a beamline writer waits on
     # The one portal token in there is hers, and reads only what she may read.
     with httpx.Client(base_url=live_server.url, timeout=30) as portal:
         bearer = {"Authorization": f"Bearer {env['BEAMDESK_TOKEN']}"}
