@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from beamdesk.h5.api import EXPORTS
 from beamdesk.portal.auth import audit
@@ -20,15 +20,15 @@ from beamdesk.web.readers import Readers, read, respond
 router = APIRouter(prefix="/api/proposals/{number}/h5", tags=["hdf5"])
 
 
-@router.get("/")
-def get_root(folder: ReadableProposal) -> Response:
+@router.get("/", response_class=PlainTextResponse)
+def get_root(folder: ReadableProposal) -> PlainTextResponse:
     """h5grove's status check: "ok" (for a proposal the caller may read; 404 otherwise)."""
-    return Response("ok")
+    return PlainTextResponse("ok")
 
 
 @router.head("/", include_in_schema=False)
-def head_root(folder: ReadableProposal) -> Response:
-    return Response("ok")
+def head_root(folder: ReadableProposal) -> PlainTextResponse:
+    return PlainTextResponse("ok")
 
 
 @router.get("/meta")
