@@ -11,30 +11,18 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from beamdesk.jupyter.config import HubSettings, hub_settings
 from beamdesk.jupyter.hubapi import HubClient, HubUnavailable
-from beamdesk.jupyter.workspace import TOKEN_NAME
-from beamdesk.portal.auth import audit, revoke_api_token
-from beamdesk.portal.models import ApiToken, User
+from beamdesk.jupyter.workspace import revoke_server_tokens
+from beamdesk.portal.auth import audit
+from beamdesk.portal.models import User
 from beamdesk.settings import Settings
 
 log = logging.getLogger("beamdesk.jupyter")
 STOP_TIMEOUT = 10.0
-
-
-def revoke_server_tokens(db: Session, user: User, now: datetime) -> int:
-    """Revoke the portal tokens of ``user``'s notebook servers; the caller commits."""
-    rows = db.scalars(
-        select(ApiToken).where(
-            ApiToken.user_id == user.id,
-            ApiToken.name == TOKEN_NAME,
-            ApiToken.revoked_at.is_(None),
-        )
-    )
-    return sum(revoke_api_token(db, user, row.id, now) for row in list(rows))
 
 
 def stop_server(hub: HubSettings, username: str) -> bool:

@@ -87,15 +87,19 @@ def link_proposals(proposals_dir: Path, wanted: dict[str, Path]) -> list[str]:
     return sorted(wanted)
 
 
-def renew_server_token(db: Session, user: User, now: datetime) -> str:
-    """Revoke the user's previous server token and make a fresh one."""
-    old = db.scalars(
+def revoke_server_tokens(db: Session, user: User, now: datetime) -> int:
+    """Revoke the portal tokens of ``user``'s notebook servers; the caller commits."""
+    rows = db.scalars(
         select(ApiToken).where(
             ApiToken.user_id == user.id, ApiToken.name == TOKEN_NAME, ApiToken.revoked_at.is_(None)
         )
     )
-    for row in list(old):
-        revoke_api_token(db, user, row.id, now)
+    return sum(revoke_api_token(db, user, row.id, now) for row in list(rows))
+
+
+def renew_server_token(db: Session, user: User, now: datetime) -> str:
+    """Revoke the user's previous server token and make a fresh one."""
+    revoke_server_tokens(db, user, now)
     return create_api_token(db, user, name=TOKEN_NAME, expires_days=TOKEN_DAYS, now=now).token
 
 
