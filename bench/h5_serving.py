@@ -251,6 +251,32 @@ def main() -> None:
             f"2048²→512² mean view {t_view:.1f} ms ({t_view / t_tile:.2f}x, goal < 3x); "
             f"decimate {t_dec:.1f} ms ({t_dec / t_tile:.2f}x)"
         )
+        # What the handle cache saves: the same small reads while the file is unchanged
+        # (handle reused) and with its mtime bumped before each request (the signature
+        # changes, so every request reopens the file, as it would with no cache at all).
+        corner = {"file": "stack.h5", "path": "/frames", "selection": "7,0:16,0:16"}
+        meta_url = bd_url.removesuffix("/data") + "/meta"
+        stack_path = data / NUMBER / "stack.h5"
+
+        def reopened(url: str, params: dict[str, str]) -> Callable[[], object]:
+            def run() -> object:
+                os.utime(stack_path, ns=(time.time_ns(), time.time_ns()))
+                return fetch(client, url, params)
+
+            return run
+
+        print()
+        for name, url, params in (
+            ("16² frame corner", bd_url, {**corner, "format": "bin"}),
+            ("meta of /frames", meta_url, {"file": "stack.h5", "path": "/frames"}),
+        ):
+            warm = median_time(lambda u=url, p=params: fetch(client, u, p))
+            cold = median_time(reopened(url, params))
+            print(
+                f"{name:28} handle reused {warm:6.2f} ms, reopened each time {cold:6.2f} ms "
+                f"(not caching costs {cold / warm:.2f}x)"
+            )
+
         if before:
             small = {
                 "file": "stack.h5",

@@ -5,6 +5,6 @@ Pure science: this package imports no other BeamDesk sub-package and no web fram
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from beamdesk import __version__
 
 __all__ = ["__version__"]
