@@ -199,8 +199,15 @@ def notebook_dataset(files: ProposalFiles, file: str, target: str) -> dict[str, 
         raise H5RequestError(404, "This file has no dataset to open in a notebook.")
     obj = nexus.inside(root, path)
     if obj is not None and not hasattr(obj, "shape"):  # a group picked in the viewer
-        path = nexus.default_signal(root)
-        obj = nexus.inside(root, path) if path else None
+        # An NXdata group: its own signal (what H5Web plots, and what its slice is of);
+        # any other group: the file's default plot.
+        signal = nexus.text(obj.attrs.get("signal", "")) if nexus.nx_class(obj) == "NXdata" else ""
+        found = nexus.inside(obj, signal) if signal else None
+        if found is not None and hasattr(found, "shape"):
+            obj = found
+        else:
+            path = nexus.default_signal(root)
+            obj = nexus.inside(root, path) if path else None
     if obj is None or not hasattr(obj, "shape"):
         raise H5RequestError(404, f"No dataset {path!r} in this file.")
     content.check_storage(obj, files.folder)

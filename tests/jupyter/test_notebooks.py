@@ -67,7 +67,9 @@ def test_notebook_code_is_valid_python_with_literals_only(tmp_path) -> None:  # 
             ast.parse(cell.source)  # no injected syntax, whatever the file is called
     setup = nb.cells[1].source
     assert f"FILE = {tricky!r}" in setup and "SELECTION = '0,:,1:3'" in setup
-    assert "f[DATASET][0, :, 1:3]" in nb.cells[5].source
+    (read,) = [c for c in nb.cells if "h5py.File(" in c.source]
+    assert "dset[0, :, 1:3]" in read.source
+    assert read.source.index("import hdf5plugin") < read.source.index("h5py.File(")
     job = xrf_job_notebook(
         NUMBER, FILE, "/entry/data/spectra", {"elements": ["Fe", "Zn"], "energy_kev": 12.0}
     )
