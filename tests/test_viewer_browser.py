@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import h5py
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
@@ -129,6 +130,15 @@ def open_export_menu(page) -> None:  # type: ignore[no-untyped-def]
     export.click()
 
 
+def toggle_flip_y(page) -> None:  # type: ignore[no-untyped-def]
+    """H5Web's heatmap "Flip Y" toggle, from the "More controls" menu if it is there."""
+    flip = page.get_by_role("button", name="Flip Y")
+    if flip.count() == 0:
+        page.get_by_role("button", name="More controls").click()
+    flip.click()
+    page.keyboard.press("Escape")
+
+
 def shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     folder = os.environ.get("BEAMDESK_SCREENSHOTS")
     if folder:
@@ -188,7 +198,23 @@ def test_member_views_nexus_default_plot_tree_and_datasets(  # type: ignore[no-u
         page.get_by_test_id("download-png").click()
     png = tmp_path / "image.png"
     info.value.save_as(png)
-    assert Image.open(png).size == (64, 48)
+    assert Image.open(png).info["BeamDesk:data-box"] == "0,0,64,48"
+    values = image_values()
+    colours = matplotlib.colormaps["viridis"](
+        (values - values.min()) / (values.max() - values.min()), bytes=True
+    )
+    shown = np.asarray(Image.open(png).convert("RGBA"))
+    # As H5Web draws it: row 0 at the bottom, then a colour bar to the right.
+    np.testing.assert_array_equal(shown[:48, :64], colours[::-1])
+    assert shown.shape[1] > 64 + 16
+    # H5Web's "Flip Y" puts row 0 at the top: so does the PNG, clicked after the toggle.
+    toggle_flip_y(page)
+    with page.expect_download() as info:
+        page.get_by_test_id("download-png").click()
+    assert "flip_y=true" in info.value.url
+    info.value.save_as(png)
+    np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGBA"))[:48, :64], colours)
+    toggle_flip_y(page)
     with page.expect_download() as info:
         page.get_by_test_id("download-subset").click()
     subset = tmp_path / "subset.h5"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import h5py
 import numpy as np
@@ -25,6 +26,7 @@ from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.handles import refresh
 from beamdesk.h5.opener import ProposalFiles
 from beamdesk.h5.selection import describe, parse_selection
+from beamdesk.h5.subset import write_subset
 
 EXPORTS = {"csv", "npy", "tiff", "png"}
 FORMATS = {"json", "bin"} | EXPORTS
@@ -117,6 +119,9 @@ class DataQuery:
     scale: str = "linear"
     vmin: float | None = None
     vmax: float | None = None
+    flip_y: bool = False
+    flip_x: bool = False
+    colorbar: bool = True
 
     def check(self) -> None:
         if self.format not in FORMATS:
@@ -222,7 +227,16 @@ def _encode(values: Any, query: DataQuery, name: str, headers: dict[str, str]) -
     elif fmt == "tiff":
         body, media = exports.to_tiff(arr), "image/tiff"
     else:
-        body = exports.to_png(arr, query.colormap, query.scale, query.vmin, query.vmax)
+        body = exports.to_png(
+            arr,
+            query.colormap,
+            query.scale,
+            query.vmin,
+            query.vmax,
+            flip_y=query.flip_y,
+            flip_x=query.flip_x,
+            colorbar=query.colorbar,
+        )
         media = "image/png"
     return Reply(body, media, {**headers, **_attachment(name)})
 
@@ -246,17 +260,8 @@ def line(
 
 
 def subset(files: ProposalFiles, file: str, paths: list[str], max_read_bytes: int) -> Stream:
-    """Chosen datasets/groups with their attributes and parents' attributes, as a new file."""
-    handle = files.file(file)
-    objects = []
-    for p in paths:
-        node = files.resolve(handle, p)
-        if node.entity is None:
-            raise H5RequestError(422, f"{p} is a link that cannot be followed.")
-        if isinstance(node.entity, h5py.Dataset):
-            content.check_storage(node.entity, files.folder)
-        objects.append((node.path, node.entity))
-    temp = exports.write_subset(handle, objects, max_read_bytes)
+    """Chosen datasets/groups as a new file that reopens as NeXus (see ``h5.subset``)."""
+    temp, omitted = write_subset(files, files.file(file), paths, max_read_bytes)
     size = temp.stat().st_size
     name = exports.download_name(file, "subset", "", "h5")
 
@@ -268,6 +273,7 @@ def subset(files: ProposalFiles, file: str, paths: list[str], max_read_bytes: in
         finally:
             os.unlink(temp)
 
-    return Stream(
-        chunks(), "application/x-hdf5", {"Content-Length": str(size), **_attachment(name)}
-    )
+    headers = {"Content-Length": str(size), **_attachment(name)}
+    if omitted:  # also named in the file's root attribute subset_omitted
+        headers["X-Subset-Omitted"] = ", ".join(quote(p, safe="/") for p in sorted(omitted))
+    return Stream(chunks(), "application/x-hdf5", headers)

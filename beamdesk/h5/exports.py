@@ -1,13 +1,12 @@
-"""Download formats beyond h5grove's: CSV, TIFF stacks, colour-mapped PNG, HDF5 subsets."""
+"""Download formats beyond h5grove's: CSV, TIFF stacks, colour-mapped PNG (subsets: ``subset``)."""
 
 from __future__ import annotations
 
 import io
 import re
-import tempfile
 from pathlib import Path
+from typing import Any
 
-import h5py
 import numpy as np
 
 from beamdesk.h5.errors import H5RequestError
@@ -51,15 +50,42 @@ def to_csv(data: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def to_tiff(data: np.ndarray) -> bytes:
+def tiff_array(data: np.ndarray) -> np.ndarray:
+    """The values as TIFF stores them: the source dtype for 8-64-bit integers and 16-64-bit
+    floats (native byte order), booleans as uint8 0/1, longer floats as float64."""
     arr = _numeric(data, "tiff")
     if arr.ndim not in (2, 3) or arr.dtype.kind == "c":
         raise H5RequestError(422, "format=tiff needs a real-valued 2-D image or 3-D stack.")
+    if arr.dtype.kind == "b":
+        return arr.astype(np.uint8)  # tifffile would pack 1-bit pages few readers open
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        return arr.astype(np.float64)  # TIFF has no 80/128-bit floats
+    return arr.astype(arr.dtype.newbyteorder("=")) if not arr.dtype.isnative else arr
+
+
+def to_tiff(data: np.ndarray) -> bytes:
+    arr = tiff_array(data)
     buf = io.BytesIO()
     import tifffile  # on first TIFF export: ~24 MiB a server need not carry otherwise
 
     tifffile.imwrite(buf, arr, photometric="minisblack")
     return buf.getvalue()
+
+
+def colormap_named(name: str) -> Any:
+    """A matplotlib colour map by name, any case ("Viridis", H5Web's spelling, works too);
+    a ``_r`` suffix reverses it (H5Web's "invert")."""
+    import matplotlib
+
+    names = {n.lower(): n for n in matplotlib.colormaps}
+    found = name if name in matplotlib.colormaps else names.get(name.lower())
+    if found is None:
+        raise H5RequestError(422, f"Unknown colormap {name!r}, e.g. viridis, gray, inferno.")
+    return matplotlib.colormaps[found]
+
+
+_FORWARD = {"linear": lambda v: v, "log": np.log10, "sqrt": np.sqrt}
+_BACK = {"linear": lambda v: v, "log": lambda v: 10.0**v, "sqrt": lambda v: v * v}
 
 
 def to_png(
@@ -68,21 +94,23 @@ def to_png(
     scale: str = "linear",
     vmin: float | None = None,
     vmax: float | None = None,
+    flip_y: bool = False,
+    flip_x: bool = False,
+    colorbar: bool = True,
 ) -> bytes:
-    import matplotlib
+    """The 2-D selection as H5Web's heatmap draws it: one pixel per value, row 0 at the
+    bottom (``flip_y``: at the top, H5Web's "Flip Y"), column 0 at the left (``flip_x``:
+    at the right), colours ``colormap(normalised value)``, a colour bar at the right."""
     from PIL import Image
+
+    from beamdesk.h5 import colorbar as bar
 
     arr = _numeric(data, "png")
     if arr.ndim != 2 or arr.dtype.kind == "c":
         raise H5RequestError(422, "format=png needs a real-valued 2-D selection.")
     if scale not in SCALES:
         raise H5RequestError(422, f"Invalid scale {scale!r}: use one of {', '.join(SCALES)}.")
-    try:
-        cmap = matplotlib.colormaps[colormap]
-    except KeyError as exc:
-        raise H5RequestError(
-            422, f"Unknown colormap {colormap!r}, e.g. viridis, gray, inferno."
-        ) from exc
+    cmap = colormap_named(colormap)
     if arr.size > MAX_PNG_PIXELS:
         raise H5RequestError(
             413,
@@ -90,63 +118,44 @@ def to_png(
             f"than the {MAX_PNG_PIXELS // 2**20} Mpx a picture export "
             "makes: add downsample=4096x4096, or export TIFF or NPY.",
         )
-    values = arr.astype(np.float32)
+    values = arr.astype(np.float64)  # float32 would merge values of 1e9 + a few
+    valid = {"linear": np.isfinite, "log": lambda v: v > 0, "sqrt": lambda v: v >= 0}[scale]
     with np.errstate(divide="ignore", invalid="ignore"):
-        if scale == "log":
-            values = np.where(values > 0, np.log10(values), np.nan)
-        elif scale == "sqrt":
-            values = np.where(values >= 0, np.sqrt(values), np.nan)
-    finite = values[np.isfinite(values)]
-    transform = {
-        "linear": float,
-        "log": lambda v: np.log10(v) if v > 0 else np.nan,
-        "sqrt": lambda v: np.sqrt(v) if v >= 0 else np.nan,
-    }[scale]
-    lo = transform(vmin) if vmin is not None else (finite.min() if finite.size else 0.0)
-    hi = transform(vmax) if vmax is not None else (finite.max() if finite.size else 1.0)
-    span = hi - lo if np.isfinite(hi - lo) and hi != lo else 1.0
-    rgba = cmap(np.clip((values - lo) / span, 0, 1), bytes=True)
-    rgba[~np.isfinite(values)] = 0
-    buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
-    return buf.getvalue()
+        values[~valid(values)] = np.nan
+        values = _FORWARD[scale](values)
+        finite = np.isfinite(values)
+        lo = _transform(vmin, scale) if vmin is not None else None
+        hi = _transform(vmax, scale) if vmax is not None else None
+        if lo is None or not np.isfinite(lo):
+            lo = float(values[finite].min()) if finite.any() else 0.0
+        if hi is None or not np.isfinite(hi):
+            hi = float(values[finite].max()) if finite.any() else 1.0
+        span = hi - lo if np.isfinite(hi - lo) and hi != lo else 1.0
+        np.subtract(values, lo, out=values)
+        np.divide(values, span, out=values)
+    np.clip(values, 0, 1, out=values)
+    rgba = cmap(values, bytes=True)
+    rgba[~finite] = 0  # no value: transparent
+    if not flip_y:
+        rgba = rgba[::-1]
+    if flip_x:
+        rgba = rgba[:, ::-1]
+    rows, cols = arr.shape
+    text = {
+        "BeamDesk:data-box": f"0,0,{cols},{rows}",
+        "BeamDesk:origin": "upper" if flip_y else "lower",
+        "BeamDesk:colormap": cmap.name,
+        "BeamDesk:scale": scale,
+        "BeamDesk:range": f"{_BACK[scale](lo)!r},{_BACK[scale](hi)!r}",
+    }
+    if colorbar:
+        image = bar.compose(rgba, cmap, _BACK[scale](lo), _BACK[scale](hi))
+    else:
+        image = Image.fromarray(np.ascontiguousarray(rgba), "RGBA")
+    return bar.png_bytes(image, text)
 
 
-def _copy_attrs(src: h5py.HLObject, dst: h5py.HLObject) -> None:
-    for key, value in src.attrs.items():
-        dst.attrs[key] = value
-
-
-def write_subset(root: h5py.File, objects: list[tuple[str, h5py.HLObject]], budget: int) -> Path:
-    """A new HDF5 file (a temporary path) holding ``objects`` at their paths, with their
-    attributes and their parent groups' attributes (NX_class…), so it opens in a viewer."""
-    total = sum(o.size * o.dtype.itemsize for _, o in objects if isinstance(o, h5py.Dataset))
-    if total > budget:
-        raise H5RequestError(
-            413,
-            f"The chosen datasets hold {total / 2**20:.1f} MiB, more than "
-            f"the {budget / 2**20:.0f} MiB allowed; choose fewer or smaller.",
-        )
-    fd, name = tempfile.mkstemp(suffix=".h5", prefix="beamdesk-subset-")
-    import os
-
-    os.close(fd)
-    with h5py.File(name, "w") as out:
-        for path, obj in objects:
-            parts = [p for p in path.split("/") if p]
-            src_group: h5py.Group | None = root["/"]
-            dst_group = out["/"]
-            _copy_attrs(root["/"], dst_group)
-            for part in parts[:-1]:
-                dst_group = dst_group.require_group(part)
-                # Parents' attributes only through hard links: libhdf5 would follow an
-                # external link anywhere, and the object itself was already confined.
-                link = src_group.get(part, getlink=True) if src_group is not None else None
-                src_group = src_group[part] if isinstance(link, h5py.HardLink) else None
-                if isinstance(src_group, h5py.Group):
-                    _copy_attrs(src_group, dst_group)
-                else:
-                    src_group = None
-            if parts and parts[-1] not in dst_group:
-                dst_group.copy(obj, parts[-1])
-    return Path(name)
+def _transform(value: float, scale: str) -> float:
+    if (scale == "log" and value <= 0) or (scale == "sqrt" and value < 0):
+        return float("nan")
+    return float(_FORWARD[scale](float(value)))

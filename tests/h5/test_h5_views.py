@@ -123,6 +123,8 @@ def test_csv_tiff_png_exports(stack: H5World, sessions) -> None:  # type: ignore
         colormap="gray",
         vmin=0,
         vmax=1000,
+        flip_y=True,  # row 0 at the top (H5Web's default has it at the bottom)
+        colorbar=False,  # the image alone (tests/h5/test_exports_reopen.py: with the bar)
     )
     png = np.asarray(Image.open(io.BytesIO(r.content)))
     assert png.shape == (203, 157, 4)

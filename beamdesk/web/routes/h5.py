@@ -102,7 +102,13 @@ def get_data(
     scale: str = "linear",
     vmin: float | None = None,
     vmax: float | None = None,
+    flip_y: bool = False,
+    flip_x: bool = False,
+    colorbar: bool = True,
 ) -> Response:
+    """``format=png``: as H5Web's heatmap, row 0 at the bottom unless ``flip_y`` (its
+    "Flip Y"), column 0 at the left unless ``flip_x``, with a colour bar unless
+    ``colorbar=false``; one pixel per value."""
     query = {
         "selection": selection,
         "format": format,
@@ -114,6 +120,9 @@ def get_data(
         "scale": scale,
         "vmin": vmin,
         "vmax": vmax,
+        "flip_y": flip_y,
+        "flip_x": flip_x,
+        "colorbar": colorbar,
     }
     answer = read(
         readers,
