@@ -285,7 +285,14 @@ def write_xanes_scan(path: Path, *, start: datetime, seed: int, sample: str) -> 
         data["energy"] = energy
         data["energy"].attrs["units"] = "keV"
         data["I0"], data["It"] = i0, it
-        data.attrs["auxiliary_signals"] = ["I0", "It"]
+        # NeXus plots auxiliary signals with the signal, in its units: μ has none; the
+        # counts I0 and It (same units, same scale) are their own plot, sharing the datasets.
+        intensities = _nxdata(entry, "intensities", "I0", ["energy"])
+        intensities.attrs["auxiliary_signals"] = ["It"]
+        for name in ("I0", "It", "energy"):
+            intensities[name] = data[name]  # hard links: one copy of the values
+        for name in ("I0", "It"):
+            data[name].attrs["units"] = "counts"
 
 
 def write_saxs_frames(
