@@ -361,6 +361,9 @@ def write_saxs_frames(
         reduced["q"].attrs["units"] = "1/nm"
 
 
+STACK_PIXEL_MM = 0.0065  # the projection stack's detector pixel
+
+
 @dataclass(frozen=True)
 class StackShape:
     frames: int = 520
@@ -400,7 +403,7 @@ def write_projection_stack(
             definition="NXtomo",
         )
         entry.attrs["default"] = "data"
-        data = _nxdata(entry, "data", "data", ["rotation_angle", ".", "."])
+        data = _nxdata(entry, "data", "data", ["rotation_angle", "y", "x"])
         ds = data.create_dataset(
             "data",
             shape=(shape.frames, shape.rows, shape.cols),
@@ -424,6 +427,14 @@ def write_projection_stack(
                 progress(f"tomography stack: frame {k}/{shape.frames}")
         data["rotation_angle"] = angles
         data["rotation_angle"].attrs["units"] = "degree"
+        # Detector pixel centres in mm (6.5 µm pixels), centred on the rotation axis.
+        for dim, (name, n) in enumerate(
+            (("rotation_angle", shape.frames), ("y", shape.rows), ("x", shape.cols))
+        ):
+            if name != "rotation_angle":
+                data[name] = (np.arange(n) - (n - 1) / 2) * STACK_PIXEL_MM
+                data[name].attrs["units"] = "mm"
+            data.attrs[f"{name}_indices"] = dim
 
 
 def write_compound_log(path: Path, *, start: datetime, seed: int) -> None:

@@ -23,6 +23,7 @@ import {
   resolveStack,
   type StackInfo,
 } from './stack';
+import { axisLabel, frameAxisText, shownEdges } from './nexusAxes';
 import type { FramesState } from './viewState';
 
 interface Props {
@@ -69,9 +70,13 @@ function frameURL(
   return `${apiURL}/data?${new URLSearchParams({ file, path, selection, format }).toString()}`;
 }
 
-/** Pixel edges of the bins along one axis, so the axes show real pixel coordinates. */
-function edges(n: number, factor: number, count: number): Float64Array {
-  return Float64Array.from({ length: count + 1 }, (_, i) => Math.min(n, i * factor));
+/** Edges of the shown pixels along an image axis (NeXus axis values, else pixel indices). */
+function axisParams(stack: StackInfo, dim: number, factor: number, count: number) {
+  const axis = stack.axes[dim];
+  return {
+    value: shownEdges(axis?.values, stack.shape[dim], factor, count),
+    label: axis && axisLabel(axis),
+  };
 }
 
 function StackPlayer(props: Props) {
@@ -174,11 +179,11 @@ function StackPlayer(props: Props) {
     if (!shown || !stack) {
       return undefined;
     }
-    const [rows, cols] = stack.shape.slice(-2);
+    const dims = stack.shape.length;
     return {
       dataArray: ndarray(shown.values, [shown.rows, shown.cols]),
-      abscissa: { value: edges(cols, shown.factors[1], shown.cols) },
-      ordinate: { value: edges(rows, shown.factors[0], shown.rows) },
+      abscissa: axisParams(stack, dims - 1, shown.factors[1], shown.cols),
+      ordinate: axisParams(stack, dims - 2, shown.factors[0], shown.rows),
     };
   }, [shown, stack]);
 
@@ -194,6 +199,7 @@ function StackPlayer(props: Props) {
   }
   const rows = stack.shape[ndim - 2];
   const cols = stack.shape[ndim - 1];
+  const playedAxisText = frameAxisText(stack.axes[axis], frame);
   const wouldBin =
     !stack.ctor || (side !== undefined && Math.max(rows, cols) > side)
       ? [binFactor(rows, side ?? rows), binFactor(cols, side ?? cols)]
@@ -225,6 +231,12 @@ function StackPlayer(props: Props) {
           data-selection={shown?.selection ?? ''}
         >
           Frame {frame} / {count - 1}
+          {playedAxisText && (
+            <span data-testid="frame-axis-value" data-value={stack.axes[axis]?.values[frame]}>
+              {' · '}
+              {playedAxisText}
+            </span>
+          )}
         </span>
         <label>
           Speed{' '}

@@ -6,6 +6,7 @@
 // frame of a 1 GB stack travels as 512×512 values; smaller frames come at full resolution
 // in their own type.
 import { ctorOf, type H5GroveMeta, type NumCtor } from '../common/downsample';
+import { type AxisInfo, axisNames, fitsDimension } from './nexusAxes';
 
 export interface StackInfo {
   /** Dataset played (an NXdata group is replaced by its signal). */
@@ -13,6 +14,8 @@ export interface StackInfo {
   shape: number[];
   /** Typed array of the dataset's values after `dtype=safe`; undefined → always binned. */
   ctor: NumCtor | undefined;
+  /** NeXus axis of each dimension (from the NXdata group holding the stack), if any. */
+  axes: (AxisInfo | undefined)[];
 }
 
 export interface Frame {
@@ -76,7 +79,69 @@ export async function resolveStack(
         'a dataset with three or more dimensions, the last two being the image.',
     );
   }
-  return { path: target, shape, ctor: ctorOf(meta.type) };
+  const axes = await stackAxes(apiURL, file, target, shape).catch(() => []);
+  return { path: target, shape, ctor: ctorOf(meta.type), axes };
+}
+
+/** One 1-D axis dataset fitting a dimension of `n`; undefined when it does not fit. */
+async function loadAxis(
+  apiURL: string,
+  file: string,
+  name: string,
+  path: string,
+  n: number,
+): Promise<AxisInfo | undefined> {
+  const meta = await getJSON<H5GroveMeta>(`${apiURL}/meta?${query({ file, path })}`);
+  const shape = meta.shape ?? [];
+  const cls = meta.type?.class;
+  if (meta.kind !== 'dataset' || (cls !== 0 && cls !== 1) || shape.length !== 1) {
+    return undefined;
+  }
+  if (shape[0] !== n && shape[0] !== n + 1) {
+    return undefined;
+  }
+  const [values, attrs] = await Promise.all([
+    getJSON<unknown>(`${apiURL}/data?${query({ file, path, format: 'json' })}`),
+    getJSON<Record<string, unknown>>(`${apiURL}/attr?${query({ file, path })}`),
+  ]);
+  if (!Array.isArray(values) || !fitsDimension(values, n)) {
+    return undefined;
+  }
+  const text = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  return {
+    name,
+    values: values.map(Number),
+    units: text(attrs.units),
+    longName: text(attrs.long_name),
+  };
+}
+
+/**
+ * The NeXus axes of a stack that is the @signal of its NXdata group; an axis that is
+ * missing, unreadable or of the wrong length is left out (pixel indices instead).
+ */
+async function stackAxes(
+  apiURL: string,
+  file: string,
+  path: string,
+  shape: number[],
+): Promise<(AxisInfo | undefined)[]> {
+  const cut = path.lastIndexOf('/');
+  const group = path.slice(0, cut) || '/';
+  const attrs = await getJSON<Record<string, unknown>>(
+    `${apiURL}/attr?${query({ file, path: group })}`,
+  );
+  if (attrs.NX_class !== 'NXdata' || attrs.signal !== path.slice(cut + 1)) {
+    return [];
+  }
+  const base = group === '/' ? '' : group;
+  return Promise.all(
+    axisNames(attrs, shape.length).map((name, dim) =>
+      name
+        ? loadAxis(apiURL, file, name, `${base}/${name}`, shape[dim]).catch(() => undefined)
+        : undefined,
+    ),
+  );
 }
 
 /** Selection of one frame: fixed indices for the leading axes, the play axis at `frame`. */
