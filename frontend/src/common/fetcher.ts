@@ -60,10 +60,10 @@ async function withDrawableAuxiliaries(
   if (kept.length === names.length) {
     return buffer;
   }
-  const rewritten: Record<string, unknown> = { ...attrs, auxiliary_signals: kept };
-  if (kept.length === 0) {
-    delete rewritten.auxiliary_signals;
-  }
+  // The attribute stays (H5Web checks every attribute /meta lists has a value): a list
+  // keeps its shape, a single name becomes "." (NeXus for none) when left out.
+  const value = Array.isArray(listed) ? kept : (kept[0] ?? '.');
+  const rewritten: Record<string, unknown> = { ...attrs, auxiliary_signals: value };
   return encoder.encode(JSON.stringify(rewritten)).buffer;
 }
 
