@@ -24,7 +24,7 @@ import {
 const MODES: [ViewMode, string, string][] = [
   ['h5web', 'Explore', 'H5Web: tree, inspector, NeXus and N-D views, exports'],
   ['frames', 'Play frames', 'Play through the frames of the selected 3-D (or N-D) dataset'],
-  ['overlay', 'Overlay 1-D', 'Several 1-D datasets of this file on one plot'],
+  ['overlay', 'Overlay 1-D', '1-D datasets of this and other files of the proposal on one plot'],
 ];
 
 function readSlice(root: HTMLElement): string[] {
@@ -132,7 +132,6 @@ function ViewerApp(props: { config: PageConfig }) {
     setInitialPath('/');
     setFile(next);
     setFrames((f) => ({ ...f, frame: 0, axis: 0, fixed: [] }));
-    setOverlay({ x: '', y: [] });
   }
 
   return (
@@ -182,9 +181,10 @@ function ViewerApp(props: { config: PageConfig }) {
               </ViewBoundary>
             )}
             {mode === 'overlay' && (
-              <ViewBoundary key={file} resetKey={`${overlay.x}::${overlay.y.join()}`}>
+              <ViewBoundary key={file} resetKey={JSON.stringify(overlay)}>
                 <OverlayPanel
                   apiURL={config.apiURL}
+                  browseURL={config.browseURL}
                   file={file}
                   state={overlay}
                   onChange={setOverlay}

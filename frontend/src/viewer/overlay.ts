@@ -1,5 +1,5 @@
 // Data of the overlay view (OverlayPanel.tsx): the 1-D numeric datasets of a file, their
-// values, and the CSV of an overlay (x column, then one column per curve).
+// values, and the CSV of an overlay (one x column shared by every curve, or x, y pairs).
 import { ctorOf, type H5GroveMeta, type NumCtor } from '../common/downsample';
 import { problemText } from './stack';
 
@@ -106,21 +106,26 @@ function csvField(text: string): string {
   return /[",\n]/u.test(text) ? `"${text.replace(/"/gu, '""')}"` : text;
 }
 
+export interface Column {
+  label: string;
+  values: ArrayLike<number>;
+}
+
 /**
- * The overlay as CSV: a header row of dataset paths, then one row per point; numbers are
- * written in full precision (JavaScript's shortest round-trip form), NaN as `nan`.
+ * The overlay as CSV: a header row of column labels, then one row per point; numbers are
+ * written in full precision (JavaScript's shortest round-trip form), NaN as `nan`, and a
+ * column shorter than the longest is left empty below its last value.
  */
-export function overlayCSV(
-  x: { label: string; values: ArrayLike<number> },
-  curves: { label: string; values: ArrayLike<number> }[],
-): string {
-  const columns = [x, ...curves];
+export function overlayCSV(columns: Column[]): string {
   const lines = [columns.map((c) => csvField(c.label)).join(',')];
-  const n = Math.min(...columns.map((c) => c.values.length));
+  const n = Math.max(0, ...columns.map((c) => c.values.length));
   for (let i = 0; i < n; i += 1) {
     lines.push(
       columns
         .map((c) => {
+          if (i >= c.values.length) {
+            return '';
+          }
           const v = Number(c.values[i]);
           return Number.isNaN(v) ? 'nan' : String(v);
         })
@@ -128,4 +133,31 @@ export function overlayCSV(
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Same length and the same numbers (NaN equal to NaN). */
+export function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a === b) {
+    return true;
+  }
+  if (a.length !== b.length) {
+    return false;
+  }
+  for (let i = 0; i < a.length; i += 1) {
+    if (!Object.is(Number(a[i]), Number(b[i])) && Number(a[i]) !== Number(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** How many values a log axis cannot show (zero, negative; NaN is not counted). */
+export function nonPositive(values: ArrayLike<number>): number {
+  let count = 0;
+  for (let i = 0; i < values.length; i += 1) {
+    if (Number(values[i]) <= 0) {
+      count += 1;
+    }
+  }
+  return count;
 }

@@ -4,6 +4,10 @@
 //
 //   ?file=…&path=/entry/data/data&view=frames&frame=120&axis=0&fps=10&side=512[&fix=1,0]
 //   ?file=…&view=overlay&x=/entry/energy&y=/entry/i0&y=/entry/it
+//   ?file=a.nxs&view=overlay&x=/e&y=/mu&x=b.nxs::/e&y=b.nxs::/mu&log=y
+//
+// Overlay entries without `file::` (every entry of older links) are datasets of the open
+// file; `x` may appear once per file (a file without one is plotted against the index).
 
 export type ViewMode = 'h5web' | 'frames' | 'overlay';
 
@@ -17,13 +21,53 @@ export interface FramesState {
   fixed: number[];
 }
 
-export interface OverlayState {
-  /** Dataset used as x axis; '' = index. */
-  x: string;
-  y: string[];
+/** One dataset of the overlay: a 1-D dataset of one of the proposal's files. */
+export interface CurveRef {
+  file: string;
+  path: string;
 }
 
-const KEYS = ['view', 'frame', 'axis', 'fps', 'side', 'fix', 'x', 'y'];
+export interface OverlayState {
+  /** The x axis of each file's curves (file → dataset path); a file not listed = index. */
+  x: Record<string, string>;
+  y: CurveRef[];
+  logX: boolean;
+  logY: boolean;
+}
+
+export const EMPTY_OVERLAY: OverlayState = { x: {}, y: [], logX: false, logY: false };
+
+const KEYS = ['view', 'frame', 'axis', 'fps', 'side', 'fix', 'x', 'y', 'log'];
+
+/** `/path` (a dataset of the open file) or `file::/path`. */
+function parseRef(entry: string, openFile: string): CurveRef {
+  const at = entry.indexOf('::/');
+  return at < 0
+    ? { file: openFile, path: entry }
+    : { file: entry.slice(0, at), path: entry.slice(at + 2) };
+}
+
+function formatRef(ref: CurveRef, openFile: string): string {
+  return ref.file === openFile ? ref.path : `${ref.file}::${ref.path}`;
+}
+
+function readOverlay(query: URLSearchParams): OverlayState {
+  const openFile = query.get('file') ?? '';
+  const x: Record<string, string> = {};
+  for (const entry of query.getAll('x')) {
+    const ref = parseRef(entry, openFile);
+    if (ref.path) {
+      x[ref.file] = ref.path;
+    }
+  }
+  const log = query.get('log') ?? '';
+  return {
+    x,
+    y: query.getAll('y').map((entry) => parseRef(entry, openFile)),
+    logX: log.includes('x'),
+    logY: log.includes('y'),
+  };
+}
 
 function intParam(query: URLSearchParams, key: string, fallback: number): number {
   const value = Number.parseInt(query.get(key) ?? '', 10);
@@ -49,7 +93,7 @@ export function readView(search = window.location.search): {
         ? (query.get('fix') ?? '').split(',').map((v) => Math.max(0, Number.parseInt(v, 10) || 0))
         : [],
     },
-    overlay: { x: query.get('x') ?? '', y: query.getAll('y') },
+    overlay: readOverlay(query),
   };
 }
 
@@ -72,10 +116,17 @@ export function writeView(
     }
   } else if (mode === 'overlay' && overlay) {
     url.searchParams.set('view', 'overlay');
-    if (overlay.x) {
-      url.searchParams.set('x', overlay.x);
+    const openFile = url.searchParams.get('file') ?? '';
+    Object.entries(overlay.x).forEach(([file, path]) => {
+      if (path) {
+        url.searchParams.append('x', formatRef({ file, path }, openFile));
+      }
+    });
+    overlay.y.forEach((ref) => url.searchParams.append('y', formatRef(ref, openFile)));
+    const log = `${overlay.logX ? 'x' : ''}${overlay.logY ? 'y' : ''}`;
+    if (log) {
+      url.searchParams.set('log', log);
     }
-    overlay.y.forEach((y) => url.searchParams.append('y', y));
   } else if (mode !== 'h5web') {
     url.searchParams.set('view', mode);
   }
