@@ -21,6 +21,7 @@ import numpy as np
 from h5grove.utils import attr_metadata, get_array_stats, get_filters, get_type_metadata
 
 from beamdesk.h5.errors import H5RequestError
+from beamdesk.h5.handles import refresh
 
 MAX_LINK_HOPS = 16
 Entity = h5py.Dataset | h5py.Group | h5py.Datatype
@@ -250,6 +251,9 @@ def metadata(node: Node, opener: Opener, depth: int = 1) -> dict[str, Any]:
     entity = node.entity
     base = {"name": node.name, "attributes": _attributes(entity)}
     if isinstance(entity, h5py.Dataset):
+        # A SWMR writer's new rows: a handle opened while an older one of the same file
+        # is alive in this process shares HDF5's cached (stale) object headers.
+        refresh(entity)
         return _sorted(
             kind="dataset",
             chunks=entity.chunks,

@@ -226,3 +226,31 @@ def test_beamdesks_readers_outside_the_workers_do_not_lock(tmp_path: Path, write
         writer("close")
         assert ds.shape[0] == 2  # what was open before the append
     np.testing.assert_array_equal(_h5py_frames(path)[:, 0, 0], [1.0, 2.0, 3.0])
+
+
+def test_swmr_meta_is_fresh_while_an_older_handle_is_alive(tmp_path: Path, writer: Writer) -> None:
+    """A handle of the file still held (a streaming /data response, a dropped cache entry)
+    makes the next open share HDF5's cached object headers: /meta must still give the
+    length the SWMR writer has flushed, for the dataset and in its group's children."""
+    from beamdesk.h5 import api
+    from beamdesk.h5.opener import ProposalFiles
+
+    (tmp_path / "raw").mkdir()
+    path = tmp_path / "raw" / "swmr.h5"
+    writer("open", path=str(path), mode="w", kw={"libver": "latest"})
+    writer("create", frame=FRAME)
+    writer("swmr")
+    writer("append", values=[0.0])
+    writer("flush")
+    files = ProposalFiles(tmp_path)
+    held = []
+    for step in range(1, 4):
+        held.append(files.dataset("raw/swmr.h5", "/entry/frames"))  # kept alive meanwhile
+        written = writer("append", values=[float(step)])["shape"]
+        writer("flush")
+        assert written == [step + 1, *FRAME]
+        dataset = json.loads(api.meta(files, "raw/swmr.h5", "/entry/frames").body)
+        assert dataset["shape"] == written
+        group = json.loads(api.meta(files, "raw/swmr.h5", "/entry").body)
+        assert [c["shape"] for c in group["children"]] == [written]
+    writer("close")
