@@ -67,8 +67,9 @@ def follow_defaults(f: h5py.File) -> h5py.Group:
     """H5Web's rule, written out here: follow ``@default`` from the root to an NXdata."""
     node: h5py.Group = f["/"]
     for _ in range(8):
-        if node.attrs.get("NX_class") == "NXdata":
-            return node
+        nx_class = node.attrs.get("NX_class", "")
+        if (nx_class.decode() if isinstance(nx_class, bytes) else nx_class) == "NXdata":
+            return node  # facility files write it as a fixed-length byte string
         named = node.attrs["default"]
         node = f[named] if named.startswith("/") else node[named]
     raise AssertionError("no NXdata at the end of @default")

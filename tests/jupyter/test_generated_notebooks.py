@@ -226,7 +226,7 @@ NUMERIC = [
     (XRF, "/entry/sum_spectrum/counts", "", "energy (keV)"),
     (XANES, "/entry/data/mu", "", "energy (keV)"),
     (XANES, "/entry/data/mu", "10:200:3", "energy (keV)"),
-    (XANES, "/entry/data/I0", "", None),  # an auxiliary signal: no axis of its own
+    (XANES, "/entry/data/I0", "", None),  # a monitor next to μ, not a signal: by index
     (SAXS, "/entry/data/data", "", None),  # 3 frames, bitshuffle-LZ4
     (SAXS, "/entry/data/data", "1", None),  # the frame on screen
     (SAXS, "/entry/reduced/I", "", "q (1/nm)"),
