@@ -22,7 +22,7 @@ from beamdesk.h5.paths import PathNotFound, proposal_root, resolve_in_proposal
 from beamdesk.portal import access
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.auth import audit, user_from_token
-from beamdesk.portal.models import Proposal, User
+from beamdesk.portal.models import GlobalRole, Proposal, User
 from beamdesk.portal.proposals import load_proposal
 from beamdesk.settings import Settings
 from beamdesk.web.problems import Problem, not_found
@@ -108,6 +108,44 @@ def get_user(
                 user = None
     request.state.user = user
     return user
+
+
+@dataclass(frozen=True)
+class PageUser:
+    """Who is signed in, as the page header shows it (name, role); no database object."""
+
+    display_name: str
+    role: GlobalRole
+
+
+def page_user(request: Request) -> PageUser | None:
+    """The signed-in user for an error page (404 of an unknown address or a refused
+    proposal): the same rules as ``get_user`` (token, or cookie of the current session
+    generation), read in a session of its own since the route's may be gone or rolled
+    back. Never raises: an error page is shown signed out rather than not at all."""
+    if "session" not in request.scope:  # outside the session middleware (500 handler)
+        return None
+    try:
+        with session_scope(request.app.state.sessionmaker) as db:
+            token = _bearer(request)
+            user: User | None = None
+            if token is not None:
+                user = user_from_token(db, token)
+            else:
+                uid = request.session.get(SESSION_USER)
+                generation = request.session.get(SESSION_GENERATION)
+                if type(uid) is int and type(generation) is int:
+                    found = db.get(User, uid)
+                    if (
+                        found is not None
+                        and found.is_active
+                        and found.session_generation == generation
+                    ):
+                        user = found
+            return PageUser(user.display_name, user.role) if user is not None else None
+    except Exception:  # the error page itself must not fail
+        logging.getLogger("beamdesk.web").warning("error page shown signed out", exc_info=True)
+        return None
 
 
 def get_identity(user: Annotated[User | None, Depends(get_user)]) -> Identity:

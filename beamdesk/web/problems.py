@@ -70,10 +70,15 @@ def problem_response(request: Request, status: int, title: str, detail: str) -> 
         }
         return JSONResponse(body, status_code=status, media_type="application/problem+json")
     templates = request.app.state.templates
+    # The header shows who is signed in, as on every other page (not "Sign in" on a 404);
+    # not when the database is what failed.
+    from beamdesk.web.deps import page_user  # deps imports this module
+
+    user = page_user(request) if status != 503 else None
     return templates.TemplateResponse(
         request,
         "error.html",
-        {"status": status, "title": title, "detail": detail},
+        {"status": status, "title": title, "detail": detail, "user": user},
         status_code=status,
     )
 
