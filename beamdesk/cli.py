@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from beamdesk.settings import Settings, settings_from_env
 
@@ -36,7 +37,8 @@ def _settings(data: Path | None = None) -> Settings:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    # soft_wrap: one line however narrow the terminal; escape: the message is not markup.
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -48,18 +50,71 @@ def _sessionmaker(settings: Settings):  # type: ignore[no-untyped-def]
 
 @db_app.command("upgrade")
 def db_upgrade(data: DataOption = None) -> None:
-    """Create or migrate the database schema to the newest version."""
+    """Create or migrate the database schema to the newest version (a SQLite file is
+    backed up next to itself first)."""
+    from beamdesk.migrate import (
+        SchemaError,
+        backup_sqlite,
+        check_upgradable,
+        head_revision,
+        pg_dump_hint,
+        safe_url,
+    )
+
+    url = _settings(data).database_url
+    head = head_revision()
+    try:
+        state = check_upgradable(url)
+    except SchemaError as exc:
+        _fail(str(exc))
+    if state.revision == head:
+        console.print(
+            f"database already at the newest schema ({head}): {safe_url(url)}", soft_wrap=True
+        )
+        return
+    if state.empty:
+        _run_upgrade(url, "creating the schema")
+        console.print(
+            f"database created at the newest schema ({head}): {safe_url(url)}", soft_wrap=True
+        )
+        return
+    saved = None
+    if state.is_sqlite:
+        saved = backup_sqlite(state, head)
+        console.print(
+            f"backed up the database (revision {state.revision}) to {saved}", soft_wrap=True
+        )
+    else:
+        console.print(
+            f"back up PostgreSQL before upgrading if you have not: {pg_dump_hint(state, head)}",
+            soft_wrap=True,
+            markup=False,
+        )
+    after = f"; the database before it is in {saved}" if saved else ""
+    _run_upgrade(url, f"upgrading from {state.revision} to {head}", after)
+    console.print(
+        f"database upgraded from {state.revision} to {head}: {safe_url(url)}", soft_wrap=True
+    )
+
+
+def _run_upgrade(url: str, what: str, after: str = "") -> None:
     from beamdesk.migrate import upgrade
 
-    settings = _settings(data)
-    upgrade(settings.database_url)
-    console.print(f"database at newest schema: {_safe_url(settings.database_url)}")
+    try:
+        upgrade(url)
+    except Exception as exc:  # one line for the operator, never a traceback
+        _fail(f"{what} failed ({type(exc).__name__}){after}")
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+def _require_schema(url: str) -> None:
+    """Create an empty database's schema; refuse (one line) an outdated or broken one."""
+    from beamdesk.migrate import SchemaError, ensure_schema, safe_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        if ensure_schema(url):
+            console.print(f"database created at the newest schema: {safe_url(url)}", soft_wrap=True)
+    except SchemaError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -74,12 +129,10 @@ def serve(
 
     import uvicorn
 
-    from beamdesk.migrate import upgrade
-
     settings = _settings(data)
     if data is not None:
         os.environ["BEAMDESK_DATA"] = str(settings.data_root)
-    upgrade(settings.database_url)
+    _require_schema(settings.database_url)  # only `db upgrade` changes an existing schema
     settings.data_root.mkdir(parents=True, exist_ok=True)
     console.print(f"BeamDesk on http://{host}:{port}  (data: {settings.data_root})")
     cluster = settings.dask_scheduler or f"{settings.dask_workers} local dask workers"
@@ -101,10 +154,9 @@ def hub(data: DataOption = None) -> None:
 
     from beamdesk.jupyter.config import hub_settings
     from beamdesk.jupyter.hub_config import hub_command
-    from beamdesk.migrate import upgrade
 
     settings = _settings(data)
-    upgrade(settings.database_url)  # the hub's sign-in reads the portal's tables
+    _require_schema(settings.database_url)  # the hub's sign-in reads the portal's tables
     argv, env, folder = hub_command(settings)
     if data is not None:
         env["BEAMDESK_DATA"] = str(settings.data_root)
@@ -118,10 +170,9 @@ def hub(data: DataOption = None) -> None:
 def demo(data: DataOption = None) -> None:
     """Create a realistic demo facility: beamlines, people, proposals, NeXus data."""
     from beamdesk.demo import create_demo
-    from beamdesk.migrate import upgrade
 
     settings = _settings(data)
-    upgrade(settings.database_url)
+    _require_schema(settings.database_url)
     create_demo(settings, _sessionmaker(settings), console=console)
 
 

@@ -119,11 +119,23 @@ def configure_spawner(c: Any, hub: HubSettings) -> None:
     c.Spawner.args = args
 
 
+def refuse_outdated_schema(database_url: str) -> None:
+    """The hub signs people in from the portal's tables: a hub started by itself
+    (``jupyterhub -f``, as a supervisor does) stops with one line on an outdated schema."""
+    from beamdesk.migrate import SchemaError, check_current
+
+    try:
+        check_current(database_url)
+    except SchemaError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def configure(c: Any, settings: Settings | None = None) -> None:
     """Fill JupyterHub's config object ``c`` from BeamDesk's settings."""
     from beamdesk.jupyter.authenticator import BeamDeskAuthenticator
 
     settings = settings or settings_from_env()
+    refuse_outdated_schema(settings.database_url)
     hub = hub_settings(settings)
     hub.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     hub.home_root.mkdir(parents=True, exist_ok=True, mode=0o700)
