@@ -43,6 +43,7 @@ ROUTE_MODULES = [
     "notebooks",
     "jobs_api",
     "xrf_api",
+    "api_docs",
 ]
 
 
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         title="BeamDesk",
         version=beamdesk.__version__,
         description="Remote access to a synchrotron facility's experiments and data.",
-        docs_url="/api/docs",
+        # /api/docs and /api/redoc are our own pages (routes/api_docs.py): offline, in the CSP.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )

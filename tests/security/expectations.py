@@ -182,7 +182,7 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     # --- machinery and account
     ("GET", "/api/openapi.json"): "public",
     ("GET", "/api/docs"): "public",
-    ("GET", "/docs/oauth2-redirect"): "public",
+    ("GET", "/api/redoc"): "public",
     ("GET", "/api/health"): "public",
     ("GET", "/login"): "public",
     ("POST", "/login"): "public",
