@@ -32,6 +32,10 @@ interface Props {
   path: string;
   state: FramesState;
   onChange: (state: FramesState) => void;
+  /** Bumped by Refresh (./live.ts): the stack's shape and frames are read again. */
+  generation?: number;
+  /** Follow: show the last frame, again whenever the stack grows. */
+  follow?: boolean;
 }
 
 const SPEEDS = [1, 2, 5, 10, 20, 30];
@@ -41,12 +45,18 @@ const SCALES: ColorScaleType[] = [ScaleType.Linear, ScaleType.Log, ScaleType.Sym
 /** Frames fetched ahead of the one on screen. */
 const AHEAD = 4;
 
-function useStack(apiURL: string, file: string, path: string) {
+function useStack(apiURL: string, file: string, path: string, generation: number) {
   const [stack, setStack] = useState<StackInfo>();
   const [error, setError] = useState<string>();
+  const read = useRef('');
   useEffect(() => {
     let live = true;
-    setStack(undefined);
+    // A refresh of the same stack keeps the frame on screen until the new one is read.
+    const what = JSON.stringify([apiURL, file, path]);
+    if (read.current !== what) {
+      read.current = what;
+      setStack(undefined);
+    }
     setError(undefined);
     resolveStack(apiURL, file, path).then(
       (s) => live && setStack(s),
@@ -55,7 +65,7 @@ function useStack(apiURL: string, file: string, path: string) {
     return () => {
       live = false;
     };
-  }, [apiURL, file, path]);
+  }, [apiURL, file, path, generation]);
   return { stack, error };
 }
 
@@ -80,11 +90,13 @@ function axisParams(stack: StackInfo, dim: number, factor: number, count: number
 }
 
 function StackPlayer(props: Props) {
-  const { apiURL, file, path, state, onChange } = props;
-  const { stack, error } = useStack(apiURL, file, path);
+  const { apiURL, file, path, state, onChange, generation = 0, follow = false } = props;
+  const { stack, error } = useStack(apiURL, file, path, generation);
   const [playing, setPlaying] = useState(false);
   const [loop, setLoop] = useState(true);
   const [shown, setShown] = useState<Frame>();
+  /** The cache (one per reading of the stack) `shown` came from. */
+  const [shownFrom, setShownFrom] = useState<FrameCache>();
   const [frameError, setFrameError] = useState<string>();
   const [colorMap, setColorMap] = useState<ColorMap>('Viridis');
   const [scaleType, setScaleType] = useState<ColorScaleType>(ScaleType.Linear);
@@ -107,6 +119,15 @@ function StackPlayer(props: Props) {
   const selectionOf = (k: number) => (stack ? frameSelection(stack.shape, axis, fixed, k) : '');
   const selection = selectionOf(frame);
 
+  // Follow: the last frame, once the stack (re-read on each growth) is there.
+  useEffect(() => {
+    if (follow && stack && count > 0 && state.frame !== count - 1) {
+      setPlaying(false);
+      onChange({ ...state, axis, frame: count - 1 });
+    }
+    // Only when following starts or the stack was read again: the slider stays free.
+  }, [follow, stack]);
+
   // A new stack, axis or resolution: the colour range is taken again from the next frame.
   useEffect(() => setLockedDomain(undefined), [stack, axis, side, fixed, scaleType]);
 
@@ -118,7 +139,12 @@ function StackPlayer(props: Props) {
     let live = true;
     setFrameError(undefined);
     cache.get(selection).then(
-      (f) => live && setShown(f),
+      (f) => {
+        if (live) {
+          setShown(f);
+          setShownFrom(cache);
+        }
+      },
       (err: unknown) => {
         if (live) {
           setPlaying(false);
@@ -140,7 +166,8 @@ function StackPlayer(props: Props) {
 
   // Playing: once the requested frame is on screen, ask for the next one a period after
   // the previous step (at once when fetching and drawing took longer than a period).
-  const ready = shown?.selection === selection;
+  // After a refresh the frame on screen is from the earlier reading until it is read again.
+  const ready = shown?.selection === selection && shownFrom === cache;
   const lastStep = useRef(0);
   useEffect(() => {
     if (!playing || !ready || count < 2) {
@@ -168,10 +195,11 @@ function StackPlayer(props: Props) {
     [shown, scaleType],
   );
   useEffect(() => {
-    if (lockRange && !lockedDomain && frameDomain) {
+    // From the requested frame (not the one still on screen while it is fetched).
+    if (lockRange && !lockedDomain && frameDomain && ready) {
       setLockedDomain(frameDomain);
     }
-  }, [lockRange, lockedDomain, frameDomain]);
+  }, [lockRange, lockedDomain, frameDomain, ready]);
   const domain = lockRange ? (lockedDomain ?? frameDomain) : frameDomain;
   const stats = useMemo(() => shown && frameStats(shown.values), [shown]);
   // New arrays only when a new frame arrives: HeatmapVis redoes its work on new props.
