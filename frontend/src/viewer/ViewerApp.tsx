@@ -16,6 +16,7 @@ import {
   type FramesState,
   type H5WebView,
   type OverlayState,
+  readSidebarOpen,
   readView,
   type ViewMode,
   writeView,
@@ -99,6 +100,8 @@ function ViewerApp(props: { config: PageConfig }) {
   );
   const { path: selected, view: h5webView } = useH5WebState(h5webRoot, initialPath);
   const [initialView] = useState(readView);
+  // `sidebar=closed` (a "Link, no sidebar"): H5Web opens with its explorer collapsed.
+  const [sidebarOpen] = useState(() => readSidebarOpen());
   const [mode, setMode] = useState<ViewMode>(initialView.mode);
   const [frames, setFrames] = useState<FramesState>(initialView.frames);
   const [overlay, setOverlay] = useState<OverlayState>(initialView.overlay);
@@ -122,10 +125,10 @@ function ViewerApp(props: { config: PageConfig }) {
         fetcher={fetcher}
         getExportURL={getExportURL}
       >
-        <App initialPath={initialPath} disableDarkMode />
+        <App initialPath={initialPath} sidebarOpen={sidebarOpen} />
       </H5GroveProvider>
     ),
-    [file, config.apiURL, fetcher, getExportURL, initialPath],
+    [file, config.apiURL, fetcher, getExportURL, initialPath, sidebarOpen],
   );
 
   function open(next: string) {

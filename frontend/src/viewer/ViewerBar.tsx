@@ -7,6 +7,7 @@ import { useEffect, useState } from 'react';
 import { type BinRegistry, displayedShape, type H5GroveMeta } from '../common/downsample';
 import { pngURL, subsetURL } from '../common/exports';
 import { sessionFetcher } from '../common/fetcher';
+import CopyLink from './CopyLink';
 import type { H5WebView } from './viewState';
 
 interface Props {
@@ -156,6 +157,7 @@ function ViewerBar(props: Props) {
         <a href={fileURL(proposal, file)} download data-testid="download-file">
           Whole file
         </a>
+        <CopyLink />
       </span>
       {binned && binned.shape.length > 1 && (
         <span className="bd-note" data-testid="binned-note">

@@ -146,3 +146,18 @@ export interface H5WebView {
    */
   slice: string[];
 }
+
+/**
+ * `sidebar=closed`: H5Web opens with its explorer sidebar collapsed (App's `sidebarOpen`),
+ * the plot using the whole width; the parameter is left in the address as it is.
+ */
+export function readSidebarOpen(search = window.location.search): boolean {
+  return new URLSearchParams(search).get('sidebar') !== 'closed';
+}
+
+/** The address of what is on screen, to open with H5Web's sidebar closed. */
+export function sidebarClosedLink(href = window.location.href): string {
+  const url = new URL(href);
+  url.searchParams.set('sidebar', 'closed');
+  return url.href;
+}
