@@ -8,6 +8,7 @@ import { BinRegistry } from '../common/downsample';
 import { makeGetExportURL } from '../common/exports';
 import { binningFetcher } from '../common/fetcher';
 import FileBrowser from './FileBrowser';
+import LiveControls from './LiveControls';
 import OverlayPanel from './OverlayPanel';
 import StackPlayer from './StackPlayer';
 import ViewBoundary from './ViewBoundary';
@@ -16,9 +17,11 @@ import {
   type FramesState,
   type H5WebView,
   type OverlayState,
+  readFollow,
   readSidebarOpen,
   readView,
   type ViewMode,
+  writeFollow,
   writeView,
 } from './viewState';
 
@@ -90,9 +93,13 @@ function ViewerApp(props: { config: PageConfig }) {
   const [file, setFile] = useState(config.file);
   const [initialPath, setInitialPath] = useState(config.path);
   const [h5webRoot, setH5webRoot] = useState<HTMLDivElement | null>(null);
+  // Live data (./live.ts): Refresh bumps the generation, which remounts H5Web.
+  const [generation, setGeneration] = useState(0);
+  const [follow, setFollow] = useState(readFollow);
+  useEffect(() => writeFollow(follow), [follow]);
 
-  // One registry per file: what is binned depends on the file's datasets.
-  const registry = useMemo(() => new BinRegistry(), [file]);
+  // One registry per file (and refresh): what is binned depends on the file's datasets.
+  const registry = useMemo(() => new BinRegistry(), [file, generation]);
   const fetcher = useMemo(() => binningFetcher(registry), [registry]);
   const getExportURL = useMemo(
     () => makeGetExportURL(config.apiURL, file, registry),
@@ -119,7 +126,7 @@ function ViewerApp(props: { config: PageConfig }) {
   const h5web = useMemo(
     () => (
       <H5GroveProvider
-        key={file}
+        key={`${file}#${generation}`}
         url={config.apiURL}
         filepath={file}
         fetcher={fetcher}
@@ -128,8 +135,14 @@ function ViewerApp(props: { config: PageConfig }) {
         <App initialPath={initialPath} sidebarOpen={sidebarOpen} />
       </H5GroveProvider>
     ),
-    [file, config.apiURL, fetcher, getExportURL, initialPath, sidebarOpen],
+    [file, config.apiURL, fetcher, getExportURL, initialPath, generation, sidebarOpen],
   );
+
+  /** Read the file again, keeping the selected object and the mode. */
+  function refresh() {
+    setInitialPath(selected);
+    setGeneration((g) => g + 1);
+  }
 
   function open(next: string) {
     setInitialPath('/');
@@ -155,7 +168,17 @@ function ViewerApp(props: { config: PageConfig }) {
               path={selected}
               registry={registry}
               h5webView={h5webView}
-            />
+              generation={generation}
+            >
+              <LiveControls
+                apiURL={config.apiURL}
+                file={file}
+                path={selected}
+                follow={follow}
+                onFollow={setFollow}
+                onRefresh={refresh}
+              />
+            </ViewerBar>
             <div className="bd-modes" role="tablist" aria-label="Views">
               {MODES.map(([key, label, title]) => (
                 <button
@@ -180,11 +203,13 @@ function ViewerApp(props: { config: PageConfig }) {
                   path={selected}
                   state={frames}
                   onChange={setFrames}
+                  generation={generation}
+                  follow={follow}
                 />
               </ViewBoundary>
             )}
             {mode === 'overlay' && (
-              <ViewBoundary key={file} resetKey={JSON.stringify(overlay)}>
+              <ViewBoundary key={`${file}#${generation}`} resetKey={JSON.stringify(overlay)}>
                 <OverlayPanel
                   apiURL={config.apiURL}
                   browseURL={config.browseURL}

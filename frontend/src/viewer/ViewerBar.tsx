@@ -2,7 +2,7 @@
 // for (PNG rendered by the server, HDF5 subset, the whole file), plus a note when the
 // image on screen is binned, and the CSV of a NeXus line (axis, signal, errors, auxiliary
 // signals) when an NXdata group is selected.
-import { useEffect, useState } from 'react';
+import { type ReactNode, useEffect, useState } from 'react';
 
 import { type BinRegistry, displayedShape, type H5GroveMeta } from '../common/downsample';
 import { pngURL, subsetURL } from '../common/exports';
@@ -18,6 +18,10 @@ interface Props {
   registry: BinRegistry;
   /** H5Web's active tab and slice (ViewerApp reads them from its DOM). */
   h5webView: H5WebView;
+  /** Bumped by Refresh: the selected object's metadata is read again. */
+  generation?: number;
+  /** More controls at the end of the bar (Refresh and Follow). */
+  children?: ReactNode;
 }
 
 interface Info {
@@ -64,7 +68,12 @@ export function lineURL(apiURL: string, file: string, path: string, selection?: 
   return `${apiURL}/line?${params.toString()}`;
 }
 
-function useInfo(apiURL: string, file: string, path: string): Info | undefined {
+function useInfo(
+  apiURL: string,
+  file: string,
+  path: string,
+  generation: number,
+): Info | undefined {
   const [info, setInfo] = useState<Info>();
   useEffect(() => {
     let live = true;
@@ -91,7 +100,7 @@ function useInfo(apiURL: string, file: string, path: string): Info | undefined {
     return () => {
       live = false;
     };
-  }, [apiURL, file, path]);
+  }, [apiURL, file, path, generation]);
   return info;
 }
 
@@ -116,8 +125,8 @@ function fileURL(proposal: string, file: string): string {
 }
 
 function ViewerBar(props: Props) {
-  const { apiURL, proposal, file, path, registry, h5webView } = props;
-  const info = useInfo(apiURL, file, path);
+  const { apiURL, proposal, file, path, registry, h5webView, generation = 0, children } = props;
+  const info = useInfo(apiURL, file, path, generation);
   const binned = registry.get(path);
   const canSubset = info && (info.kind === 'dataset' || info.kind === 'group');
   const canPng = info?.kind === 'dataset' && info.numeric && info.shape?.length === 2;
@@ -159,6 +168,7 @@ function ViewerBar(props: Props) {
         </a>
         <CopyLink />
       </span>
+      {children}
       {binned && binned.shape.length > 1 && (
         <span className="bd-note" data-testid="binned-note">
           Shown binned: {binned.shape.join('×')} → {displayedShape(binned).join('×')} (mean of{' '}

@@ -5,6 +5,7 @@
 //   ?file=…&path=/entry/data/data&view=frames&frame=120&axis=0&fps=10&side=512[&fix=1,0]
 //   ?file=…&view=overlay&x=/entry/energy&y=/entry/i0&y=/entry/it
 //   ?file=a.nxs&view=overlay&x=/e&y=/mu&x=b.nxs::/e&y=b.nxs::/mu&log=y
+//   …&follow=1 (any view: following a growing file, ./live.ts)
 //
 // Overlay entries without `file::` (every entry of older links) are datasets of the open
 // file; `x` may appear once per file (a file without one is plotted against the index).
@@ -129,6 +130,23 @@ export function writeView(
     }
   } else if (mode !== 'h5web') {
     url.searchParams.set('view', mode);
+  }
+  if (url.href !== window.location.href) {
+    window.history.replaceState(null, '', url);
+  }
+}
+
+/** Follow (./live.ts) as `follow=1`, whatever the view: a link reopens following. */
+export function readFollow(search = window.location.search): boolean {
+  return new URLSearchParams(search).get('follow') === '1';
+}
+
+export function writeFollow(follow: boolean): void {
+  const url = new URL(window.location.href);
+  if (follow) {
+    url.searchParams.set('follow', '1');
+  } else {
+    url.searchParams.delete('follow');
   }
   if (url.href !== window.location.href) {
     window.history.replaceState(null, '', url);
