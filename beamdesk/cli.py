@@ -129,6 +129,8 @@ def serve(
 
     import uvicorn
 
+    from beamdesk.web.logs import logging_config
+
     settings = _settings(data)
     if data is not None:
         os.environ["BEAMDESK_DATA"] = str(settings.data_root)
@@ -144,6 +146,7 @@ def serve(
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        log_config=logging_config(),  # beamdesk.* INFO too; BEAMDESK_LOG_FORMAT=json
     )
 
 

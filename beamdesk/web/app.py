@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,10 +23,13 @@ import beamdesk
 from beamdesk.db import make_engine, make_sessionmaker
 from beamdesk.settings import Settings, get_settings
 from beamdesk.web import problems
+from beamdesk.web.logs import RequestIdMiddleware
+from beamdesk.web.metrics import Metrics, RequestMetricsMiddleware
 from beamdesk.web.readers import make_pool
 from beamdesk.web.security import SecurityHeadersMiddleware, csrf_token
 
 HERE = Path(__file__).parent
+log = logging.getLogger("beamdesk.web")
 # Each module holds one APIRouter named ``router``; order matters only for pages.
 ROUTE_MODULES = [
     "health",
@@ -65,6 +70,13 @@ async def _run_jobs(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _stop_readers(app: FastAPI) -> AsyncIterator[None]:
+    settings = app.state.settings
+    log.info(
+        "BeamDesk %s started: data %s, database %s",
+        beamdesk.__version__,
+        settings.data_root,
+        make_url(settings.database_url).render_as_string(hide_password=True),
+    )
     try:
         yield
     finally:
@@ -89,6 +101,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.readers = make_pool(app, settings)
+    app.state.metrics = Metrics(app.state.sessionmaker)
     weakref.finalize(app, app.state.readers.close)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["csrf_token"] = csrf_token
@@ -112,6 +125,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         https_only=settings.cookie_secure,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
+    # Outermost: every answer is counted and timed and carries its request id.
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
 
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"beamdesk.web.routes.{name}")

@@ -1,5 +1,10 @@
 """The ASGI entry point for uvicorn workers: ``uvicorn beamdesk.web.asgi:app``."""
 
-from beamdesk.web.app import create_app
+import logging
+
+# Python's warnings become log lines (so JSON logs stay JSON), before the imports that warn.
+logging.captureWarnings(True)
+
+from beamdesk.web.app import create_app  # noqa: E402
 
 app = create_app(run_jobs=True)  # analysis jobs run next to the server (docs/jobs.md)

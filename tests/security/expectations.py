@@ -48,6 +48,9 @@ GLOBAL_RULES: dict[str, set[str]] = {
 }
 # Answers only checked for "never a 5xx" (e.g. single sign-on when none is configured).
 ANY = "any"
+# Refused to every persona (401, 403 or 404): /metrics is for loopback clients or the
+# metrics token, and the test client is neither (tests/test_metrics.py checks both).
+NOBODY = "nobody"
 
 # The transition tried on a proposal in each state, and who may take it (design lifecycle).
 TRANSITION_FROM: dict[S, tuple[str, set[str]]] = {
@@ -184,6 +187,8 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/docs"): "public",
     ("GET", "/api/redoc"): "public",
     ("GET", "/api/health"): "public",
+    ("GET", "/api/ready"): "public",
+    ("GET", "/metrics"): NOBODY,
     ("GET", "/login"): "public",
     ("POST", "/login"): "public",
     ("POST", "/logout"): "public",
@@ -311,4 +316,4 @@ EXPECTATIONS: dict[tuple[str, str], str] = {
 
 
 def rule_is_known(rule: str) -> bool:
-    return rule == ANY or rule in GLOBAL_RULES or rule in PROPOSAL_RULES
+    return rule in (ANY, NOBODY) or rule in GLOBAL_RULES or rule in PROPOSAL_RULES

@@ -39,6 +39,7 @@ from tests.security.expectations import (
     EXPECTATIONS,
     GLOBAL_RULES,
     HIDDEN_WHEN_DENIED,
+    NOBODY,
     PERSONAS,
     PROPOSAL_RULES,
     TRANSITION_FROM,
@@ -286,6 +287,8 @@ def verdict(
         return f"server error {code}"
     if rule == ANY:
         return None
+    if rule == NOBODY:
+        return None if code in (401, 403, 404) else f"refused to every persona, got {code}"
     if rule in GLOBAL_RULES:
         if persona in GLOBAL_RULES[rule]:
             if code in (401, 403, 404) or goes_to_sign_in(response):

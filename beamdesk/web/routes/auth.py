@@ -31,6 +31,7 @@ from beamdesk.web.deps import (
     Now,
     SignedInUser,
 )
+from beamdesk.web.metrics import record_sign_in_failure
 from beamdesk.web.problems import Problem, not_found
 from beamdesk.web.ratelimit import (
     PasswordAttempt,
@@ -119,6 +120,7 @@ def login(
         user = authenticate(db, username.strip(), password, now=now, ip=client_ip(request))
     except AuthError as exc:
         attempt.failed()
+        record_sign_in_failure(request, "password")
         # Returned, not raised, and committed: the audit event must stick.
         db.commit()
         return login_page(request, settings, next, str(exc), username, status=400)
@@ -178,6 +180,7 @@ async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Resp
     except (OAuthError, AuthlibBaseError, JoseError) as exc:
         # Bad or replayed state, wrong nonce, bad signature, expired or foreign id_token.
         reason = str(getattr(exc, "description", None) or getattr(exc, "error", None) or exc)
+        record_sign_in_failure(request, "oidc")
         raise Problem(
             400,
             f"{refused}: {reason.rstrip('.')}. Start again from the sign-in page.",
@@ -191,10 +194,12 @@ async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Resp
         ) from exc
     claims = token.get("userinfo")
     if not claims:
+        record_sign_in_failure(request, "oidc")
         raise Problem(400, f"{refused}: the provider sent no ID token.", "Sign-in refused")
     try:
         user = oidc.user_for_claims(db, claims, client_ip(request))
     except oidc.OidcError as exc:
+        record_sign_in_failure(request, "oidc")
         raise Problem(403, str(exc), "Sign-in refused") from exc
     db.commit()  # before the redirect, whose follow-up request must find the new account
     target = request.session.get(OIDC_NEXT, AFTER_SIGN_IN)
