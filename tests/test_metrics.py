@@ -32,10 +32,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from beamdesk.db import utcnow
 from beamdesk.jobs.models import Job, JobState
-from beamdesk.portal.models import Proposal, User
+from beamdesk.portal.models import Proposal, ProposalState, User
 from beamdesk.web.app import create_app
 from beamdesk.web.logs import JsonFormatter, RequestIdFilter, ScrubFilter, scrub
 from tests.conftest import free_port
+from tests.factories import make_proposal, make_world
 from tests.h5.builders import NUMBER, H5World
 from tests.h5.conftest import h5world  # noqa: F401  (the proposal with real HDF5 files)
 
@@ -174,6 +175,24 @@ def test_metrics_count_the_traffic(h5world: H5World, app, sessions) -> None:  # 
     assert value(again, count, method="GET", route="/metrics", status="200") == 1
 
 
+def test_job_metrics_on_each_database(any_settings) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(any_settings)
+    try:
+        with app.state.sessionmaker() as db:
+            make_proposal(db, make_world(db), NUMBER, ProposalState.data_collected)
+            db.commit()
+        durations = add_jobs(app.state.sessionmaker, utcnow())
+        found = samples(scrape(app).text)
+    finally:
+        app.state.engine.dispose()
+    assert value(found, "beamdesk_jobs", state="queued") == 2
+    for (kind, outcome), runs in durations.items():
+        labels = {"kind": kind, "outcome": outcome}
+        assert value(found, "beamdesk_job_duration_seconds_count", **labels) == len(runs)
+        got = value(found, "beamdesk_job_duration_seconds_sum", **labels)
+        assert got == pytest.approx(sum(runs), abs=1e-3)
+
+
 def test_each_app_has_its_own_registry(settings) -> None:  # type: ignore[no-untyped-def]
     one, two = create_app(settings), create_app(settings)
     TestClient(one).get("/api/health")
@@ -241,6 +260,11 @@ def test_ready(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def
     assert status == 503
     assert_names_only(answer, "data_root")
     assert answer["database"] == "ok"
+
+
+def test_ready_on_each_database(any_settings) -> None:  # type: ignore[no-untyped-def]
+    status, answer, _ = ready(any_settings)
+    assert (status, answer["database"]) == (200, "ok")
 
 
 def test_ready_checks_the_dask_scheduler(settings) -> None:  # type: ignore[no-untyped-def]
