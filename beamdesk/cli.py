@@ -10,7 +10,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from beamdesk.settings import Settings, settings_from_env
+from beamdesk.settings import (
+    Settings,
+    SettingsError,
+    is_secret,
+    load_settings,
+    settings_table,
+)
 
 app = typer.Typer(
     help="BeamDesk: the remote office of a synchrotron facility.",
@@ -33,7 +39,16 @@ DataOption = Annotated[
 
 
 def _settings(data: Path | None = None) -> Settings:
-    return settings_from_env(data)
+    """The validated settings; a bad value stops the command with one line per variable."""
+    try:
+        settings, warnings = load_settings(data)
+    except SettingsError as problem:
+        for line in problem.lines:
+            err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    for line in warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
+    return settings
 
 
 def _fail(message: str) -> None:
@@ -137,7 +152,7 @@ def serve(
     _require_schema(settings.database_url)  # only `db upgrade` changes an existing schema
     settings.data_root.mkdir(parents=True, exist_ok=True)
     console.print(f"BeamDesk on http://{host}:{port}  (data: {settings.data_root})")
-    cluster = settings.dask_scheduler or f"{settings.dask_workers} local dask workers"
+    cluster = settings.jobs.dask_scheduler or f"{settings.jobs.dask_workers} local dask workers"
     console.print(f"analysis jobs on {cluster} (docs/jobs.md)")
     uvicorn.run(
         "beamdesk.web.asgi:app",
@@ -267,6 +282,22 @@ def tokens_create(
         new = create_api_token(db, user, name=name, expires_days=expires or None)
     # Only the token on stdout, so scripts can capture it.
     print(new.token)
+
+
+@app.command("settings")
+def settings_command(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The README's table of every setting.")
+    ] = False,
+) -> None:
+    """Show the settings in effect (secrets hidden), or document them all."""
+    if markdown:
+        print(settings_table(), end="")
+        return
+    settings = _settings()
+    for name, value in sorted(settings.environment().items()):
+        shown = "(set)" if value and is_secret(name) else value
+        console.print(f"{name}={shown}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("backup")

@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,7 +112,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         secret_key=secrets.token_urlsafe(32),
         var_dir=tmp_path,
     )
-    return replace(base, **overrides)  # type: ignore[arg-type]
+    return base.changed(**overrides)
 
 
 @pytest.fixture

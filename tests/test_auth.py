@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -110,14 +109,14 @@ def test_session_cookie_flags(settings, client, people) -> None:  # type: ignore
     cookie = cookies[COOKIE]
     assert "httponly" in cookie.lower()
     assert "samesite=lax" in cookie.lower() and "secure" not in cookie.lower()
-    assert f"Max-Age={settings.session_max_age}" in cookie
+    assert f"Max-Age={settings.auth.session_max_age}" in cookie
     # The note that this browser signed in (it spares it the sign-in slow-down): also
     # HttpOnly and SameSite, sent only to the sign-in form.
     device = cookies["beamdesk_signin"].lower()
     assert "httponly" in device and "samesite=lax" in device and "path=/login" in device
     assert "alice" not in device  # the names are not listed in the clear
     with TestClient(
-        create_app(replace(settings, cookie_secure=True)), base_url="https://testserver"
+        create_app(settings.changed(auth={"cookie_secure": True})), base_url="https://testserver"
     ) as secure:
         for cookie in set_cookies(sign_in(secure, "alice")).values():
             assert "; secure" in cookie.lower() and "httponly" in cookie.lower()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -31,17 +30,19 @@ def settings(tmp_path: Path, sqlite_url: str, provider: OidcProvider) -> Setting
     return make_settings(
         tmp_path,
         sqlite_url,
-        oidc_issuer=provider.url,
-        oidc_client_id=provider.client_id,
-        oidc_client_secret=provider.client_secret,
-        oidc_name="Test IdP",
+        oidc={
+            "issuer": provider.url,
+            "client_id": provider.client_id,
+            "client_secret": provider.client_secret,
+            "name": "Test IdP",
+        },
     )
 
 
 @pytest.fixture
 def base(app, live_server) -> str:  # type: ignore[no-untyped-def]
     # The callback URL comes from base_url, known only once the server has its port.
-    app.state.settings = replace(app.state.settings, base_url=live_server.url)
+    app.state.settings = app.state.settings.changed(base_url=live_server.url)
     return live_server.url
 
 

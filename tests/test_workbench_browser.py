@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ def built_workbench() -> None:
 @pytest.fixture
 def wb_settings(settings: Settings) -> Settings:
     """Two thread workers: quick to start (as tests/jobs/conftest.py)."""
-    return replace(settings, dask_workers=2, extra={"dask_processes": "0"})
+    return settings.changed(jobs={"dask_workers": 2, "dask_processes": False})
 
 
 @pytest.fixture

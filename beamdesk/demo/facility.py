@@ -23,7 +23,7 @@ from beamdesk.portal.collections import (
     Collection,
     CollectionInput,
     create_collection,
-    publication_config_from_env,
+    publication_config,
     publish,
 )
 from beamdesk.portal.minting import DraftOnly
@@ -464,7 +464,7 @@ def publish_collection(db: Session, settings: Settings, now: datetime) -> str:
     ).all()
     if not datasets:
         return ""
-    config = publication_config_from_env(settings.base_url)
+    config = publication_config(settings)
     collection = create_collection(
         db,
         office,

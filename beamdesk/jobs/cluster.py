@@ -20,20 +20,20 @@ log = logging.getLogger("beamdesk.jobs")
 
 
 def use_processes(settings: Settings) -> bool:
-    """Local workers as processes unless ``settings.extra["dask_processes"] == "0"`` (tests)."""
-    return settings.extra.get("dask_processes", "1") != "0"
+    """Local workers as processes unless ``BEAMDESK_DASK_PROCESSES=false`` (tests)."""
+    return settings.jobs.dask_processes
 
 
 def start_client(settings: Settings) -> Any:
     """A connected ``distributed.Client``: to the configured scheduler, or a new LocalCluster."""
     from distributed import Client, LocalCluster
 
-    if settings.dask_scheduler:
-        client = Client(settings.dask_scheduler, timeout="30s")
-        log.info("jobs: connected to dask scheduler %s", settings.dask_scheduler)
+    if settings.jobs.dask_scheduler:
+        client = Client(settings.jobs.dask_scheduler, timeout="30s")
+        log.info("jobs: connected to dask scheduler %s", settings.jobs.dask_scheduler)
         return client
     cluster = LocalCluster(
-        n_workers=max(settings.dask_workers, 1),
+        n_workers=max(settings.jobs.dask_workers, 1),
         threads_per_worker=1,
         processes=use_processes(settings),
         dashboard_address=":0",  # any free port: several servers may share a host
@@ -44,7 +44,7 @@ def start_client(settings: Settings) -> Any:
     client = Client(cluster)
     log.info(
         "jobs: local dask cluster with %d workers (%s)",
-        max(settings.dask_workers, 1),
+        max(settings.jobs.dask_workers, 1),
         "processes" if use_processes(settings) else "threads",
     )
     return client

@@ -255,7 +255,7 @@ class JobRunner:
             task = TASKS[job.kind]
             try:
                 future = self.client.submit(task, spec, key=key, retries=RETRIES, pure=False)
-                if self.settings.dask_scheduler:
+                if self.settings.jobs.dask_scheduler:
                     # keeps the computation alive on the scheduler if this server dies,
                     # so a restarted server can re-attach to it
                     self.client.publish_dataset(future, name=key, override=True)
@@ -347,7 +347,7 @@ class JobRunner:
                     exc_info=(type(exc), exc, future.traceback()),
                 )
                 self._fail(job, failure_message(exc, job.id))
-        if self.settings.dask_scheduler:
+        if self.settings.jobs.dask_scheduler:
             with contextlib.suppress(Exception):
                 assert self.client is not None
                 self.client.unpublish_dataset(key)
@@ -436,7 +436,7 @@ class JobRunner:
         """Re-attach or re-queue every ``running`` job (see the module docstring)."""
         assert self.client is not None
         published: set[str] = set()
-        if self.settings.dask_scheduler:
+        if self.settings.jobs.dask_scheduler:
             with contextlib.suppress(Exception):
                 published = {str(k) for k in self.client.list_datasets()}
         with session_scope(self.sessions) as db:

@@ -177,9 +177,9 @@ def submit(
     _resolve(settings, number, rel, "file")
     config, config_file = _config(settings, number, request)
     lock_quota(db, user.id)
-    if active_jobs_of(db, user.id) >= settings.max_concurrent_jobs:
+    if active_jobs_of(db, user.id) >= settings.jobs.max_concurrent_jobs:
         raise QuotaExceeded(
-            f"You already have {settings.max_concurrent_jobs} jobs queued or running (the "
+            f"You already have {settings.jobs.max_concurrent_jobs} jobs queued or running (the "
             "limit per user); wait for one to finish or cancel one."
         )
     job = Job(

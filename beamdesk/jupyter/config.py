@@ -1,8 +1,7 @@
 """Where the hub listens and keeps its state, derived from BeamDesk's settings.
 
-The hub's settings are read from ``Settings.extra`` first (tests build their own settings)
-and then from ``BEAMDESK_HUB_*`` environment variables, so the portal process and the hub
-process, started from the same environment, agree on addresses and on the service token.
+The hub's settings are ``Settings.hub`` (``BEAMDESK_HUB_*``), so the portal process and the
+hub process, started from the same environment, agree on addresses and on the service token.
 """
 
 from __future__ import annotations
@@ -23,12 +22,6 @@ SERVICE_SCOPES = ["admin:users", "admin:servers", "access:servers"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _get(settings: Settings, key: str, default: str) -> str:
-    if key in settings.extra:
-        return settings.extra[key]
-    return os.environ.get(f"BEAMDESK_{key.upper()}", default)
-
-
 @dataclass(frozen=True)
 class HubSettings:
     """Addresses, folders and commands of the JupyterHub that ``beamdesk hub`` runs."""
@@ -40,6 +33,7 @@ class HubSettings:
     portal_url: str  # the portal's address as the hub and the notebooks reach it
     proxy_command: str
     extra_config: str  # an optional jupyterhub_config fragment a facility adds (spawners)
+    db_url: str = ""  # the hub's own database; "" for SQLite in state_dir
     spawner: str = "sandbox"  # "sandbox" (docs/jupyter.md) or "simple" (one account, unsafe)
     mem_limit: str = "4G"  # address space per process of a server; "" for none
     cpu_limit: float = 0.0  # cores a server may use; 0 for all
@@ -86,20 +80,23 @@ def default_proxy_command() -> str:
 
 
 def hub_settings(settings: Settings) -> HubSettings:
-    url = _get(settings, "hub_url", "http://127.0.0.1:8800").rstrip("/")
+    """The hub's addresses and folders: ``settings.hub``, with the derived defaults filled in."""
+    given = settings.hub
+    url = given.url.rstrip("/")
     public_port = urlsplit(url).port or 8800
     return HubSettings(
         url=url,
-        hub_port=int(_get(settings, "hub_port", str(public_port + 1))),
-        proxy_api_port=int(_get(settings, "hub_proxy_api_port", str(public_port + 2))),
-        state_dir=Path(_get(settings, "hub_dir", str(settings.var_dir / "jupyter"))).resolve(),
-        portal_url=_get(settings, "hub_portal_url", settings.base_url).rstrip("/"),
-        proxy_command=_get(settings, "hub_proxy_command", "") or default_proxy_command(),
-        extra_config=_get(settings, "hub_extra_config", ""),
-        spawner=_get(settings, "hub_spawner", "sandbox"),
-        mem_limit=_get(settings, "hub_mem_limit", "4G"),
-        cpu_limit=float(_get(settings, "hub_cpu_limit", "0")),
-        max_processes=int(_get(settings, "hub_max_processes", "512")),
+        hub_port=given.port or public_port + 1,
+        proxy_api_port=given.proxy_api_port or public_port + 2,
+        state_dir=Path(given.dir or settings.var_dir / "jupyter").resolve(),
+        portal_url=(given.portal_url or settings.base_url).rstrip("/"),
+        proxy_command=given.proxy_command or default_proxy_command(),
+        extra_config=given.extra_config,
+        db_url=given.db_url,
+        spawner=given.spawner,
+        mem_limit=given.mem_limit,
+        cpu_limit=given.cpu_limit,
+        max_processes=given.max_processes,
     )
 
 

@@ -145,9 +145,7 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.JupyterHub.hub_port = hub.hub_port
     # State next to BeamDesk's own: the hub's database and cookie secret (JupyterHub
     # creates the secret file, mode 0600, on first start).
-    c.JupyterHub.db_url = os.environ.get("BEAMDESK_HUB_DB_URL") or (
-        f"sqlite:///{hub.state_dir / 'jupyterhub.sqlite'}"
-    )
+    c.JupyterHub.db_url = hub.db_url or (f"sqlite:///{hub.state_dir / 'jupyterhub.sqlite'}")
     c.JupyterHub.cookie_secret_file = str(hub.state_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(hub.state_dir / "jupyterhub.pid")
 
@@ -197,10 +195,7 @@ def hub_command(settings: Settings) -> tuple[list[str], dict[str, str], Path]:
     path = write_config(settings)
     exe = Path(sys.executable).parent / "jupyterhub"
     argv = [str(exe) if exe.exists() else "jupyterhub", "-f", str(path)]
-    env = dict(os.environ)
-    env["CONFIGPROXY_AUTH_TOKEN"] = secrets.token_hex(32)
     # The hub process reads the same settings as the portal that started this command.
-    env.setdefault("BEAMDESK_VAR", str(settings.var_dir))
-    env.setdefault("BEAMDESK_DATA", str(settings.data_root))
-    env.setdefault("BEAMDESK_DATABASE_URL", settings.database_url)
+    env = {**os.environ, **settings.environment()}
+    env["CONFIGPROXY_AUTH_TOKEN"] = secrets.token_hex(32)
     return argv, env, hub_settings(settings).state_dir

@@ -12,7 +12,6 @@ Functions flush but do not commit: the caller owns the transaction.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from beamdesk.portal.datacite import Creator, Metadata, RelatedWork
 from beamdesk.portal.minting import Minter, MintingError
 from beamdesk.portal.models import Dataset, MemberRole, Proposal, Transition
 from beamdesk.portal.proposals import InvalidRequest, PermissionDenied
+from beamdesk.settings import Settings
 
 DEFAULT_LICENCE = "CC-BY-4.0"
 ORCID = re.compile(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
@@ -56,13 +56,14 @@ class PublicationConfig:
     base_url: str = "http://127.0.0.1:8000"
 
 
-def publication_config_from_env(base_url: str) -> PublicationConfig:
-    env = os.environ
+def publication_config(settings: Settings) -> PublicationConfig:
+    """Publisher, facility and licence from ``settings.publication``; landing pages under
+    ``settings.base_url``."""
     return PublicationConfig(
-        publisher=env.get("BEAMDESK_PUBLISHER", PublicationConfig.publisher),
-        facility=env.get("BEAMDESK_FACILITY", PublicationConfig.facility),
-        licence=env.get("BEAMDESK_LICENCE", DEFAULT_LICENCE),
-        base_url=base_url.rstrip("/"),
+        publisher=settings.publication.publisher,
+        facility=settings.publication.facility,
+        licence=settings.publication.licence,
+        base_url=settings.base_url.rstrip("/"),
     )
 
 

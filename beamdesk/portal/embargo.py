@@ -17,11 +17,11 @@ def add_years(when: datetime, years: int) -> datetime:
 
 
 def default_release(last_beamtime_end: datetime, settings: Settings) -> datetime:
-    return add_years(last_beamtime_end, settings.embargo_years)
+    return add_years(last_beamtime_end, settings.publication.embargo_years)
 
 
 def extended(release_date: datetime, settings: Settings) -> datetime:
-    return add_years(release_date, settings.embargo_extension_years)
+    return add_years(release_date, settings.publication.embargo_extension_years)
 
 
 def apply_default_release(proposal: Proposal, settings: Settings) -> None:

@@ -9,14 +9,13 @@ registers nothing, so a facility can try publication before it has a DataCite ac
 from __future__ import annotations
 
 import base64
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 
 from beamdesk.portal.datacite import Metadata, to_json, to_xml
+from beamdesk.settings import DataCiteSection
 
 TEST_PREFIX = "10.5072"
 JSON_API = "application/vnd.api+json"
@@ -113,15 +112,14 @@ def _errors(response: httpx.Response) -> str:
         return response.reason_phrase
 
 
-def minter_from_env(environ: Mapping[str, str] = os.environ) -> Minter:
-    url = environ.get("BEAMDESK_DATACITE_URL", "")
-    prefix = environ.get("BEAMDESK_DATACITE_PREFIX", "") or TEST_PREFIX
-    repository = environ.get("BEAMDESK_DATACITE_REPOSITORY", "")
-    if url and repository:
+def minter_for(datacite: DataCiteSection) -> Minter:
+    """DataCite's REST API when its address and repository are set, else draft DOIs only."""
+    prefix = datacite.prefix or TEST_PREFIX
+    if datacite.url and datacite.repository:
         return DataCiteRest(
-            url=url,
-            repository=repository,
-            password=environ.get("BEAMDESK_DATACITE_PASSWORD", ""),
+            url=datacite.url,
+            repository=datacite.repository,
+            password=datacite.password,
             prefix=prefix,
         )
     return DraftOnly(prefix)

@@ -36,11 +36,11 @@ class OidcError(Exception):
 def make_client(settings: Settings) -> StarletteOAuth2App:
     """An Authlib client reading the provider's metadata from its discovery document."""
     oauth = OAuth()
-    issuer = settings.oidc_issuer.rstrip("/")
+    issuer = settings.oidc.issuer.rstrip("/")
     return oauth.register(
         CLIENT_NAME,
-        client_id=settings.oidc_client_id,
-        client_secret=settings.oidc_client_secret,
+        client_id=settings.oidc.client_id,
+        client_secret=settings.oidc.client_secret,
         server_metadata_url=f"{issuer}/.well-known/openid-configuration",
         # Authlib adds a nonce for the 'openid' scope and a PKCE verifier for S256.
         client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256"},

@@ -70,9 +70,9 @@ class ReaderLimits:
     def of(cls, settings: Any) -> ReaderLimits:
         """The limits a :class:`beamdesk.settings.Settings` asks for."""
         return cls(
-            sandbox=settings.sandbox,
-            memory_bytes=settings.reader_memory_bytes,
-            reply_timeout=settings.reader_timeout,
+            sandbox=settings.limits.sandbox,
+            memory_bytes=settings.limits.reader_memory_bytes,
+            reply_timeout=settings.limits.reader_timeout,
         )
 
 

@@ -120,11 +120,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         SessionMiddleware,
         secret_key=settings.secret_key,
         session_cookie="beamdesk_session",
-        max_age=settings.session_max_age,
+        max_age=settings.auth.session_max_age,
         same_site="lax",
-        https_only=settings.cookie_secure,
+        https_only=settings.auth.cookie_secure,
     )
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.auth.cookie_secure)
     # Outermost: every answer is counted and timed and carries its request id.
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)

@@ -225,7 +225,7 @@ def remember_device(request: Request, response: Response, username: str) -> None
         path="/login",
         httponly=True,
         samesite="lax",
-        secure=settings.cookie_secure,
+        secure=settings.auth.cookie_secure,
     )
 
 
@@ -253,13 +253,13 @@ async def throttle_password_check(
     settings = request.app.state.settings
     throttle = throttle_of(request)
     ip = client_ip(request)
-    window = float(settings.login_failure_window)
-    wait = throttle.client_wait(username, ip, window, settings.login_failures_per_client)
+    window = float(settings.auth.login_failure_window)
+    wait = throttle.client_wait(username, ip, window, settings.auth.login_failures_per_client)
     if wait > 0:
         raise too_many(wait, "Too many failed sign-ins for this account from your address")
     if not (trust_device and proves(request, settings.secret_key, username)):
         failures = throttle.account_failures(username, window)
-        delay = slowdown(failures, settings.max_failed_logins, settings.login_max_delay)
+        delay = slowdown(failures, settings.auth.max_failed_logins, settings.auth.login_max_delay)
         if delay > 0:
             await asyncio.sleep(delay)  # on the event loop: a waiting attempt holds no thread
     return PasswordAttempt(throttle, username, ip, window)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -14,7 +13,7 @@ from tests.h5.builders import H5World
 
 @pytest.fixture
 def small_limit(app) -> None:  # type: ignore[no-untyped-def]
-    app.state.settings = replace(app.state.settings, max_read_bytes=1000)
+    app.state.settings = app.state.settings.changed(limits={"max_read_bytes": 1000})
 
 
 @pytest.mark.parametrize(

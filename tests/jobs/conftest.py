@@ -7,7 +7,7 @@ line energies and rates, Gaussians, Poisson noise), never from ``beamdesk.xrf``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -94,7 +94,7 @@ def build_world(
 @pytest.fixture
 def thread_settings(settings: Settings) -> Settings:
     """Two thread workers: quick to start, enough for everything but killing a worker."""
-    return replace(settings, dask_workers=2, extra={"dask_processes": "0"})
+    return settings.changed(jobs={"dask_workers": 2, "dask_processes": False})
 
 
 @pytest.fixture

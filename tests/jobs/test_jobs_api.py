@@ -128,7 +128,7 @@ def test_outsiders_see_nothing_and_cannot_start_jobs(
 def test_quota_of_concurrent_jobs_per_user(jobs_client: TestClient, jobs_world: JobsWorld) -> None:
     pi, participant = jobs_world.token("pi"), jobs_world.token("participant")
     body = {"kind": "xrf_map", "input": MAP, "config_file": "raw/fit.cfg"}
-    limit = jobs_world.settings.max_concurrent_jobs
+    limit = jobs_world.settings.jobs.max_concurrent_jobs
     ids = [jobs_client.post(SUBMIT, json=body, headers=pi).json()["id"] for _ in range(limit)]
     r = jobs_client.post(SUBMIT, json=body, headers=pi)
     if r.status_code == 201:  # the first one was already over: that is allowed

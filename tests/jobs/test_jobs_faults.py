@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -122,7 +121,7 @@ def test_scheduler_gone_jobs_wait_then_run(  # type: ignore[no-untyped-def]
     procs = [_scheduler(port)]
     _wait_port(port)
     procs.append(_worker(address))
-    ours = replace(settings, dask_scheduler=address)
+    ours = settings.changed(jobs={"dask_scheduler": address})
     world = build_world(ours, sessions)
     app = create_app(ours, run_jobs=True)
     pi = world.token("pi")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import replace
 
 import h5py
 import httpx
@@ -42,7 +41,7 @@ BODY = {
 
 @pytest.fixture
 def race(any_settings: Settings):  # type: ignore[no-untyped-def]
-    settings = replace(any_settings, max_concurrent_jobs=QUOTA)
+    settings = any_settings.changed(jobs={"max_concurrent_jobs": QUOTA})
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     with sessions() as db:

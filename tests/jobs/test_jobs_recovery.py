@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +218,7 @@ def test_runner_on_both_databases(any_settings: Settings) -> None:
     from beamdesk.jobs.runner import start_runner
     from beamdesk.portal.models import User
 
-    settings = replace(any_settings, dask_workers=1, extra={"dask_processes": "0"})
+    settings = any_settings.changed(jobs={"dask_workers": 1, "dask_processes": False})
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     world = build_world(settings, sessions)
@@ -270,7 +269,7 @@ def test_restart_with_an_external_scheduler_reattaches(
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
-        external = replace(settings, dask_scheduler=cluster.scheduler_address)
+        external = settings.changed(jobs={"dask_scheduler": cluster.scheduler_address})
         first = start_runner(external)
         assert first is not None
         with sessions() as db:

@@ -57,16 +57,16 @@ def write_scan(path: Path) -> np.ndarray:
 def hub_ports() -> dict[str, str]:
     public = free_port()
     return {
-        "hub_url": f"http://127.0.0.1:{public}",
-        "hub_port": str(free_port()),
-        "hub_proxy_api_port": str(free_port()),
+        "url": f"http://127.0.0.1:{public}",
+        "port": free_port(),
+        "proxy_api_port": free_port(),
     }
 
 
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str, hub_ports: dict[str, str]) -> Settings:
     """The portal's settings, knowing where the test's hub listens."""
-    return make_settings(tmp_path, sqlite_url, extra=hub_ports)
+    return make_settings(tmp_path, sqlite_url, hub=hub_ports)
 
 
 @dataclass
@@ -122,7 +122,6 @@ def hub(settings: Settings, live_server, tmp_path: Path) -> Iterator[RunningHub]
             "BEAMDESK_DATABASE_URL": settings.database_url,
             "BEAMDESK_SECRET_KEY": settings.secret_key,
             "BEAMDESK_BASE_URL": live_server.url,
-            **{f"BEAMDESK_{k.upper()}": v for k, v in settings.extra.items()},
         }
     )
     log = tmp_path / "jupyterhub.log"

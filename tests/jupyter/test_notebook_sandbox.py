@@ -81,11 +81,11 @@ print(json.dumps({
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str, hub_ports: dict[str, str]) -> Settings:
     limits = {
-        "hub_mem_limit": str(MEMORY),
-        "hub_cpu_limit": "1",
-        "hub_max_processes": str(PROCESSES),
+        "mem_limit": str(MEMORY),
+        "cpu_limit": 1.0,
+        "max_processes": PROCESSES,
     }
-    return make_settings(tmp_path, sqlite_url, extra={**hub_ports, **limits})
+    return make_settings(tmp_path, sqlite_url, hub={**hub_ports, **limits})
 
 
 def probe(hub: RunningHub, username: str, forbidden: list[str]) -> dict:  # type: ignore[type-arg]

@@ -100,8 +100,8 @@ def test_limits_as_the_kernel_reports_them(tmp_path: Path) -> None:
 def test_hub_runs_the_sandbox_by_default_and_follows_the_limits(
     tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extra = {"hub_mem_limit": "2G", "hub_cpu_limit": "2", "hub_max_processes": "99"}
-    settings = make_settings(tmp_path, sqlite_url, extra=extra)
+    limits = {"mem_limit": "2G", "cpu_limit": 2.0, "max_processes": 99}
+    settings = make_settings(tmp_path, sqlite_url, hub=limits)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     c = Config()
     configure(c, settings)
@@ -110,7 +110,7 @@ def test_hub_runs_the_sandbox_by_default_and_follows_the_limits(
     assert c.SandboxSpawner.max_processes == 99
     assert "--allow-root" not in c.Spawner.args
 
-    simple = make_settings(tmp_path, sqlite_url, extra={"hub_spawner": "simple"})
+    simple = make_settings(tmp_path, sqlite_url, hub={"spawner": "simple"})
     c = Config()
     configure(c, simple)
     assert c.JupyterHub.spawner_class == "simple"
@@ -123,7 +123,7 @@ def test_hub_refuses_the_sandbox_without_root(
     with pytest.raises(UnsafeHub, match="must run as root"):
         configure(Config(), make_settings(tmp_path, sqlite_url))
     with pytest.raises(UnsafeHub, match="'sandbox' or 'simple'"):
-        configure(Config(), make_settings(tmp_path, sqlite_url, extra={"hub_spawner": "docker"}))
+        configure(Config(), make_settings(tmp_path, sqlite_url, hub={"spawner": "docker"}))
 
 
 def test_account_names_are_short_stable_and_distinct() -> None:

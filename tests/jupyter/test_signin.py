@@ -226,7 +226,7 @@ def test_hub_config_keeps_state_under_var_and_generates_secrets(settings) -> Non
     token_file = hub.service_token_file
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert first.JupyterHub.services[0]["api_token"] == service_token(hub)
-    assert first.JupyterHub.bind_url == settings.extra["hub_url"] + "/"
+    assert first.JupyterHub.bind_url == settings.hub.url + "/"
     assert "configure(c)" in write_config(settings).read_text()
 
 

@@ -17,7 +17,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -76,7 +76,7 @@ class Place:
 def make_place(settings: Settings, **overrides: Any) -> Iterator[Place]:
     from beamdesk.web.app import create_app
 
-    settings = replace(settings, **overrides)
+    settings = settings.changed(auth=overrides)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     with sessions() as db:
@@ -465,8 +465,8 @@ def timed_sign_in(browser: TestClient, username: str, password: str) -> tuple[in
 
 
 def test_hammering_an_account_never_locks_its_owner_out(lite: Place) -> None:
-    cap = lite.settings.login_max_delay
-    limit = lite.settings.login_failures_per_client
+    cap = lite.settings.auth.login_max_delay
+    limit = lite.settings.auth.login_failures_per_client
     attacker = lite.browser("203.0.113.5")
     codes = [timed_sign_in(attacker, "pi", f"guess number {i}")[0] for i in range(limit + 2)]
     # That address is refused for that name once it failed often enough …
@@ -485,7 +485,7 @@ def test_hammering_an_account_never_locks_its_owner_out(lite: Place) -> None:
 
 def test_owner_gets_in_while_many_addresses_hammer(lite: Place) -> None:
     """A botnet: each address guesses a few times, all at once, while the owner signs in."""
-    cap = lite.settings.login_max_delay
+    cap = lite.settings.auth.login_max_delay
     stop = threading.Event()
     guesses: list[int] = []
 
@@ -557,7 +557,7 @@ def test_wrong_password_and_unknown_name_answer_the_same(lite: Place) -> None:
     browser = lite.browser("198.51.100.20")
     pairs = []
     csrf = csrf_of(browser)
-    for _ in range(lite.settings.login_failures_per_client + 1):
+    for _ in range(lite.settings.auth.login_failures_per_client + 1):
         a, b = (
             browser.post("/login", data={"username": n, "password": "w", "csrf_token": csrf})
             for n in (real, ghost)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -94,7 +93,9 @@ def test_session_cookie_flags(facility: Facility, secure: bool) -> None:
     db_copy = facility.settings.var_dir / f"cookies-{secure}.db"
     shutil.copyfile(facility.snapshot, db_copy)  # an app of its own, on its own database
     app = create_app(
-        replace(facility.settings, cookie_secure=secure, database_url=f"sqlite:///{db_copy}")
+        facility.settings.changed(
+            auth={"cookie_secure": secure}, database_url=f"sqlite:///{db_copy}"
+        )
     )
     base = "https://testserver" if secure else "http://testserver"
     with TestClient(app, base_url=base, follow_redirects=False) as client:

@@ -84,8 +84,8 @@ def login_page(
         "next": next_url,
         "error": error,
         "username": username,
-        "oidc_enabled": settings.oidc_enabled,
-        "oidc_name": settings.oidc_name,
+        "oidc_enabled": settings.oidc.enabled,
+        "oidc_name": settings.oidc.name,
     }
     return request.app.state.templates.TemplateResponse(
         request, "login.html", context, status_code=status
@@ -147,7 +147,7 @@ def logout(request: Request, db: DB, user: CurrentUser) -> Response:
 
 def oidc_client(request: Request, settings: Settings) -> StarletteOAuth2App:
     """The app's Authlib client, made on first use (it caches the provider's metadata)."""
-    if not settings.oidc_enabled:
+    if not settings.oidc.enabled:
         raise not_found("Single sign-on is not configured here.")
     state = request.app.state
     if getattr(state, "oidc_client", None) is None:
@@ -164,7 +164,7 @@ async def oidc_start(request: Request, settings: AppSettings, next: str = "") ->
     except httpx.HTTPError as exc:
         raise Problem(
             502,
-            f"{settings.oidc_name} cannot be reached; try again later.",
+            f"{settings.oidc.name} cannot be reached; try again later.",
             "Sign-in provider unavailable",
         ) from exc
 
@@ -172,10 +172,10 @@ async def oidc_start(request: Request, settings: AppSettings, next: str = "") ->
 @router.get("/login/oidc/callback", include_in_schema=False)
 async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Response:
     client = oidc_client(request, settings)
-    refused = f"Sign-in with {settings.oidc_name} failed"
+    refused = f"Sign-in with {settings.oidc.name} failed"
     try:
         metadata = await client.load_server_metadata()
-        checks = oidc.id_token_checks(metadata["issuer"], settings.oidc_client_id)
+        checks = oidc.id_token_checks(metadata["issuer"], settings.oidc.client_id)
         token = await client.authorize_access_token(request, claims_options=checks)
     except (OAuthError, AuthlibBaseError, JoseError) as exc:
         # Bad or replayed state, wrong nonce, bad signature, expired or foreign id_token.
@@ -189,7 +189,7 @@ async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Resp
     except httpx.HTTPError as exc:
         raise Problem(
             502,
-            f"{settings.oidc_name} cannot be reached; try again later.",
+            f"{settings.oidc.name} cannot be reached; try again later.",
             "Sign-in provider unavailable",
         ) from exc
     claims = token.get("userinfo")

@@ -27,7 +27,7 @@ from beamdesk.portal import collections as coll
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.auth import audit
 from beamdesk.portal.collections import Collection, CollectionInput, CollectionItem
-from beamdesk.portal.minting import Minter, minter_from_env
+from beamdesk.portal.minting import Minter, minter_for
 from beamdesk.portal.models import Dataset, Proposal
 from beamdesk.portal.proposals import InvalidRequest, PermissionDenied
 from beamdesk.settings import Settings
@@ -55,7 +55,7 @@ def get_config(request: Request) -> coll.PublicationConfig:
     config = getattr(request.app.state, "publication", None)
     if config is None:
         settings: Settings = request.app.state.settings
-        config = coll.publication_config_from_env(settings.base_url)
+        config = coll.publication_config(settings)
         request.app.state.publication = config
     return config
 
@@ -64,7 +64,7 @@ def get_minter(request: Request) -> Minter:
     """The DOI backend from ``BEAMDESK_DATACITE_*``; tests may set ``app.state.minter``."""
     minter = getattr(request.app.state, "minter", None)
     if minter is None:
-        minter = minter_from_env()
+        minter = minter_for(request.app.state.settings.datacite)
         request.app.state.minter = minter
     return minter
 

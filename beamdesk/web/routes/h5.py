@@ -78,7 +78,7 @@ def get_stats(
             file,
             path=path,
             selection=selection,
-            max_read_bytes=settings.max_read_bytes,
+            max_read_bytes=settings.limits.max_read_bytes,
         )
     )
 
@@ -131,7 +131,7 @@ def get_data(
         file,
         path=path,
         query=query,
-        max_read_bytes=settings.max_read_bytes,
+        max_read_bytes=settings.limits.max_read_bytes,
     )
     if format in EXPORTS:  # downloads, not views, are audited
         audit(
@@ -168,7 +168,7 @@ def get_line(
         path=path,
         selection=selection,
         signal=signal,
-        max_read_bytes=settings.max_read_bytes,
+        max_read_bytes=settings.limits.max_read_bytes,
     )
     audit(
         db,
@@ -192,7 +192,12 @@ def get_subset(
 ) -> Response:
     """Chosen datasets/groups with their attributes and parents' attributes, as a new file."""
     answer = read(
-        readers, folder.root, "h5.subset", file, paths=paths, max_read_bytes=settings.max_read_bytes
+        readers,
+        folder.root,
+        "h5.subset",
+        file,
+        paths=paths,
+        max_read_bytes=settings.limits.max_read_bytes,
     )
     audit(
         db,

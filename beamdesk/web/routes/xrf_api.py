@@ -443,7 +443,7 @@ async def fit(
 
     def work() -> dict[str, Any]:  # all of it off the event loop: parsing a config is work too
         cfg = _config(folder, body)
-        counts = load_spectrum(readers, folder, body.source, settings.max_read_bytes)
+        counts = load_spectrum(readers, folder, body.source, settings.limits.max_read_bytes)
         with user_errors():
             return fit_payload(np.asarray(counts["counts"]), cfg)
 
@@ -462,7 +462,9 @@ async def spectrum(
 ) -> dict[str, Any]:
     """The counts of a spectrum, pixel, region or map sum, before any fit (for picking
     calibration peaks and energy windows), and the map's shape when it is one."""
-    out = await run_in_threadpool(load_spectrum, readers, folder, body, settings.max_read_bytes)
+    out = await run_in_threadpool(
+        load_spectrum, readers, folder, body, settings.limits.max_read_bytes
+    )
     return {"counts": _floats(out["counts"]), "map_shape": out["map_shape"]}
 
 
