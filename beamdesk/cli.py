@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -51,7 +51,7 @@ def _settings(data: Path | None = None) -> Settings:
     return settings
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     # soft_wrap: one line however narrow the terminal; escape: the message is not markup.
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(2)
@@ -161,7 +161,7 @@ def serve(
         workers=workers,
         proxy_headers=True,
         log_level="info",
-        log_config=logging_config(),  # beamdesk.* INFO too; BEAMDESK_LOG_FORMAT=json
+        log_config=logging_config(settings.operations.log_format),  # beamdesk.* INFO too
     )
 
 

@@ -2,9 +2,9 @@
 
 The top level says where the installation lives (folders, database, secret, public address);
 each feature has its own section (``settings.auth``, ``.oidc``, ``.limits``, ``.jobs``,
-``.publication``, ``.datacite``, ``.hub``). Every field names its variable, its default and
-its meaning once, here: the README's table is generated from these fields (``beamdesk
-settings --markdown``) and a test keeps the two equal.
+``.publication``, ``.datacite``, ``.hub``, ``.operations``). Every field names its variable,
+its default and its meaning once, here: the README's table is generated from these fields
+(``beamdesk settings --markdown``) and a test keeps the two equal.
 
 ``load_settings()`` validates everything and raises :class:`SettingsError` with one line per
 bad value (``BEAMDESK_EMBARGO_YEARS='three': not a whole number``); it also returns
@@ -112,7 +112,9 @@ class LimitsSection(Section):
     title = "Reading users' files"
 
     max_read_bytes: int = setting(
-        256 * MiB, "largest HDF5 selection one request may read, in bytes", shown="`268435456` (256 MiB)"
+        256 * MiB,
+        "largest HDF5 selection one request may read, in bytes",
+        shown="`268435456` (256 MiB)",
     )
     sandbox: Literal["bwrap", "process"] = setting(
         "bwrap",
@@ -122,7 +124,9 @@ class LimitsSection(Section):
     reader_memory_bytes: int = setting(
         3 * 1024 * MiB, "address space of one reader worker, in bytes", shown="`3221225472` (3 GiB)"
     )
-    reader_timeout: float = setting(60.0, "seconds a reader worker may stay silent before it is killed")
+    reader_timeout: float = setting(
+        60.0, "seconds a reader worker may stay silent before it is killed"
+    )
 
 
 class JobsSection(Section):
@@ -182,6 +186,24 @@ class HubSection(Section):
     max_processes: int = setting(512, "processes and threads of one user's account; 0 for none")
 
 
+class OperationsSection(Section):
+    title = "Operations: metrics and logs"
+
+    metrics_token: str = setting(
+        "",
+        "lets a scraper elsewhere read `/metrics` with this bearer token (unset: loopback only; "
+        "a proxy on the same host must send `X-Forwarded-For`)",
+        secret=True,
+    )
+    log_format: Literal["text", "json"] = setting(
+        "text",
+        "`json`: `beamdesk serve` logs one JSON object per line (time, level, logger, message, "
+        "request_id). Either way `beamdesk.*` INFO lines are written, the proxy's "
+        "`X-Request-ID` (or a new one) is on each request's lines and answer, and tokens and "
+        "passwords in URLs are `[redacted]`",
+    )
+
+
 SECTIONS: dict[str, type[Section]] = {
     "auth": AuthSection,
     "oidc": OidcSection,
@@ -190,6 +212,7 @@ SECTIONS: dict[str, type[Section]] = {
     "publication": PublicationSection,
     "datacite": DataCiteSection,
     "hub": HubSection,
+    "operations": OperationsSection,
 }
 
 
@@ -226,6 +249,7 @@ class Settings(BaseModel):
     publication: PublicationSection = Field(default_factory=PublicationSection)
     datacite: DataCiteSection = Field(default_factory=DataCiteSection)
     hub: HubSection = Field(default_factory=HubSection)
+    operations: OperationsSection = Field(default_factory=OperationsSection)
 
     def changed(self, **changes: Any) -> Settings:
         """A copy with some values changed; a section's are given as a dict of its fields:

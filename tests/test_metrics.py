@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -203,8 +202,8 @@ def test_each_app_has_its_own_registry(settings) -> None:  # type: ignore[no-unt
     assert value(fresh, "beamdesk_http_requests_total", **request) == 0
 
 
-def test_metrics_only_for_loopback_or_the_token(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.delenv("BEAMDESK_METRICS_TOKEN", raising=False)
+def test_metrics_only_for_loopback_or_the_token(app) -> None:  # type: ignore[no-untyped-def]
+    assert app.state.settings.operations.metrics_token == ""
     assert scrape(app).status_code == 200
     assert scrape(app, ("::1", 4000)).status_code == 200
     for elsewhere in (("testclient", 50000), ("192.0.2.7", 4000), ("10.1.2.3", 4000)):
@@ -214,7 +213,8 @@ def test_metrics_only_for_loopback_or_the_token(app, monkeypatch) -> None:  # ty
     # No token configured: no bearer value opens it, not even an empty one.
     assert scrape(app, ("192.0.2.7", 4000), Authorization="Bearer ").status_code == 403
 
-    monkeypatch.setenv("BEAMDESK_METRICS_TOKEN", "s3cret-metrics-token")
+    settings = app.state.settings
+    app.state.settings = settings.changed(operations={"metrics_token": "s3cret-metrics-token"})
     remote = ("192.0.2.7", 4000)
     assert scrape(app, remote, Authorization="Bearer s3cret-metrics-token").status_code == 200
     assert scrape(app, remote, Authorization="Bearer s3cret-metrics-tokex").status_code == 403
@@ -251,12 +251,12 @@ def test_ready(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def
     port = free_port()  # nothing listens there
     pg = f"postgresql+psycopg://beamdesk:pw@127.0.0.1:{port}/beamdesk"
     for url in (pg, "sqlite:////proc/beamdesk-ready.db", f"sqlite:///{tmp_path / 'empty.db'}"):
-        status, answer, took = ready(replace(settings, database_url=url))
+        status, answer, took = ready(settings.changed(database_url=url))
         assert status == 503, url
         assert_names_only(answer, "database")
         assert answer["data_root"] == "ok" and took < 5
 
-    status, answer, _ = ready(replace(settings, data_root=tmp_path / "gone"))
+    status, answer, _ = ready(settings.changed(data_root=tmp_path / "gone"))
     assert status == 503
     assert_names_only(answer, "data_root")
     assert answer["database"] == "ok"
@@ -272,13 +272,13 @@ def test_ready_checks_the_dask_scheduler(settings) -> None:  # type: ignore[no-u
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
-        status, answer, _ = ready(replace(settings, dask_scheduler=address))
+        status, answer, _ = ready(settings.changed(jobs={"dask_scheduler": address}))
         assert (status, answer["dask"]) == (200, "ok")
-    status, answer, took = ready(replace(settings, dask_scheduler=address))  # closed now
+    status, answer, took = ready(settings.changed(jobs={"dask_scheduler": address}))  # closed now
     assert status == 503 and took < 5
     assert_names_only(answer, "dask")
     # A host that never answers: the check gives up within its timeout.
-    status, answer, took = ready(replace(settings, dask_scheduler="tcp://192.0.2.1:8786"))
+    status, answer, took = ready(settings.changed(jobs={"dask_scheduler": "tcp://192.0.2.1:8786"}))
     assert status == 503 and answer["dask"] == "failing" and took < 5
 
 

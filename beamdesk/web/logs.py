@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import re
 import secrets
 from datetime import UTC, datetime
@@ -69,13 +68,6 @@ def scrub(text: str) -> str:
     for pattern, replacement in _SCRUBS:
         text = pattern.sub(replacement, text)
     return text
-
-
-def log_format() -> str:
-    """``BEAMDESK_LOG_FORMAT`` (``text`` or ``json``), read here until the settings object
-    has a logging section."""
-    value = os.environ.get("BEAMDESK_LOG_FORMAT", "text").strip().lower()
-    return "json" if value == "json" else "text"
 
 
 def _scrub_arg(value: Any) -> Any:
@@ -134,9 +126,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def logging_config(fmt: str | None = None, level: str = "INFO") -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the server (uvicorn's ``log_config``)."""
-    fmt = fmt or log_format()
+def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the server (uvicorn's ``log_config``); ``fmt`` is
+    ``settings.operations.log_format``."""
     handler = {
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stderr",

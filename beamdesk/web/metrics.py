@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -44,11 +43,6 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Seconds: XRF map fits take from seconds to hours.
 JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0)
-
-
-def metrics_token() -> str:
-    """``BEAMDESK_METRICS_TOKEN``, read here until the settings object has a section for it."""
-    return os.environ.get("BEAMDESK_METRICS_TOKEN", "").strip()
 
 
 class Metrics:
@@ -186,7 +180,7 @@ class JobsCollector(Collector):
         for state in JobState:
             queue.add_metric([state.value], depth.get(state, 0))
         yield queue
-        yield job_durations(finished)
+        yield job_durations(list(finished))
 
 
 def job_durations(rows: list[Any]) -> HistogramMetricFamily:
@@ -229,7 +223,7 @@ def may_scrape(request: Request) -> bool:
     """Loopback clients, or anyone with ``Authorization: Bearer <BEAMDESK_METRICS_TOKEN>``."""
     if is_loopback(request.client.host if request.client else None):
         return True
-    token = metrics_token()
+    token = request.app.state.settings.operations.metrics_token.strip()
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if not token or scheme.lower() != "bearer":
         return False

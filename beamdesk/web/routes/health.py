@@ -62,7 +62,7 @@ def scheduler_address(address: str) -> tuple[str, int]:
 
 
 def _dask(request: Request) -> None:
-    host, port = scheduler_address(request.app.state.settings.dask_scheduler)
+    host, port = scheduler_address(request.app.state.settings.jobs.dask_scheduler)
     with socket.create_connection((host, port), timeout=CHECK_SECONDS):
         pass
 
@@ -111,7 +111,7 @@ async def ready(request: Request) -> JSONResponse:
     scheduler (if one is configured) accepts connections."""
     checks = _checks_of(request)
     parts: dict[str, Callable[[Request], None]] = {"database": _database, "data_root": _data_root}
-    if request.app.state.settings.dask_scheduler:
+    if request.app.state.settings.jobs.dask_scheduler:
         parts["dask"] = _dask
     results = await asyncio.gather(*(checks.run(n, c, request) for n, c in parts.items()))
     answer = {name: "ok" if ok else "failing" for name, ok in zip(parts, results, strict=True)}
