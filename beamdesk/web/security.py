@@ -43,7 +43,7 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
-        # Behind HTTPS (BEAMDESK_COOKIE_SECURE=1) browsers are told to never use plain HTTP.
+        # Behind HTTPS (BEAMDESK_COOKIE_SECURE=true) browsers are told to never use plain HTTP.
         self.headers = HEADERS + ([(b"strict-transport-security", HSTS)] if hsts else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
