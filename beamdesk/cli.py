@@ -137,9 +137,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated addresses of the reverse proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto are trusted ('*': any).",
+        ),
+    ] = "127.0.0.1",
+    root_path: Annotated[
+        str, typer.Option(help="The path prefix the proxy serves the portal under (/beamdesk).")
+    ] = "",
     data: DataOption = None,
 ) -> None:
-    """Serve the portal, API, viewer and workbench."""
+    """Serve the portal, API, viewer and workbench (docs/deployment.md: behind nginx)."""
     import os
 
     import uvicorn
@@ -151,7 +161,15 @@ def serve(
         os.environ["BEAMDESK_DATA"] = str(settings.data_root)
     _require_schema(settings.database_url)  # only `db upgrade` changes an existing schema
     settings.data_root.mkdir(parents=True, exist_ok=True)
-    console.print(f"BeamDesk on http://{host}:{port}  (data: {settings.data_root})")
+    if workers < 1:
+        _fail("--workers must be at least 1")
+    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        _fail("--root-path starts with / and does not end with one, e.g. /beamdesk")
+    console.print(
+        f"BeamDesk on http://{host}:{port}{root_path}  (data: {settings.data_root}, "
+        f"{workers} worker{'s' if workers > 1 else ''}, proxies trusted: {forwarded_allow_ips})",
+        soft_wrap=True,
+    )
     cluster = settings.jobs.dask_scheduler or f"{settings.jobs.dask_workers} local dask workers"
     console.print(f"analysis jobs on {cluster} (docs/jobs.md)")
     uvicorn.run(
@@ -160,6 +178,8 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        root_path=root_path,
         log_level="info",
         log_config=logging_config(settings.operations.log_format),  # beamdesk.* INFO too
     )
