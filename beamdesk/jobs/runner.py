@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 import beamdesk
 from beamdesk.db import make_engine, make_sessionmaker, session_scope, utcnow
 from beamdesk.h5.paths import PathNotFound, proposal_root, resolve_in_proposal
-from beamdesk.jobs import cluster
+from beamdesk.jobs import cluster, states
 from beamdesk.jobs.models import Job, JobState
 from beamdesk.jobs.tasks import TASKS, TOPIC, cancel_event_name
 from beamdesk.portal.models import Dataset, Proposal
@@ -226,9 +226,9 @@ class JobRunner:
         with session_scope(self.sessions) as db:
             claimed = db.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.state == JobState.queued)
+                .where(Job.id == job_id, Job.state.in_(states.sources("claim")))
                 .values(
-                    state=JobState.running,
+                    state=states.TRANSITIONS["claim"].target,
                     dask_key=key,
                     progress=0.0,
                     started_at=utcnow(),
@@ -261,8 +261,7 @@ class JobRunner:
                     self.client.publish_dataset(future, name=key, override=True)
             except Exception:
                 log.exception("jobs: could not submit job %d", job_id)
-                job.state = JobState.queued
-                job.message = "Waiting: the compute cluster is not reachable."
+                states.move(job, "requeue", "Waiting: the compute cluster is not reachable.")
                 return
             job.append_log(f"submitted to the cluster as {key}")
         self._watch(job_id, future)
@@ -304,7 +303,7 @@ class JobRunner:
     # --- completion ---------------------------------------------------------------------
 
     def _finish(self, job_id: int, future: Any) -> None:
-        if self.futures.get(job_id) is not future:
+        if self.futures.get(job_id) is not future or future is None:
             return
         del self.futures[job_id]
         self._pending.pop(job_id, None)
@@ -368,25 +367,15 @@ class JobRunner:
         self._cleanup(job)
 
     def _fail(self, job: Job, message: str) -> None:
-        job.state = JobState.failed
-        job.message = message
-        job.finished_at = utcnow()
-        job.append_log(f"failed: {message}")
+        states.move(job, "fail", message)
         self._cleanup(job, remove_part=True)
 
     def _cancelled(self, job: Job) -> None:
-        job.state = JobState.cancelled
-        job.message = "Cancelled."
-        job.finished_at = utcnow()
-        job.append_log("cancelled")
+        states.move(job, "cancel", "Cancelled.", log="cancelled")
         self._cleanup(job, remove_part=True)
 
     def _requeue(self, job: Job, message: str) -> None:
-        job.state = JobState.queued
-        job.message = message
-        job.progress = 0.0
-        job.dask_key = ""
-        job.append_log(message)
+        states.move(job, "requeue", message, log=message)
         self._cleanup(job, remove_part=True)
 
     def _cleanup(self, job: Job, *, remove_part: bool = False) -> None:
@@ -564,15 +553,11 @@ def register(db: Session, settings: Settings, job: Job, result: dict[str, Any]) 
             "groups": result.get("groups", []),
         }
     ]
-    job.state = JobState.done
-    job.progress = 1.0
-    job.finished_at = utcnow()
     if result:
-        job.message = (
-            f"Fitted {result.get('pixels')} pixels in {float(result.get('seconds', 0)):.1f} s."
-        )
+        done = f"Fitted {result.get('pixels')} pixels in {float(result.get('seconds', 0)):.1f} s."
     else:
-        job.message = "Done (result recovered after a server restart)."
+        done = "Done (result recovered after a server restart)."
+    states.move(job, "complete", done, log="")  # the caller logs what it knows
 
 
 def start_runner(settings: Settings, client: Any | None = None) -> JobRunner | None:

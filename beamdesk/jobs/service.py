@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from beamdesk.db import utcnow
 from beamdesk.h5.paths import PathNotFound, clean_relative, proposal_root, resolve_in_proposal
+from beamdesk.jobs import states
 from beamdesk.jobs.models import ACTIVE_STATES, Job, JobState
 from beamdesk.portal import access
 from beamdesk.portal.access import Action, Identity
@@ -153,7 +153,7 @@ def lock_quota(db: Session, owner_id: int) -> None:
     count (what ``BEGIN IMMEDIATE`` does); the others wait for the commit (busy timeout).
     """
     if db.get_bind().dialect.name == "sqlite":
-        users = User.__table__
+        users = cast(Table, User.__table__)
         db.execute(
             update(users).where(users.c.id == owner_id).values(failed_logins=users.c.failed_logins)
         )
@@ -248,10 +248,8 @@ def cancel(db: Session, job: Job, *, by: str) -> Job:
     if job.is_final:
         raise JobConflict(f"Job {job.id} has already ended ({job.state.value}).")
     if job.state == JobState.queued:
-        job.state = JobState.cancelled
-        job.finished_at = utcnow()
-        job.message = f"Cancelled by {by} before it started."
-        job.append_log(f"cancelled by {by}")
+        message = f"Cancelled by {by} before it started."
+        states.move(job, "cancel", message, log=f"cancelled by {by}")
     else:
         job.cancel_requested = True
         job.append_log(f"cancellation requested by {by}")
