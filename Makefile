@@ -4,31 +4,53 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# Python packages come from uv.lock through uv: the one on PATH, else this pinned copy,
+# installed into a small venv of its own by the first target that needs it.
+UV_VERSION := 0.13.9
+UV_BOOT := .tools/uv
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_BOOT)/bin/uv)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON ?= $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+# `make run` installs what serving needs (no test tools) and keeps what else is there;
+# `make test` and `make setup` make .venv exactly the lock with every extra.
+RUN_EXTRAS := --extra server --extra jupyter --extra sessions
+ALL_EXTRAS := $(RUN_EXTRAS) --extra test --extra dev
 FRONTEND_STAMP := beamdesk/web/static/app/.built-stamp
 PROXY_STAMP := tools/jupyter-proxy/node_modules/.installed-stamp
 FRONTEND_SOURCES := $(shell find frontend -path frontend/node_modules -prune -o -type f -print 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export BEAMDESK_DEMO_PASSWORD ?=
 
-.PHONY: run test setup frontend jupyter-proxy system-test-deps sandbox-deps demo lint bench clean
+.PHONY: run test setup setup-run lock frontend jupyter-proxy system-test-deps sandbox-deps demo lint bench clean
 
-run: setup frontend jupyter-proxy sandbox-deps ## set up, create the demo facility, serve on http://127.0.0.1:8000
+run: setup-run frontend jupyter-proxy sandbox-deps ## set up, create the demo facility, serve on http://127.0.0.1:8000
 	$(BIN)/beamdesk db upgrade
 	$(BIN)/beamdesk demo
 	$(BIN)/beamdesk serve --host 127.0.0.1 --port 8000
 
 test: setup frontend jupyter-proxy system-test-deps ## set up everything the tests need and run them all
+	@$(UV) lock --check -q || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 	$(BIN)/ruff check beamdesk tests bench tools
 	$(BIN)/ruff format --check beamdesk tests bench tools
-	BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra
+	BEAMDESK_TEST_UV=$(abspath $(UV)) BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra
 
-setup: $(STAMP)
+# uv sync is a no-op (well under a second) when .venv already matches uv.lock.
+setup: $(UV) ## .venv with everything, as locked: the server, the hub, the test and dev tools
+	$(UV) sync --frozen $(ALL_EXTRAS)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+setup-run: $(UV)
+	$(UV) sync --frozen --inexact $(RUN_EXTRAS)
+
+# After changing dependencies in pyproject.toml or client/pyproject.toml: commit uv.lock too.
+lock: $(UV)
+	$(UV) lock
+
+$(UV_BOOT)/bin/uv:
+	$(PYTHON) -m venv $(UV_BOOT) || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null && \
+	  rm -rf $(UV_BOOT) && $(PYTHON) -m venv $(UV_BOOT); }
+	$(UV_BOOT)/bin/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	touch $@
 
 frontend: $(FRONTEND_STAMP)
@@ -58,7 +80,7 @@ sandbox-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; \
 	fi
 
-demo: setup sandbox-deps
+demo: setup-run sandbox-deps
 	$(BIN)/beamdesk db upgrade
 	$(BIN)/beamdesk demo
 
@@ -70,4 +92,4 @@ bench: setup frontend
 	$(BIN)/python bench/portal.py
 
 clean:
-	rm -rf $(VENV) beamdesk/web/static/app frontend/node_modules
+	rm -rf $(VENV) $(UV_BOOT) beamdesk/web/static/app frontend/node_modules

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,15 @@ FORBIDDEN = {
 
 
 def test_client_talks_http_only() -> None:
-    """``beamdesk.client`` runs in notebooks: it must not pull in the server's code."""
-    names = imported_modules(PACKAGE / "client.py")
-    assert [n for n in names if n.startswith("beamdesk")] == []
+    """``beamdesk_client`` runs in notebooks: it must not pull in the server's code, and
+    needs no more than its distribution declares (httpx, numpy); ``beamdesk.client`` is
+    only its old name."""
+    client = PACKAGE.parent / "client" / "beamdesk_client"
+    names = set().union(*(imported_modules(p) for p in client.rglob("*.py")))
+    assert [n for n in names if n == "beamdesk" or n.startswith("beamdesk.")] == []
+    third_party = {n.split(".")[0] for n in names} - sys.stdlib_module_names
+    assert third_party <= {"httpx", "numpy", "beamdesk_client"}
+    assert imported_modules(PACKAGE / "client.py") == {"beamdesk_client"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -19,7 +19,8 @@ SERVICE_NAME = "beamdesk-portal"
 # Scopes of the portal's service token: create users, start their servers, reach their
 # servers' contents API (to put a notebook there). Nothing else.
 SERVICE_SCOPES = ["admin:users", "admin:servers", "access:servers"]
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# A source checkout (`make jupyter-proxy` installs the proxy there); an installed wheel has none.
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,12 @@ class HubSettings:
 
 
 def default_proxy_command() -> str:
-    """configurable-http-proxy installed by ``make jupyter-proxy``, else one on PATH."""
+    """configurable-http-proxy on PATH; in a source checkout, the one ``make jupyter-proxy``
+    pinned there first. ``BEAMDESK_HUB_PROXY_COMMAND`` overrides both."""
     local = (
-        REPO_ROOT
-        / "tools"
-        / "jupyter-proxy"
-        / "node_modules"
-        / ".bin"
-        / ("configurable-http-proxy")
+        CHECKOUT / "tools" / "jupyter-proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
     )
-    if local.exists():
+    if (CHECKOUT / "pyproject.toml").is_file() and local.exists():
         return str(local)
     return shutil.which("configurable-http-proxy") or "configurable-http-proxy"
 

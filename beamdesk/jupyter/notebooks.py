@@ -1,9 +1,10 @@
 """Notebooks that load exactly one dataset (or slice), or re-run one XRF analysis.
 
-The generated code reads the data twice, through ``beamdesk.client`` (the API, works
-anywhere) and with h5py from the proposal folder linked in the user's home (fast, works
-inside BeamDesk's hub; ``hdf5plugin`` first, for Blosc/LZ4/bitshuffle files), checks both
-agree (either alone is enough), then summarises and plots it whatever its type. Everything
+The generated code reads the data twice, through ``beamdesk_client`` (the API, works
+anywhere; the ``beamdesk-client`` distribution) and with h5py from the proposal folder
+linked in the user's home (fast, works inside BeamDesk's hub; ``hdf5plugin`` first, for
+Blosc/LZ4/bitshuffle files), checks both agree (either alone is enough), then summarises
+and plots it whatever its type. Everything
 the user chose is written into the code as Python literals (``repr``) and into Markdown
 escaped, and selections are checked against a strict grammar first, so no request
 parameter can inject code into a notebook. The cells' code is plain text below: it runs
@@ -324,7 +325,7 @@ def dataset_notebook(
         ),
         new_code_cell(
             "import os\nfrom pathlib import Path\n\nimport numpy as np\n\n"
-            "from beamdesk.client import Client\n\n"
+            "from beamdesk_client import Client\n\n"
             f"PROPOSAL = {number!r}\nFILE = {file!r}\nDATASET = {path!r}\n"
             f"SELECTION = {selection!r}  # one member per dimension; '' means everything"
         ),
@@ -358,7 +359,7 @@ def xrf_job_notebook(
             f"analysis ({kind}) with the configuration it was made with."
         ),
         new_code_cell(
-            "import json\n\nimport numpy as np\n\nfrom beamdesk.client import Client\n"
+            "import json\n\nimport numpy as np\n\nfrom beamdesk_client import Client\n"
             f"\nPROPOSAL = {number!r}\nFILE = {file!r}\nDATASET = {dataset!r}\n"
             f"KIND = {kind!r}\nCONFIG = json.loads({config_json!r})\n"
             "bd = Client.from_env()"

@@ -109,7 +109,7 @@ def test_open_in_a_notebook_end_to_end(
             re.compile(re.escape(hub.url) + r"/user/pi/lab/tree/notebooks/.+"), timeout=90_000
         )
         # The notebook's own code, rendered by JupyterLab.
-        page.wait_for_selector(".jp-Notebook .jp-Cell:has-text('beamdesk.client')", timeout=90_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell:has-text('beamdesk_client')", timeout=90_000)
     except Exception as exc:  # say where the browser got stuck, and what the hub said
         raise AssertionError(
             f"stuck at {page.url}: {page.inner_text('body')[:500]}\nhub log:\n{hub.log_text()}"
