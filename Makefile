@@ -66,11 +66,14 @@ $(PROXY_STAMP): tools/jupyter-proxy/package.json tools/jupyter-proxy/package-loc
 	cd tools/jupyter-proxy && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian's PostgreSQL server and Chromium, for the database and browser tests.
+# Debian's PostgreSQL server and Chromium, for the database and browser tests; nginx and
+# supervisor for the production topology's test (docs/deployment.md).
 system-test-deps: sandbox-deps
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
+	    || ! test -x /usr/sbin/nginx || ! test -x /usr/bin/supervisord; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql chromium fonts-dejavu-core >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql chromium fonts-dejavu-core \
+	    nginx supervisor >/dev/null; \
 	fi
 
 # bubblewrap confines the reader workers that parse users' files (docs/security.md).

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -394,8 +395,12 @@ def write_data(
         _make(
             path,
             report,
-            lambda path=path, k=k: files.write_xanes_scan(
-                path, start=ago + timedelta(hours=k), seed=80 + k, sample=f"growth band {k + 1}"
+            partial(
+                files.write_xanes_scan,
+                path,
+                start=ago + timedelta(hours=k),
+                seed=80 + k,
+                sample=f"growth band {k + 1}",
             ),
         )
     log = p8 / "raw" / "logs" / "beamline_log.nxs"
@@ -410,7 +415,8 @@ def write_data(
         _make(
             path,
             report,
-            lambda path=path, k=k, radius=radius: files.write_saxs_frames(
+            partial(
+                files.write_saxs_frames,
                 path,
                 frames=12,
                 start=now - timedelta(days=59) + timedelta(hours=k),

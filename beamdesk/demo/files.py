@@ -414,7 +414,7 @@ def write_projection_stack(
         ds.attrs["interpretation"] = "image"
         angles = np.linspace(0, 180, shape.frames, endpoint=False)
         for k, angle in enumerate(np.radians(angles)):
-            inclusions = 0.0
+            inclusions: float | np.ndarray = 0.0
             for cx, cy, r, weight in ((0.35, 0.2, 0.12, 3.0), (-0.3, -0.25, 0.08, -0.8)):
                 centre = cx * math.cos(angle) - cy * math.sin(angle)
                 inclusions = inclusions + weight * 2 * np.sqrt(

@@ -41,7 +41,7 @@ BINARY = "application/octet-stream"
 
 @dataclass
 class Reply:
-    body: bytes
+    body: bytes | memoryview
     media_type: str = JSON
     headers: dict[str, str] = field(default_factory=dict)
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeAlias
 
 import h5py
 import numpy as np
@@ -24,10 +24,10 @@ from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.handles import refresh
 
 MAX_LINK_HOPS = 16
-Entity = h5py.Dataset | h5py.Group | h5py.Datatype
-Link = h5py.SoftLink | h5py.ExternalLink
+Entity: TypeAlias = h5py.Dataset | h5py.Group | h5py.Datatype
+Link: TypeAlias = h5py.SoftLink | h5py.ExternalLink
 # Opens an external link's target: (file holding the link, link filename) -> file or None.
-Opener = Callable[[h5py.File, str], h5py.File | None]
+Opener: TypeAlias = Callable[[h5py.File, str], h5py.File | None]
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,8 @@ def metadata(node: Node, opener: Opener, depth: int = 1) -> dict[str, Any]:
             target_path=node.link.path,
         )
     entity = node.entity
+    if entity is None:  # neither link nor entity: a Node made for a path naming nothing
+        raise _not_found(node.path)
     base = {"name": node.name, "attributes": _attributes(entity)}
     if isinstance(entity, h5py.Dataset):
         # A SWMR writer's new rows: a handle opened while an older one of the same file

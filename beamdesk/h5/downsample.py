@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import h5py
 import numpy as np
@@ -46,7 +47,7 @@ def _reduce_axis(x: np.ndarray, f: int, axis: int, ufunc: np.ufunc, acc: type | 
     full = n // f * f
     head = x[:full] if axis == 0 else x[:, :full]
     shape = (full // f, f, x.shape[1]) if axis == 0 else (x.shape[0], full // f, f)
-    kwargs = {"dtype": acc} if acc is not None else {}
+    kwargs: dict[str, Any] = {"dtype": acc} if acc is not None else {}
     parts = [ufunc.reduce(head.reshape(shape), axis=axis + 1, **kwargs)]
     if full < n:
         tail = x[full:] if axis == 0 else x[:, full:]
@@ -70,15 +71,16 @@ def downsample(
             "selection=0,:,: for the first frame of a stack.",
         )
     ax0, ax1 = sel.sliced_axes
-    if sel.members[ax0].step != 1 or sel.members[ax1].step != 1:
+    s0, s1 = sel.slice_at(ax0), sel.slice_at(ax1)
+    if s0.step != 1 or s1.step != 1:
         raise H5RequestError(422, "Downsampling needs slices with step 1.")
     if dataset.dtype.kind not in "biuf":
         raise H5RequestError(422, f"Cannot downsample values of dtype {dataset.dtype}.")
     fy, fx = factors(sel.result_shape, size)
     if method == "decimate":
         members = list(sel.members)
-        members[ax0] = slice(members[ax0].start, members[ax0].stop, fy)
-        members[ax1] = slice(members[ax1].start, members[ax1].stop, fx)
+        members[ax0] = slice(s0.start, s0.stop, fy)
+        members[ax1] = slice(s1.start, s1.stop, fx)
         decimated = Selection(sel.shape, tuple(members))
         check_size(dataset, decimated, limit)
         return np.asarray(read(dataset, decimated)), (fy, fx)
@@ -96,7 +98,7 @@ def downsample(
     col_edges = np.arange(0, width, fx)
     ufunc = {"mean": np.add, "max": np.maximum, "min": np.minimum}[method]
     out = []
-    start0 = sel.members[ax0].start
+    start0 = s0.start
     for top in range(0, height, band):
         rows = min(band, height - top)
         members = list(sel.members)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,13 @@ def colormap_named(name: str) -> Any:
     return matplotlib.colormaps[found]
 
 
-_FORWARD = {"linear": lambda v: v, "log": np.log10, "sqrt": np.sqrt}
-_BACK = {"linear": lambda v: v, "log": lambda v: 10.0**v, "sqrt": lambda v: v * v}
+_Scale = Callable[[Any], Any]  # elementwise on floats and float arrays
+_FORWARD: dict[str, _Scale] = {"linear": lambda v: v, "log": np.log10, "sqrt": np.sqrt}
+_BACK: dict[str, _Scale] = {
+    "linear": lambda v: v,
+    "log": lambda v: 10.0**v,
+    "sqrt": lambda v: v * v,
+}
 
 
 def to_png(
@@ -119,7 +125,12 @@ def to_png(
             "makes: add downsample=4096x4096, or export TIFF or NPY.",
         )
     values = arr.astype(np.float64)  # float32 would merge values of 1e9 + a few
-    valid = {"linear": np.isfinite, "log": lambda v: v > 0, "sqrt": lambda v: v >= 0}[scale]
+    checks: dict[str, _Scale] = {
+        "linear": np.isfinite,
+        "log": lambda v: v > 0,
+        "sqrt": lambda v: v >= 0,
+    }
+    valid = checks[scale]
     with np.errstate(divide="ignore", invalid="ignore"):
         values[~valid(values)] = np.nan
         values = _FORWARD[scale](values)

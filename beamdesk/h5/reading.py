@@ -43,7 +43,7 @@ def hint(sel: Selection, itemsize: int, limit: int) -> str:
     """An example selection of the same dataset that fits in ``limit`` bytes."""
     members = list(sel.members)
     for axis in sel.sliced_axes:
-        m = members[axis]
+        m = sel.slice_at(axis)
         trial = Selection(sel.shape, (*members[:axis], m.start, *members[axis + 1 :]))
         if trial.size() * itemsize <= limit:
             rows = max(1, limit // max(1, trial.size() * itemsize))
@@ -83,7 +83,7 @@ def slab_ranges(dataset: h5py.Dataset, sel: Selection, slab_bytes: int) -> Itera
         yield sel
         return
     axis = sel.sliced_axes[0]
-    m = sel.members[axis]
+    m = sel.slice_at(axis)
     count = len(range(m.start, m.stop, m.step))
     row_bytes = max(1, sel.size() // count * dataset.dtype.itemsize)
     per_slab = max(1, slab_bytes // row_bytes)
@@ -109,7 +109,7 @@ def as_bytes(data: Any) -> memoryview:
         return memoryview(b"")
     # As bytes first: the buffer protocol has no format for some dtypes (datetime64 from
     # tagged opaque data), so a memoryview of the array itself would fail.
-    return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
+    return np.ascontiguousarray(data).reshape(-1).view(np.uint8).data
 
 
 def _file_state(dataset: h5py.Dataset) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 
@@ -20,7 +21,7 @@ SYNTAX = (
     "or a slice start:stop[:step] with a positive step, e.g. '0,:,10:20'."
 )
 
-Member = int | slice
+Member: TypeAlias = int | slice
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ class Selection:
 
     def size(self) -> int:
         return int(np.prod(self.result_shape, dtype=np.int64))
+
+    def slice_at(self, axis: int) -> slice:
+        """The member of a sliced axis (one of ``sliced_axes``), never an index."""
+        m = self.members[axis]
+        if not isinstance(m, slice):
+            raise TypeError(f"axis {axis} of the selection is an index, not a slice")
+        return m
 
 
 def _fail(text: str, shape: tuple[int, ...], reason: str) -> H5RequestError:

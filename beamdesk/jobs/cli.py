@@ -104,3 +104,47 @@ def cancel(job_id: int) -> None:
             _fail(str(exc))
         state = job.state.value
     console.print(f"job {job_id}: {'cancelled' if state == 'cancelled' else 'stopping'}")
+
+
+@app.command()
+def run(
+    retry: Annotated[
+        float, typer.Option(help="Seconds between attempts while the cluster is unreachable.")
+    ] = 5.0,
+) -> None:
+    """Run the analysis jobs in this process, until SIGTERM: the job runner as its own
+    service (with BEAMDESK_JOBS_IN_SERVER=false for the portal; docs/deployment.md)."""
+    import logging
+    import logging.config
+    import signal
+    import threading
+
+    from beamdesk.jobs.runner import start_runner
+    from beamdesk.migrate import SchemaError, check_current
+    from beamdesk.settings import settings_from_env
+    from beamdesk.web.logs import logging_config
+
+    settings = settings_from_env()
+    logging.config.dictConfig(logging_config(settings.operations.log_format))
+    log = logging.getLogger("beamdesk.jobs")
+    try:
+        check_current(settings.database_url)
+    except SchemaError as exc:
+        _fail(str(exc))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runner = None
+    while runner is None and not stop.is_set():
+        # None: another process holds the runner's lock, or the scheduler is not up yet
+        runner = start_runner(settings)
+        if runner is None:
+            log.info("jobs: not running jobs yet; trying again in %.0f s", retry)
+            stop.wait(retry)
+    if runner is None:
+        return
+    cluster = settings.jobs.dask_scheduler or "a local dask cluster"
+    log.info("jobs: the job runner is running jobs on %s", cluster)
+    stop.wait()
+    log.info("jobs: stopping; running jobs are re-attached or re-queued at the next start")
+    runner.stop()

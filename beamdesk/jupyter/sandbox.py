@@ -167,6 +167,7 @@ class SandboxSpawner(LocalProcessSpawner):  # type: ignore[misc]
     ).tag(config=True)
     # Set by BeamDesk's pre_spawn_hook before each start: proposal number -> its folder.
     proposal_folders = Dict()
+    port: int  # Spawner's trait (0: pick one), annotated for the type checker only
 
     @default("env_keep")
     def _env_keep_default(self) -> list[str]:

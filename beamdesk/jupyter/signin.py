@@ -37,10 +37,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import ForeignKey, Index, String, select, update
+from sqlalchemy import ForeignKey, Index, String, Table, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from beamdesk.db import Base, UTCDateTime, utcnow
@@ -161,9 +162,9 @@ def issue_ticket(
     )
     # Old tickets are dead weight: drop the expired ones of this user while we are here.
     db.execute(
-        HubTicket.__table__.delete().where(
-            HubTicket.user_id == user.id, HubTicket.expires_at < now - timedelta(days=1)
-        )
+        cast(Table, HubTicket.__table__)
+        .delete()
+        .where(HubTicket.user_id == user.id, HubTicket.expires_at < now - timedelta(days=1))
     )
     db.flush()
     return str(_serializer(secret_key).dumps(nonce))

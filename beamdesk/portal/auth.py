@@ -64,8 +64,9 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         with _argon2_slots:
-            ok = _hasher.verify(password_hash or _DUMMY_HASH, password)
-        return ok and bool(password_hash)
+            # True or raises; a missing hash is checked against a dummy one (same time taken)
+            _hasher.verify(password_hash or _DUMMY_HASH, password)
+        return bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

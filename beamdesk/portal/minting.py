@@ -32,7 +32,8 @@ class MintResult:
 
 
 class Minter(Protocol):
-    prefix: str
+    @property
+    def prefix(self) -> str: ...
 
     def doi_for(self, suffix: str) -> str: ...
 

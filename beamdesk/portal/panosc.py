@@ -283,6 +283,7 @@ def _includes(raw: Any, model: str, at: str, budget: _Budget, depth: int = 0) ->
     out = []
     for n, item in enumerate(items):
         where_at = f"{at}[{n}]"
+        scope: Any
         if isinstance(item, str):
             relation, scope = item, {}
         elif isinstance(item, dict) and isinstance(item.get("relation"), str):
@@ -649,9 +650,9 @@ def _dataset_sql(where: dict[str, Any]) -> ColumnElement[bool] | None:
                 parts.append(and_(*sub))
             continue
         if key == "or":
-            sub = [_dataset_sql(p) for p in cond]
-            if sub and all(c is not None for c in sub):
-                parts.append(or_(*[c for c in sub if c is not None]))
+            alts = [_dataset_sql(p) for p in cond]
+            if alts and all(c is not None for c in alts):
+                parts.append(or_(*[c for c in alts if c is not None]))
             continue
         if key == "query":
             parts.append(Dataset.parameters.is_not(None))

@@ -60,7 +60,7 @@ def _pack(obj: Any, buffers: list[memoryview]) -> Any:
         return {"$b": len(buffers) - 1}
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
-        buffers.append(memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b""))
+        buffers.append(arr.reshape(-1).view(np.uint8).data if arr.size else memoryview(b""))
         return {"$nd": len(buffers) - 1, "dtype": _dtype_out(arr.dtype), "shape": list(arr.shape)}
     if isinstance(obj, np.generic):
         return obj.item() if not isinstance(obj, np.void) else _pack(np.asarray(obj), buffers)

@@ -8,6 +8,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -109,8 +110,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     templates.env.globals["version"] = beamdesk.__version__
     app.state.templates = templates
 
-    app.add_exception_handler(StarletteHTTPException, problems.http_exception_handler)
-    app.add_exception_handler(RequestValidationError, problems.validation_exception_handler)
+    # Starlette types handlers as taking any Exception; these two take their own subclass.
+    http_handler: Any = problems.http_exception_handler
+    validation_handler: Any = problems.validation_exception_handler
+    app.add_exception_handler(StarletteHTTPException, http_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(OverflowError, problems.out_of_range_handler)
     app.add_exception_handler(DataError, problems.out_of_range_handler)
     app.add_exception_handler(OperationalError, problems.database_unavailable_handler)

@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -35,6 +36,8 @@ from beamdesk.web.problems import Problem
 
 DEFAULT_LIMIT = 20
 DEFAULT_WINDOW_SECONDS = 60.0
+
+_Key = TypeVar("_Key", str, tuple[str, str])  # an account name, or (name, address)
 
 
 class SlidingWindowLimiter:
@@ -152,11 +155,14 @@ class SignInThrottle:
         now = self.clock()
         with self._lock:
             self._window = max(self._window, window)
-            for table, key in ((self._accounts, username), (self._clients, (username, ip))):
-                hits = table.pop(key, None) or deque(maxlen=1024)
-                hits.append(now)
-                table[key] = hits  # re-inserted: the dicts stay in order of last failure
-                self._forget(table, now)  # type: ignore[arg-type]
+            self._record(self._accounts, username, now)
+            self._record(self._clients, (username, ip), now)
+
+    def _record(self, table: dict[_Key, deque[float]], key: _Key, now: float) -> None:
+        hits = table.pop(key, None) or deque(maxlen=1024)
+        hits.append(now)
+        table[key] = hits  # re-inserted: the dicts stay in order of last failure
+        self._forget(table, now)
 
     def succeeded(self, username: str, ip: str) -> None:
         """The right password from this address: its own failures for the name are
@@ -164,7 +170,7 @@ class SignInThrottle:
         with self._lock:
             self._clients.pop((username, ip), None)
 
-    def _forget(self, table: dict[object, deque[float]], now: float) -> None:
+    def _forget(self, table: dict[_Key, deque[float]], now: float) -> None:
         # Memory stays bounded by the names and addresses that failed recently; past
         # max_keys the oldest go first (a flood of made-up names forgets itself).
         if len(table) <= self.max_keys:

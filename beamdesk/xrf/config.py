@@ -472,13 +472,13 @@ def to_pymca_dict(cfg: XRFConfig) -> dict[str, Any]:
         }
     else:
         att["Matrix"] = [0, "MULTILAYER", 0.0, 0.0, g.alpha_in, g.alpha_out, *angle]
-    for name, m in cfg.materials.items():
+    for name, mat in cfg.materials.items():
         d["materials"][name] = {
-            "Comment": m.comment,
-            "Density": m.density,
-            "Thickness": m.thickness,
-            "CompoundList": m.compounds if len(m.compounds) > 1 else [*m.compounds, ""][:1],
-            "CompoundFraction": m.fractions if len(m.fractions) > 1 else m.fractions[:1],
+            "Comment": mat.comment,
+            "Density": mat.density,
+            "Thickness": mat.thickness,
+            "CompoundList": mat.compounds if len(mat.compounds) > 1 else [*mat.compounds, ""][:1],
+            "CompoundFraction": mat.fractions if len(mat.fractions) > 1 else mat.fractions[:1],
         }
         # single-item lists are written without a comma and read back as scalars: fine.
         for key in ("CompoundList", "CompoundFraction"):

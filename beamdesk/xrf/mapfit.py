@@ -284,13 +284,14 @@ def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
     n = y.shape[0]
     a = np.empty((n, pt.shape[1]))
     ywy = np.empty(n)
-    bkg = None if prep.snip_width is None else np.empty((n, hi - lo), dtype=np.float32)
+    width = prep.snip_width
+    bkg = None if width is None else np.empty((n, hi - lo), dtype=np.float32)
     # rows in slices that stay in cache: convert, project and square while the data are hot
     step = 256
     for r in range(0, n, step):
         ys = y[r : r + step, lo:hi].astype(np.float32)
-        if bkg is not None:
-            bkg[r : r + step] = bg.snip(ys, prep.snip_width)
+        if bkg is not None and width is not None:
+            bkg[r : r + step] = bg.snip(ys, width)
             ys -= bkg[r : r + step]
         a[r : r + step] = ys @ pt
         ywy[r : r + step] = np.square(ys, out=ys) @ w32  # yᵀWy
@@ -311,6 +312,7 @@ def fit_block_array(y: np.ndarray, prep: Prepared) -> dict[str, np.ndarray]:
         # var_k = Σ_c P_kc² μ_c = Σ_ij H_ki H_kj M_ij with M_ij = Σ_l T_ijl a_l and
         # T_ijl = Σ_c D_ci D_cj D_cl W_c²: only the K³ tensor T, never the channels again
         k = a.shape[1]
+        assert prep.tensor is not None  # prepare() always computes it
         m = (a[bad] @ prep.tensor.reshape(k * k, k).T).reshape(-1, k, k)
         if bkg is not None:
             dw = prep.design * prep.weights[:, None]
@@ -633,10 +635,10 @@ def fit_map(
             raise
     finally:
         if own_client is not None:
-            cluster = getattr(own_client, "cluster", None)
+            own_cluster = getattr(own_client, "cluster", None)
             own_client.close()
-            if cluster is not None:
-                cluster.close()
+            if own_cluster is not None:
+                own_cluster.close()
     return MapFitResult(
         str(out_path),
         shape[:-1],

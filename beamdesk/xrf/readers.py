@@ -96,8 +96,8 @@ def read_spe(path: Path) -> Spectrum:
     calibration = None
     if "MCA_CAL" in blocks and len(blocks["MCA_CAL"]) > 1:
         coef = _numbers(blocks["MCA_CAL"][1].split()[:3], str(path), "$MCA_CAL")
-        calibration = ([*coef, 0.0, 0.0, 0.0])[:3]
-        calibration = (calibration[0], calibration[1], calibration[2])
+        c0, c1, c2 = [*coef, 0.0, 0.0, 0.0][:3]
+        calibration = (c0, c1, c2)
     return _finish(
         np.array(values),
         str(path),

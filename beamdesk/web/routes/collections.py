@@ -517,12 +517,17 @@ def download_zip(
     return StreamingResponse(
         iter(stream),
         media_type="application/zip",
-        background=BackgroundTask(lambda: [os.close(fd) for fd in descriptors]),
+        background=BackgroundTask(_close_all, descriptors),
         headers={
             "content-length": str(len(stream)),
             "content-disposition": f'attachment; filename="{name}"',
         },
     )
+
+
+def _close_all(descriptors: list[int]) -> None:
+    for fd in descriptors:
+        os.close(fd)
 
 
 @pages.get("/collections/{collection_id}/{export}")

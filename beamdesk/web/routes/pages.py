@@ -220,7 +220,7 @@ def proposal_page(
         return proposal
     rel = access.relation(identity, proposal, now)
     may = {a.value for a in Action if access.may(rel, a)}
-    datasets = []
+    datasets: list[Dataset] = []
     total_files = 0
     if "read_data" in may:
         datasets, total_files = proposal_datasets(db, proposal, limit=200)
