@@ -33,6 +33,8 @@ test: setup frontend jupyter-proxy system-test-deps ## set up everything the tes
 	@$(UV) lock --check -q || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 	$(BIN)/ruff check beamdesk tests bench tools
 	$(BIN)/ruff format --check beamdesk tests bench tools
+	$(BIN)/mypy
+	cd frontend && npm test --silent
 	BEAMDESK_TEST_UV=$(abspath $(UV)) BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra
 
 # uv sync is a no-op (well under a second) when .venv already matches uv.lock.

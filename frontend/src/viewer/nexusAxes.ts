@@ -114,7 +114,11 @@ export function decimalsFor(values: ArrayLike<number>): number {
   let decimals = 1;
   while (decimals < 6 && step > 0) {
     const scaled = step * 10 ** decimals;
-    if (Math.abs(scaled - Math.round(scaled)) < 1e-6 * Math.max(1, scaled)) {
+    // a step that rounds to 0 is not written at all (1e-9 is not "0.0" apart)
+    if (
+      Math.round(scaled) >= 1 &&
+      Math.abs(scaled - Math.round(scaled)) < 1e-6 * Math.max(1, scaled)
+    ) {
       break;
     }
     decimals += 1;
