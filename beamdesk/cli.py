@@ -171,7 +171,10 @@ def serve(
         soft_wrap=True,
     )
     cluster = settings.jobs.dask_scheduler or f"{settings.jobs.dask_workers} local dask workers"
-    console.print(f"analysis jobs on {cluster} (docs/jobs.md)")
+    if settings.jobs.jobs_in_server:
+        console.print(f"analysis jobs on {cluster} (docs/jobs.md)")
+    else:
+        console.print(f"analysis jobs run by `beamdesk jobs run` on {cluster}")
     uvicorn.run(
         "beamdesk.web.asgi:app",
         host=host,

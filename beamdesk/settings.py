@@ -140,6 +140,11 @@ class JobsSection(Section):
         True, "local workers as processes (`false`: threads of one process, for tests)"
     )
     max_concurrent_jobs: int = setting(2, "analysis jobs queued or running per user")
+    jobs_in_server: bool = setting(
+        True,
+        "`beamdesk serve` runs the jobs (`false`: only `beamdesk jobs run`, its own service, "
+        "does; docs/deployment.md)",
+    )
 
 
 class PublicationSection(Section):
@@ -167,6 +172,12 @@ class HubSection(Section):
     model_config = SettingsConfigDict(env_prefix=f"{PREFIX}HUB_")
 
     url: str = setting("http://127.0.0.1:8800", "public address of the hub")
+    bind_url: str = setting(
+        "",
+        "where the hub's proxy listens when a reverse proxy serves the public address "
+        "(`http://127.0.0.1:8800`; docs/deployment.md)",
+        shown="`$BEAMDESK_HUB_URL`",
+    )
     port: int = setting(0, "the hub's own port, on loopback", shown="the public port + 1")
     proxy_api_port: int = setting(0, "the proxy's REST API port", shown="the public port + 2")
     dir: str = setting(

@@ -27,7 +27,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 class HubSettings:
     """Addresses, folders and commands of the JupyterHub that ``beamdesk hub`` runs."""
 
-    url: str  # public address of the hub's proxy, as browsers and the portal reach it
+    url: str  # public address of the hub, as browsers reach it
     hub_port: int  # the hub's own (internal) port, on loopback
     proxy_api_port: int  # configurable-http-proxy's REST API, on loopback
     state_dir: Path  # the hub's database, cookie secret, tokens, user homes
@@ -39,6 +39,11 @@ class HubSettings:
     mem_limit: str = "4G"  # address space per process of a server; "" for none
     cpu_limit: float = 0.0  # cores a server may use; 0 for all
     max_processes: int = 512  # processes and threads of one user's account; 0 for none
+    bind_url: str = ""  # where the hub's proxy listens (the portal calls it there); "" = url
+
+    @property
+    def listen_url(self) -> str:
+        return self.bind_url or self.url
 
     @property
     def public_host(self) -> str:
@@ -51,7 +56,7 @@ class HubSettings:
 
     @property
     def api_url(self) -> str:
-        return self.url.rstrip("/") + "/hub/api"
+        return self.listen_url.rstrip("/") + "/hub/api"
 
     @property
     def home_root(self) -> Path:
@@ -80,7 +85,8 @@ def hub_settings(settings: Settings) -> HubSettings:
     """The hub's addresses and folders: ``settings.hub``, with the derived defaults filled in."""
     given = settings.hub
     url = given.url.rstrip("/")
-    public_port = urlsplit(url).port or 8800
+    bind_url = given.bind_url.rstrip("/")
+    public_port = urlsplit(bind_url or url).port or 8800
     return HubSettings(
         url=url,
         hub_port=given.port or public_port + 1,
@@ -94,6 +100,7 @@ def hub_settings(settings: Settings) -> HubSettings:
         mem_limit=given.mem_limit,
         cpu_limit=given.cpu_limit,
         max_processes=given.max_processes,
+        bind_url=bind_url,
     )
 
 

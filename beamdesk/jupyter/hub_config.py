@@ -140,7 +140,9 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     hub.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     hub.home_root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    c.JupyterHub.bind_url = hub.url + "/"
+    c.JupyterHub.bind_url = hub.listen_url + "/"
+    if hub.bind_url:  # behind a reverse proxy: links and redirects name the public address
+        c.JupyterHub.public_url = hub.url + "/"
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = hub.hub_port
     # State next to BeamDesk's own: the hub's database and cookie secret (JupyterHub

@@ -24,7 +24,7 @@ class HubClient:
     def __init__(self, hub: HubSettings, *, timeout: float = 30.0) -> None:
         self.hub = hub
         self._http = httpx.Client(
-            base_url=hub.url,
+            base_url=hub.listen_url,
             headers={"Authorization": f"token {service_token(hub)}"},
             timeout=timeout,
         )

@@ -5,6 +5,8 @@ import logging
 # Python's warnings become log lines (so JSON logs stay JSON), before the imports that warn.
 logging.captureWarnings(True)
 
+from beamdesk.settings import get_settings  # noqa: E402
 from beamdesk.web.app import create_app  # noqa: E402
 
-app = create_app(run_jobs=True)  # analysis jobs run next to the server (docs/jobs.md)
+# analysis jobs run next to the server (docs/jobs.md) unless `beamdesk jobs run` runs them
+app = create_app(run_jobs=get_settings().jobs.jobs_in_server)
