@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -326,10 +327,14 @@ def is_secret(variable: str) -> bool:
         return True  # database URLs may carry a password
     for section in SECTIONS.values():
         for field, info in section.model_fields.items():
-            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
             if section.variable(field) == variable:
-                return bool(extra.get("secret"))
+                return _secret(info)
     return False
+
+
+def _secret(info: FieldInfo) -> bool:
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("secret"))
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -352,11 +357,7 @@ def _error_lines(section: type[Section], error: ValidationError) -> list[str]:
     for problem in error.errors():
         field = str(problem["loc"][0]) if problem["loc"] else ""
         message = problem["msg"].replace("Input should be", "should be")
-        shown = (
-            "…"
-            if section.model_fields[field].json_schema_extra.get("secret")
-            else repr(problem["input"])
-        )  # type: ignore[union-attr]
+        shown = "…" if _secret(section.model_fields[field]) else repr(problem["input"])
         lines.append(f"{section.variable(field)}={shown}: {message}")
     return lines
 
@@ -379,13 +380,16 @@ def load_settings(data_root: str | Path | None = None) -> tuple[Settings, list[s
     var_dir = Path(env.get("BEAMDESK_VAR") or "var").resolve()
     root = Path(data_root or env.get("BEAMDESK_DATA") or var_dir / "data").resolve()
     secret = env.get("BEAMDESK_SECRET_KEY") or _load_or_create_secret(var_dir / "secret_key")
-    settings = Settings(
-        var_dir=var_dir,
-        data_root=root,
-        database_url=env.get("BEAMDESK_DATABASE_URL") or f"sqlite:///{var_dir / 'beamdesk.db'}",
-        secret_key=secret,
-        base_url=env.get("BEAMDESK_BASE_URL") or "http://127.0.0.1:8000",
-        **sections,
+    settings = Settings.model_validate(
+        {
+            "var_dir": var_dir,
+            "data_root": root,
+            "database_url": env.get("BEAMDESK_DATABASE_URL")
+            or f"sqlite:///{var_dir / 'beamdesk.db'}",
+            "secret_key": secret,
+            "base_url": env.get("BEAMDESK_BASE_URL") or "http://127.0.0.1:8000",
+            **sections,
+        }
     )
     return settings, unknown_variables(env)
 
