@@ -193,15 +193,15 @@ def hub(data: DataOption = None) -> None:
     """Run JupyterHub (with configurable-http-proxy) signing users in through the portal."""
     import os
 
-    from beamdesk.jupyter.config import hub_settings
     from beamdesk.jupyter.hub_config import hub_command
+    from beamdesk.jupyter.layout import hub_layout
 
     settings = _settings(data)
     _require_schema(settings.database_url)  # the hub's sign-in reads the portal's tables
     argv, env, folder = hub_command(settings)
     if data is not None:
         env["BEAMDESK_DATA"] = str(settings.data_root)
-    console.print(f"JupyterHub on {hub_settings(settings).url}  (state: {folder})")
+    console.print(f"JupyterHub on {hub_layout(settings).url}  (state: {folder})")
     os.chdir(folder)
     # exec: the hub gets signals directly and stops its proxy and servers on Ctrl-C.
     os.execvpe(argv[0], argv, env)

@@ -93,7 +93,7 @@ def test_installed_wheel_runs_outside_the_checkout(wheels: dict[str, Path], tmp_
             "-I",
             "-c",
             "import importlib.util, json, beamdesk, beamdesk.client, beamdesk.web.frontend as f;"
-            "from beamdesk.jupyter.config import default_proxy_command as p;"
+            "from beamdesk.jupyter.layout import default_proxy_command as p;"
             "print(json.dumps([beamdesk.__file__, str(f.APP_DIR), p(),"
             " importlib.util.find_spec('fastapi') is None]))",
         ],

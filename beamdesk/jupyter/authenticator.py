@@ -31,7 +31,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
 from beamdesk.db import make_engine, make_sessionmaker, session_scope
-from beamdesk.jupyter.config import hub_settings
+from beamdesk.jupyter.layout import hub_layout
 from beamdesk.jupyter.signin import (
     LOGIN_PATH,
     SIGNIN_PATH,
@@ -125,7 +125,7 @@ class BeamDeskAuthenticator(Authenticator):
         return self._sessions
 
     def _portal(self) -> str:
-        return (self.portal_url or hub_settings(self._settings()).portal_url).rstrip("/")
+        return (self.portal_url or hub_layout(self._settings()).portal_url).rstrip("/")
 
     def login_url(self, base_url: str) -> str:
         # The hub appends ?next=…; the portal puts it into the ticket.

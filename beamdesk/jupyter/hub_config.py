@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from beamdesk.jupyter.config import SERVICE_NAME, SERVICE_SCOPES, HubSettings, hub_settings
-from beamdesk.jupyter.config import service_token as load_service_token
+from beamdesk.jupyter.layout import SERVICE_NAME, SERVICE_SCOPES, HubLayout, hub_layout
+from beamdesk.jupyter.layout import service_token as load_service_token
 from beamdesk.settings import Settings, settings_from_env
 
 CONFIG_NAME = "jupyterhub_config.py"
@@ -38,7 +38,7 @@ def singleuser_command() -> list[str]:
     return [str(exe) if exe.exists() else "jupyterhub-singleuser"]
 
 
-def make_pre_spawn_hook(settings: Settings, hub: HubSettings):  # type: ignore[no-untyped-def]
+def make_pre_spawn_hook(settings: Settings, hub: HubLayout):  # type: ignore[no-untyped-def]
     """The hook that links the user's proposals and gives the server its API token."""
     from beamdesk.db import make_engine, make_sessionmaker, session_scope
     from beamdesk.jupyter.workspace import prepare_workspace
@@ -86,7 +86,7 @@ class UnsafeHub(SystemExit):
     """The sandbox spawner cannot work here; the message says what to do."""
 
 
-def configure_spawner(c: Any, hub: HubSettings) -> None:
+def configure_spawner(c: Any, hub: HubLayout) -> None:
     """Each user's server in their sandbox (the default), or the unsafe one-account spawner."""
     # No calls home from JupyterLab at a facility (and none possible on closed networks).
     args = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
@@ -136,7 +136,7 @@ def configure(c: Any, settings: Settings | None = None) -> None:
 
     settings = settings or settings_from_env()
     refuse_outdated_schema(settings.database_url)
-    hub = hub_settings(settings)
+    hub = hub_layout(settings)
     hub.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     hub.home_root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -182,7 +182,7 @@ def configure(c: Any, settings: Settings | None = None) -> None:
 
 
 def write_config(settings: Settings) -> Path:
-    hub = hub_settings(settings)
+    hub = hub_layout(settings)
     hub.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = hub.state_dir / CONFIG_NAME
     text = TEMPLATE
@@ -200,4 +200,4 @@ def hub_command(settings: Settings) -> tuple[list[str], dict[str, str], Path]:
     # The hub process reads the same settings as the portal that started this command.
     env = {**os.environ, **settings.environment()}
     env["CONFIGPROXY_AUTH_TOKEN"] = secrets.token_hex(32)
-    return argv, env, hub_settings(settings).state_dir
+    return argv, env, hub_layout(settings).state_dir

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from beamdesk.jupyter.config import HubSettings, service_token
+from beamdesk.jupyter.layout import HubLayout, service_token
 
 
 class HubUnavailable(RuntimeError):
@@ -21,7 +21,7 @@ class HubUnavailable(RuntimeError):
 
 
 class HubClient:
-    def __init__(self, hub: HubSettings, *, timeout: float = 30.0) -> None:
+    def __init__(self, hub: HubLayout, *, timeout: float = 30.0) -> None:
         self.hub = hub
         self._http = httpx.Client(
             base_url=hub.listen_url,
@@ -120,5 +120,5 @@ def lab_path(name: str, notebook_path: str) -> str:
     return f"/user/{quote(name, safe='')}/lab/tree/{quote(notebook_path)}"
 
 
-def ticket_login_url(hub: HubSettings, ticket: str) -> str:
+def ticket_login_url(hub: HubLayout, ticket: str) -> str:
     return f"{hub.url}/hub/beamdesk-login?{httpx.QueryParams({'ticket': ticket})}"

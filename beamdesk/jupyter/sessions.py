@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from beamdesk.jupyter.config import HubSettings, hub_settings
 from beamdesk.jupyter.hubapi import HubClient, HubUnavailable
+from beamdesk.jupyter.layout import HubLayout, hub_layout
 from beamdesk.jupyter.workspace import revoke_server_tokens
 from beamdesk.portal.auth import audit
 from beamdesk.portal.models import User
@@ -25,7 +25,7 @@ log = logging.getLogger("beamdesk.jupyter")
 STOP_TIMEOUT = 10.0
 
 
-def stop_server(hub: HubSettings, username: str) -> bool:
+def stop_server(hub: HubLayout, username: str) -> bool:
     """Ask the hub to stop ``username``'s server; False if the hub could not be asked.
 
     A facility without a hub (no service token was ever made) has nothing to stop.
@@ -42,7 +42,7 @@ def stop_server(hub: HubSettings, username: str) -> bool:
 
 
 def end_notebook_server(
-    db: Session, hub: HubSettings, user: User, *, reason: str, now: datetime
+    db: Session, hub: HubLayout, user: User, *, reason: str, now: datetime
 ) -> None:
     """Revoke ``user``'s server tokens now, and stop their server once ``db`` commits.
 
@@ -60,4 +60,4 @@ def access_lost(
     """The user ``user_id`` can read less than when their server started: end it."""
     user = db.get(User, user_id)
     if user is not None:
-        end_notebook_server(db, hub_settings(settings), user, reason=reason, now=now)
+        end_notebook_server(db, hub_layout(settings), user, reason=reason, now=now)

@@ -47,7 +47,7 @@ DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 
 
 @dataclass(frozen=True)
-class PublicationConfig:
+class PublicationDetails:
     """Who publishes, under which licence by default, where landing pages live."""
 
     publisher: str = "Elettra Sincrotrone Trieste"
@@ -56,10 +56,10 @@ class PublicationConfig:
     base_url: str = "http://127.0.0.1:8000"
 
 
-def publication_config(settings: Settings) -> PublicationConfig:
+def publication_config(settings: Settings) -> PublicationDetails:
     """Publisher, facility and licence from ``settings.publication``; landing pages under
     ``settings.base_url``."""
-    return PublicationConfig(
+    return PublicationDetails(
         publisher=settings.publication.publisher,
         facility=settings.publication.facility,
         licence=settings.publication.licence,
@@ -261,7 +261,7 @@ def create_collection(
     identity: Identity,
     proposal: Proposal,
     data: CollectionInput,
-    config: PublicationConfig,
+    config: PublicationDetails,
     *,
     now: datetime,
 ) -> Collection:
@@ -333,18 +333,18 @@ def update_collection(
     return collection
 
 
-def doi_suffix(collection: Collection, config: PublicationConfig) -> str:
+def doi_suffix(collection: Collection, config: PublicationDetails) -> str:
     slug = re.sub(r"[^a-z0-9]+", "", config.facility.lower()) or "beamdesk"
     return f"{slug}.{collection.proposal.number}.{collection.id}"
 
 
-def landing_url(collection: Collection, config: PublicationConfig) -> str:
+def landing_url(collection: Collection, config: PublicationDetails) -> str:
     if collection.doi:
         return f"{config.base_url}/doi/{collection.doi}"
     return f"{config.base_url}/collections/{collection.id}"
 
 
-def metadata(collection: Collection, config: PublicationConfig, doi: str = "") -> Metadata:
+def metadata(collection: Collection, config: PublicationDetails, doi: str = "") -> Metadata:
     """The collection as DataCite sees it (also the source of every citation format)."""
     datasets = [i.dataset for i in collection.items]
     year = (collection.published_at or collection.created_at).year
@@ -391,7 +391,7 @@ def publish(
     identity: Identity,
     collection: Collection,
     minter: Minter,
-    config: PublicationConfig,
+    config: PublicationDetails,
     *,
     now: datetime,
 ) -> Collection:

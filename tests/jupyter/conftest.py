@@ -17,9 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
-from beamdesk.jupyter.config import HubSettings, default_proxy_command, hub_settings
 from beamdesk.jupyter.hub_config import hub_command
 from beamdesk.jupyter.hubapi import HubClient
+from beamdesk.jupyter.layout import HubLayout, default_proxy_command, hub_layout
 from beamdesk.portal.catalogue import index_data_root
 from beamdesk.portal.models import ProposalState
 from beamdesk.settings import Settings
@@ -95,7 +95,7 @@ def jworld(sessions, settings: Settings) -> JWorld:  # type: ignore[no-untyped-d
 
 @dataclass
 class RunningHub:
-    settings: HubSettings
+    settings: HubLayout
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -131,7 +131,7 @@ def hub(settings: Settings, live_server, tmp_path: Path) -> Iterator[RunningHub]
         process = subprocess.Popen(
             argv, env=env, cwd=folder, stdout=out, stderr=out, start_new_session=True
         )
-    running = RunningHub(hub_settings(settings), process, log)
+    running = RunningHub(hub_layout(settings), process, log)
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from beamdesk.jupyter.accounts import account_name
-from beamdesk.jupyter.config import service_token
 from beamdesk.jupyter.hubapi import HubClient
+from beamdesk.jupyter.layout import service_token
 from beamdesk.settings import Settings
 from tests.conftest import make_settings
 from tests.jupyter.conftest import FILE, NUMBER, OTHER, JWorld, RunningHub

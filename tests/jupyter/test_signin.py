@@ -29,8 +29,8 @@ from beamdesk.jupyter.authenticator import (
     TicketLoginHandler,
     TicketSigninHandler,
 )
-from beamdesk.jupyter.config import hub_settings, service_token
 from beamdesk.jupyter.hub_config import configure, write_config
+from beamdesk.jupyter.layout import hub_layout, service_token
 from beamdesk.jupyter.signin import (
     HubTicket,
     TicketRefused,
@@ -217,7 +217,7 @@ def test_hub_config_keeps_state_under_var_and_generates_secrets(settings) -> Non
     first, second = Config(), Config()
     configure(first, settings)
     configure(second, settings)
-    hub = hub_settings(settings)
+    hub = hub_layout(settings)
     assert hub.state_dir == (settings.var_dir / "jupyter").resolve()
     assert first.JupyterHub.db_url == f"sqlite:///{hub.state_dir / 'jupyterhub.sqlite'}"
     assert first.JupyterHub.cookie_secret_file == str(hub.state_dir / "jupyterhub_cookie_secret")

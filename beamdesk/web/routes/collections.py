@@ -50,7 +50,7 @@ api_changes = APIRouter(prefix="/api", tags=["collections"], dependencies=[Depen
 
 
 # ------------------------------------------------------------------ dependencies & helpers
-def get_config(request: Request) -> coll.PublicationConfig:
+def get_config(request: Request) -> coll.PublicationDetails:
     """Publisher, licence and landing URL base; tests may set ``app.state.publication``."""
     config = getattr(request.app.state, "publication", None)
     if config is None:
@@ -69,7 +69,7 @@ def get_minter(request: Request) -> Minter:
     return minter
 
 
-Config = Annotated[coll.PublicationConfig, Depends(get_config)]
+Config = Annotated[coll.PublicationDetails, Depends(get_config)]
 DoiMinter = Annotated[Minter, Depends(get_minter)]
 
 
@@ -148,7 +148,7 @@ def _form_page(
     db: Session,
     proposal: Proposal,
     collection: Collection | None,
-    config: coll.PublicationConfig,
+    config: coll.PublicationDetails,
     form: dict[str, Any] | None = None,
 ) -> Response:
     datasets = db.scalars(
@@ -397,7 +397,7 @@ def _landing(
     identity: Identity,
     collection: Collection,
     now: datetime,
-    config: coll.PublicationConfig,
+    config: coll.PublicationDetails,
 ) -> Response:
     meta = coll.metadata(collection, config)
     rel = _relation(identity, collection, now)

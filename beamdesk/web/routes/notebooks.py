@@ -23,8 +23,8 @@ from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.paths import PathNotFound, clean_relative
 from beamdesk.h5.selection import parse_selection
 from beamdesk.jobs.service import JobNotFound, visible_job
-from beamdesk.jupyter.config import hub_settings
 from beamdesk.jupyter.hubapi import HubClient, HubUnavailable, lab_path, ticket_login_url
+from beamdesk.jupyter.layout import hub_layout
 from beamdesk.jupyter.notebooks import (
     BadSelection,
     dataset_notebook,
@@ -78,7 +78,7 @@ def sign_in_page(
     request: Request, db: DB, settings: AppSettings, user: User, next_path: str
 ) -> Response:
     """A page that sends the browser on to the hub with a fresh one-time sign-in link."""
-    hub = hub_settings(settings)
+    hub = hub_layout(settings)
     browser = request.session.get(HUB_BINDING)
     if not isinstance(browser, str) or len(browser) < 32:
         browser = request.session[HUB_BINDING] = new_binding_secret()
@@ -145,7 +145,7 @@ def confirm_jupyter(
             "Sign-in link refused",
         ) from exc
     db.commit()  # the hub reads the binding from its own connection
-    target = signin_url(hub_settings(settings).url, ticket)
+    target = signin_url(hub_layout(settings).url, ticket)
     return RedirectResponse(target, status_code=303, headers=NO_STORE)
 
 
@@ -188,7 +188,7 @@ def put_and_open(
 ) -> Response:
     """Save the notebook in the user's server (started if needed), then open it."""
     try:
-        with HubClient(hub_settings(settings)) as hub:
+        with HubClient(hub_layout(settings)) as hub:
             hub.ensure_user(user.username)
             hub.start_server(user.username)
             hub.put_notebook(user.username, name, notebook)

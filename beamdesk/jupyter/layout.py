@@ -24,7 +24,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
-class HubSettings:
+class HubLayout:
     """Addresses, folders and commands of the JupyterHub that ``beamdesk hub`` runs."""
 
     url: str  # public address of the hub, as browsers reach it
@@ -81,13 +81,13 @@ def default_proxy_command() -> str:
     return shutil.which("configurable-http-proxy") or "configurable-http-proxy"
 
 
-def hub_settings(settings: Settings) -> HubSettings:
+def hub_layout(settings: Settings) -> HubLayout:
     """The hub's addresses and folders: ``settings.hub``, with the derived defaults filled in."""
     given = settings.hub
     url = given.url.rstrip("/")
     bind_url = given.bind_url.rstrip("/")
     public_port = urlsplit(bind_url or url).port or 8800
-    return HubSettings(
+    return HubLayout(
         url=url,
         hub_port=given.port or public_port + 1,
         proxy_api_port=given.proxy_api_port or public_port + 2,
@@ -104,7 +104,7 @@ def hub_settings(settings: Settings) -> HubSettings:
     )
 
 
-def service_token(hub: HubSettings) -> str:
+def service_token(hub: HubLayout) -> str:
     """The portal's token for the hub's API, created once (0600) and shared by both processes.
 
     Generated, never a constant: with it one can start any user's server.
