@@ -12,6 +12,8 @@ each compute program's restart a new job completes.
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import secrets
@@ -28,6 +30,7 @@ import h5py
 import httpx
 import numpy as np
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from beamdesk.db import make_engine, make_sessionmaker
 from beamdesk.settings import Settings
@@ -100,7 +103,8 @@ class Topology:
     def log_tail(self) -> str:
         parts = [self.ctl("status").stdout]
         for log in sorted(self.logs.glob("*.log")):
-            parts.append(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-25:]))
+            lines = [line[:300] for line in log.read_text().splitlines()[-25:]]
+            parts.append(f"--- {log.name}\n" + "\n".join(lines))
         return "\n".join(parts)
 
 
@@ -210,9 +214,10 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
     (run / "nginx.conf").write_text(
         # Debian's /etc/nginx/nginx.conf in small: the site file is included as is.
         f"daemon off;\nworker_processes 1;\npid {run / 'nginx.pid'};\n"
-        f"error_log {logs / 'nginx-error.log'} info;\nevents {{ worker_connections 256; }}\n"
+        f"error_log {logs / 'nginx-error.log'} warn;\nevents {{ worker_connections 256; }}\n"
         "http {\n"
-        f"  access_log {logs / 'nginx-access.log'};\n"
+        "  log_format ids '$remote_addr \"$request\" $status $request_id';\n"
+        f"  access_log {logs / 'nginx-access.log'} ids;\n"
         f"  client_body_temp_path {temp['body']};\n  proxy_temp_path {temp['proxy']};\n"
         f"  fastcgi_temp_path {temp['fastcgi']};\n  uwsgi_temp_path {temp['uwsgi']};\n"
         f"  scgi_temp_path {temp['scgi']};\n"
@@ -300,6 +305,74 @@ def run_job(top: Topology, token: str) -> int:
         return job_id
 
 
+def spawn_and_run_code(top: Topology, http: httpx.Client) -> None:
+    """As a browser would: the portal's sign-in link to the hub, a server spawned, a kernel
+    started and code run over its websocket, all through nginx; then the server stopped."""
+    page = http.get("/jupyter", params={"next": "/hub/spawn"})
+    anchor = re.search(r'<a [^>]*data-testid="jupyter-link"[^>]*>', page.text)
+    link = re.search(r'href="([^"]+)"', anchor.group(0)) if anchor else None
+    assert link, page.text[:500]
+    landed = http.get(html.unescape(link.group(1)), follow_redirects=True, timeout=120)
+    assert landed.status_code == 200, (landed.url, landed.text[:300])
+
+    # the server's page, after its OAuth round trip to the hub (until the server is up the
+    # hub answers with its spawn-pending page instead)
+    def lab() -> bool:
+        r = http.get("/user/pi/lab", follow_redirects=True)
+        return r.status_code == 200 and r.url.path == "/user/pi/lab"
+
+    wait_for("pi's server", lab, top, 150)
+    # its API wants the _xsrf cookie's value back in a header with cookie authentication
+    xsrf = {"X-XSRFToken": http.cookies.get("_xsrf", path="/user/pi/") or ""}
+    assert http.get("/user/pi/api/status", headers=xsrf).status_code == 200
+    kernel = http.post("/user/pi/api/kernels", json={"name": "python3"}, headers=xsrf)
+    assert kernel.status_code == 201, kernel.text
+    ws_url = (
+        top.base.replace("https://", "wss://")
+        + f"/user/pi/api/kernels/{kernel.json()['id']}/channels"
+    )
+    sent = [c for c in http.cookies.jar if "/user/pi/".startswith(c.path.rstrip("/") + "/")]
+    cookie = "; ".join(f"{c.name}={c.value}" for c in sent)
+    session = secrets.token_hex(8)
+    request = {
+        "header": {
+            "msg_id": secrets.token_hex(8),
+            "username": "pi",
+            "session": session,
+            "msg_type": "execute_request",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {"code": "print(6 * 7)", "silent": False, "store_history": False},
+        "channel": "shell",
+        "buffers": [],
+    }
+    printed = ""
+    with ws_connect(
+        ws_url,
+        ssl=top.tls,
+        additional_headers={"Cookie": cookie, "Origin": top.base},
+        open_timeout=60,
+    ) as ws:
+        ws.send(json.dumps(request))
+        deadline = time.monotonic() + 90
+        while "42" not in printed and time.monotonic() < deadline:
+            msg = json.loads(ws.recv(timeout=90))
+            if msg.get("msg_type") == "stream":
+                printed += msg["content"]["text"]
+    assert printed == "42\n"
+    # stop the server through the hub's API (the portal's service token), and see it gone
+    token = (top.settings.var_dir / "jupyter" / "service_token").read_text().strip()
+    hub_api = {"Authorization": f"token {token}"}
+    assert http.delete("/hub/api/users/pi/server", headers=hub_api).status_code in (202, 204)
+    wait_for(
+        "pi's server stopped",
+        lambda: not http.get("/hub/api/users/pi", headers=hub_api).json()["servers"],
+        top,
+    )
+
+
 def test_production_topology(topology: Topology) -> None:
     top = topology
     from sqlalchemy import select
@@ -342,8 +415,14 @@ def test_production_topology(topology: Topology) -> None:
             np.testing.assert_array_equal(np.asarray(r.json()), f[DS][2, 3:7])
         # the hub answers through nginx, under the same name
         assert http.get("/hub/api/").json()["version"]
-        # a request id chosen by nginx reaches the portal and comes back
-        assert re.fullmatch(r"[0-9a-f]{32}", http.get("/api/health").headers["x-request-id"])
+        # nginx's headers reach the portal: its request id comes back (and is in nginx's
+        # log), and X-Forwarded-For is the peer's address, not what the client claimed
+        request_id = http.get("/api/health").headers["x-request-id"]
+        assert request_id in (top.logs / "nginx-access.log").read_text()
+        claimed = {"X-Forwarded-For": "203.0.113.9"}
+        assert http.get("/metrics", headers=claimed).status_code == 200  # loopback it is
+
+        spawn_and_run_code(top, http)
 
     first = run_job(top, pi_token)
 
