@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import httpx
@@ -283,26 +284,37 @@ def sign_in(http: httpx.Client, username: str = "pi") -> httpx.Response:
     )
 
 
-def run_job(top: Topology, token: str) -> int:
-    """Submit a map fit through the API; its id once it is ``done``."""
+def submit_job(top: Topology, token: str) -> int:
     with top.client() as http:
-        auth = {"Authorization": f"Bearer {token}"}
         r = http.post(
             f"/api/proposals/{NUMBER}/jobs",
             json={"kind": "xrf_map", "input": MAP, "config_file": "raw/fit.cfg"},
-            headers=auth,
+            headers={"Authorization": f"Bearer {token}"},
         )
-        assert r.status_code == 201, r.text
-        job_id = r.json()["id"]
-        state: dict[str, object] = {}
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
 
-        def done() -> bool:
+
+def wait_job(top: Topology, token: str, job_id: int, wanted: str = "done") -> dict[str, Any]:
+    """The job's summary once it is in state ``wanted`` (failing at once if it failed)."""
+    state: dict[str, Any] = {}
+    with top.client() as http:
+
+        def reached() -> bool:
+            auth = {"Authorization": f"Bearer {token}"}
             state.update(http.get(f"/api/jobs/{job_id}", headers=auth).json())
             assert state["state"] not in ("failed", "cancelled"), state
-            return state["state"] == "done"
+            return state["state"] in (wanted, "done")
 
-        wait_for(f"job {job_id} done", done, top, 240)
-        return job_id
+        wait_for(f"job {job_id} {wanted}", reached, top, 240)
+    return state
+
+
+def run_job(top: Topology, token: str) -> int:
+    """Submit a map fit through the API; its id once it is ``done``."""
+    job_id = submit_job(top, token)
+    wait_job(top, token, job_id)
+    return job_id
 
 
 def spawn_and_run_code(top: Topology, http: httpx.Client) -> None:
@@ -423,6 +435,9 @@ def test_production_topology(topology: Topology) -> None:
         assert http.get("/metrics", headers=claimed).status_code == 200  # loopback it is
 
         spawn_and_run_code(top, http)
+        assert all(c.secure for c in http.cookies.jar), [
+            c.name for c in http.cookies.jar if not c.secure
+        ]  # the hub's and its servers' cookies too
 
     first = run_job(top, pi_token)
 
@@ -447,5 +462,14 @@ def test_production_topology(topology: Topology) -> None:
         if program.split(":")[-1] in COMPUTE:
             run_job(top, pi_token)  # the cluster and the runner work again
         print(f"{program}: back in {time.monotonic() - started:.1f} s")
+    # the runner restarted right after a submission: the row waits (or its computation is
+    # re-attached) and the job ends done with one result file, no partial one
+    late = submit_job(top, pi_token)
+    assert top.ctl("restart", f"{GROUP}:beamdesk-jobs").returncode == 0
+    job = wait_job(top, pi_token, late)
+    outputs = [o["path"] for o in job["outputs"]]
+    assert len(outputs) == 1 and (top.settings.data_root / NUMBER / outputs[0]).is_file()
+    part = top.settings.data_root / NUMBER / (outputs[0] + ".part")
+    assert not part.exists()
     with top.client() as http:
         assert sign_in(http).status_code == 303  # the password still signs in

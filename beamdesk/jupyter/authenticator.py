@@ -90,9 +90,16 @@ class TicketLoginHandler(BaseHandler):
                 path=self.hub.base_url,
                 httponly=True,
                 samesite="Lax",
-                secure=self.request.protocol == "https",
+                secure=_https(self.request),
             )
         self.redirect(self.authenticator.confirm_url(ticket, secret))
+
+
+def _https(request: Any) -> bool:
+    """Served over HTTPS, also behind proxies: nginx says https, the hub's own proxy then
+    adds http (``X-Forwarded-Proto: https,http``) and tornado believes the last one."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "")
+    return request.protocol == "https" or "https" in (p.strip() for p in forwarded.split(","))
 
 
 class TicketSigninHandler(BaseHandler):

@@ -90,6 +90,8 @@ def configure_spawner(c: Any, hub: HubLayout) -> None:
     """Each user's server in their sandbox (the default), or the unsafe one-account spawner."""
     # No calls home from JupyterLab at a facility (and none possible on closed networks).
     args = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hub.url.startswith("https://"):  # the servers' _xsrf cookie only over HTTPS too
+        args.append('--ServerApp.tornado_settings={"xsrf_cookie_kwargs": {"secure": True}}')
     if hub.spawner == "simple":
         # One account for every server: not a boundary between users (docs/jupyter.md).
         c.JupyterHub.spawner_class = "simple"
@@ -143,6 +145,8 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.JupyterHub.bind_url = hub.listen_url + "/"
     if hub.bind_url:  # behind a reverse proxy: links and redirects name the public address
         c.JupyterHub.public_url = hub.url + "/"
+    if hub.url.startswith("https://"):  # the hub's _xsrf cookie only over HTTPS too
+        c.JupyterHub.tornado_settings = {"xsrf_cookie_kwargs": {"secure": True}}
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = hub.hub_port
     # State next to BeamDesk's own: the hub's database and cookie secret (JupyterHub
