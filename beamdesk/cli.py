@@ -154,7 +154,7 @@ def serve(
 
     import uvicorn
 
-    from beamdesk.web.logs import logging_config
+    from beamdesk.logs import logging_config
 
     settings = _settings(data)
     if data is not None:

@@ -31,9 +31,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from beamdesk.db import utcnow
 from beamdesk.jobs.models import Job, JobState
+from beamdesk.logs import JsonFormatter, RequestIdFilter, ScrubFilter, scrub
 from beamdesk.portal.models import Proposal, ProposalState, User
 from beamdesk.web.app import create_app
-from beamdesk.web.logs import JsonFormatter, RequestIdFilter, ScrubFilter, scrub
 from tests.conftest import free_port
 from tests.factories import make_proposal, make_world
 from tests.h5.builders import NUMBER, H5World

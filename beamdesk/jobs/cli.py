@@ -4,7 +4,7 @@ whoever can run this command can read the database anyway)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,7 +19,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)
 
@@ -120,9 +120,9 @@ def run(
     import threading
 
     from beamdesk.jobs.runner import start_runner
+    from beamdesk.logs import logging_config
     from beamdesk.migrate import SchemaError, check_current
     from beamdesk.settings import settings_from_env
-    from beamdesk.web.logs import logging_config
 
     settings = settings_from_env()
     logging.config.dictConfig(logging_config(settings.operations.log_format))

@@ -24,9 +24,9 @@ import beamdesk
 from beamdesk.db import make_engine, make_sessionmaker
 from beamdesk.settings import Settings, get_settings
 from beamdesk.web import problems
-from beamdesk.web.logs import RequestIdMiddleware
 from beamdesk.web.metrics import Metrics, RequestMetricsMiddleware
 from beamdesk.web.readers import make_pool
+from beamdesk.web.request_id import RequestIdMiddleware
 from beamdesk.web.security import SecurityHeadersMiddleware, csrf_token
 
 HERE = Path(__file__).parent
