@@ -5,9 +5,10 @@ are written next to uvicorn's (uvicorn's own configuration leaves them to Python
 last-resort handler, which drops everything below WARNING). ``BEAMDESK_LOG_FORMAT=json``
 writes one JSON object per line: time, level, logger, message, request_id.
 
-``RequestIdMiddleware`` takes the proxy's ``X-Request-ID`` (if short and made of safe
-characters; otherwise it makes one), keeps it for the log lines of that request (uvicorn's
-access line included) and returns it in the answer's ``X-Request-ID`` header.
+``beamdesk.web.request_id.RequestIdMiddleware`` takes the proxy's ``X-Request-ID`` (if
+short and made of safe characters; otherwise it makes one), keeps it for the log lines of
+that request (uvicorn's access line included) and returns it in the answer's
+``X-Request-ID`` header.
 
 Secrets never reach the output: ``ScrubFilter`` (on the handler, so it sees every record)
 and the formatters replace the values of ``token=``, ``access_token=``, ``password=`` …
@@ -21,11 +22,8 @@ import contextvars
 import json
 import logging
 import re
-import secrets
 from datetime import UTC, datetime
 from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REDACTED = "[redacted]"
 REQUEST_ID_HEADER = "x-request-id"
@@ -160,36 +158,3 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
 
 def valid_request_id(value: str) -> bool:
     return bool(_REQUEST_ID.fullmatch(value))
-
-
-class RequestIdMiddleware:
-    """The proxy's ``X-Request-ID`` if valid, else a new one: in the logs and the answer."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = ""
-        for name, value in scope.get("headers", []):
-            if name == REQUEST_ID_HEADER.encode():
-                given = value.decode("latin-1")
-                break
-        rid = given if valid_request_id(given) else secrets.token_hex(16)
-        # Not reset afterwards: each request runs in a task (and context) of its own, and
-        # uvicorn's lines about it (access, unhandled errors) come after the app returns.
-        request_id.set(rid)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() != REQUEST_ID_HEADER.encode()
-                ]
-                message["headers"] = [*headers, (REQUEST_ID_HEADER.encode(), rid.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
