@@ -313,7 +313,14 @@ def wait_job(top: Topology, token: str, job_id: int, wanted: str = "done") -> di
 def run_job(top: Topology, token: str) -> int:
     """Submit a map fit through the API; its id once it is ``done``."""
     job_id = submit_job(top, token)
-    wait_job(top, token, job_id)
+    job = wait_job(top, token, job_id)
+    # the workers' events reached the runner (also after a scheduler restart), and the
+    # result has no partial file beside it
+    with top.client() as http:
+        detail = http.get(f"/api/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+    assert "attempt 1 started on worker" in detail.json()["log"], detail.json()["log"]
+    for output in job["outputs"]:
+        assert not (top.settings.data_root / NUMBER / (output["path"] + ".part")).exists()
     return job_id
 
 

@@ -86,6 +86,8 @@ class JobRunner:
         self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.futures: dict[int, Any] = {}
         self._started_keys: set[str] = set()
+        self._subscribed_to: str | None = None  # the scheduler's id when we subscribed
+        self._subscription_checked = 0.0
         self._pending: dict[int, float] = {}
         self._written: dict[int, float] = {}
         self._stop = threading.Event()
@@ -98,7 +100,7 @@ class JobRunner:
     def start(self) -> JobRunner:
         if self.client is None:
             self.client = cluster.start_client(self.settings)
-        self.client.subscribe_topic(TOPIC, self._on_event)
+        self._subscribe()
         self.recover()
         self._thread = threading.Thread(target=self._loop, name="beamdesk-jobs", daemon=True)
         self._thread.start()
@@ -126,6 +128,22 @@ class JobRunner:
 
     # --- the loop -----------------------------------------------------------------------
 
+    def _subscribe(self) -> None:
+        """Hear the drivers' events. The subscription lives in the scheduler: a restarted
+        scheduler forgets it, so it is made again whenever the scheduler is a new one."""
+        assert self.client is not None
+        now = time.monotonic()
+        if self._subscribed_to is not None and now - self._subscription_checked < 5.0:
+            return
+        self._subscription_checked = now
+        try:
+            scheduler = self.client.scheduler_info(n_workers=1).get("id")
+        except Exception:
+            return  # not reachable now (restarting): asked again in a few seconds
+        if scheduler != self._subscribed_to:
+            self.client.subscribe_topic(TOPIC, self._on_event)
+            self._subscribed_to = scheduler
+
     def _on_event(self, event: tuple[float, Any]) -> None:
         # called on the client's event loop: hand over, never block it
         self.events.put(("event", event[1]))
@@ -152,6 +170,7 @@ class JobRunner:
                 self._flush_progress()
                 if poll or time.monotonic() - self._last_poll >= POLL_SECONDS:
                     self._last_poll = time.monotonic()
+                    self._subscribe()
                     self._cancel_requested()
                     self._dispatch()
             except Exception:

@@ -224,8 +224,9 @@ def test_queued_job_is_cancelled_at_once_without_a_runner(
 
 
 def test_progress_is_streamed_per_block(jobs_client: TestClient, jobs_world: JobsWorld) -> None:
-    # big enough (several seconds) that progress is seen between blocks on a fast machine
-    write_slow_map(jobs_world.folder / "raw" / "slow.h5", rows=480, cols=160)
+    # big enough (several seconds) that progress is seen between blocks on a fast machine,
+    # and on a busy one (480 rows once went by in one progress interval under a full run)
+    write_slow_map(jobs_world.folder / "raw" / "slow.h5", rows=960, cols=160)
     pi = jobs_world.token("pi")
     r = jobs_client.post(
         SUBMIT, json={"input": f"raw/slow.h5::{DS}", "config_file": "raw/fit.cfg"}, headers=pi
