@@ -7,16 +7,11 @@ runs the installed ``beamdesk serve`` and reads what it writes.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import logging
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -38,8 +33,8 @@ from tests.conftest import free_port
 from tests.factories import make_proposal, make_world
 from tests.h5.builders import NUMBER, H5World
 from tests.h5.conftest import h5world  # noqa: F401  (the proposal with real HDF5 files)
+from tests.test_serve_options import serve
 
-BIN = Path(sys.executable).parent
 LOOPBACK = ("127.0.0.1", 51000)
 DATA = "/api/proposals/{number}/h5/data"
 META = "/api/proposals/{number}/h5/meta"
@@ -291,58 +286,30 @@ def serve_and_log(
     tmp_path: Path, sqlite_url: str, log_format: str
 ) -> tuple[str, list[httpx.Response]]:
     """Run ``beamdesk serve``, make a few requests, stop it; its log (stderr), the answers."""
-    var = tmp_path / "var"
-    var.mkdir(exist_ok=True)
-    # Another "process" holds the job runner's lock: this server only serves (no dask here),
-    # and says so in a beamdesk.jobs INFO line.
-    lock = os.open(var / "jobs-runner.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    port = free_port()
-    env = os.environ | {
-        "BEAMDESK_DATABASE_URL": sqlite_url,
-        "BEAMDESK_VAR": str(var),
-        "BEAMDESK_DATA": str(tmp_path / "data"),
+    # The server holds no job runner (test_serve_options.serve takes its lock), and says so
+    # in a beamdesk.jobs INFO line.
+    env = {
         "BEAMDESK_LOG_FORMAT": log_format,
         # nothing listens there: /api/ready says so in a beamdesk.* line of that request
         "BEAMDESK_DASK_SCHEDULER": f"tcp://127.0.0.1:{free_port()}",
     }
-    out = tmp_path / f"serve-{log_format}.log"
     answers = []
-    with out.open("w") as sink:
-        server = subprocess.Popen(
-            [str(BIN / "beamdesk"), "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,  # the banner; log lines go to stderr
-            stderr=sink,
+    with (
+        serve(tmp_path, sqlite_url, env=env, banner=False) as (base, out),
+        httpx.Client(base_url=base, timeout=10) as http,
+    ):
+        answers.append(
+            http.get(
+                f"/api/health?token={SECRET}&access_token={SECRET}&format=json",
+                headers={"X-Request-ID": "proxy-req-0042"},
+            )
         )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(f"{base}/api/health", timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert server.poll() is None, out.read_text()
-                    assert time.monotonic() < deadline, out.read_text()
-                    time.sleep(0.2)
-            with httpx.Client(base_url=base, timeout=10) as http:
-                answers.append(
-                    http.get(
-                        f"/api/health?token={SECRET}&access_token={SECRET}&format=json",
-                        headers={"X-Request-ID": "proxy-req-0042"},
-                    )
-                )
-                answers.append(
-                    http.get(f"/api/ready?password={PASSWORD}", headers={"X-Request-ID": "ready-7"})
-                )
-                answers.append(http.get("/api/me", headers={"X-Request-ID": "bad id with spaces"}))
-                answers.append(http.get("/api/me", headers={"Authorization": f"Bearer {SECRET}"}))
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
-            os.close(lock)
+        answers.append(
+            http.get(f"/api/ready?password={PASSWORD}", headers={"X-Request-ID": "ready-7"})
+        )
+        answers.append(http.get("/api/me", headers={"X-Request-ID": "bad id with spaces"}))
+        answers.append(http.get("/api/me", headers={"Authorization": f"Bearer {SECRET}"}))
+
     return out.read_text(), answers
 
 

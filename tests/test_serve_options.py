@@ -27,27 +27,35 @@ ELSEWHERE = {"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "https"}
 
 
 @contextmanager
-def serve(tmp_path: Path, sqlite_url: str, *options: str) -> Iterator[tuple[str, Path]]:
-    """The server's base URL and its log file, while it runs."""
+def serve(
+    tmp_path: Path,
+    sqlite_url: str,
+    *options: str,
+    env: dict[str, str] | None = None,
+    banner: bool = True,
+) -> Iterator[tuple[str, Path]]:
+    """The server's base URL and its log file, while it runs; ``env`` adds variables, and
+    without ``banner`` the log holds only the log lines (stderr), not the start-up banner."""
     var = tmp_path / "var"
     var.mkdir(exist_ok=True)
     # another "process" runs the jobs: this server only serves (no dask needed)
     lock = os.open(var / "jobs-runner.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     port = free_port()
-    env = os.environ | {
+    variables = os.environ | {
         "BEAMDESK_DATABASE_URL": sqlite_url,
         "BEAMDESK_VAR": str(var),
         "BEAMDESK_DATA": str(tmp_path / "data"),
+        **(env or {}),
     }
     log = tmp_path / f"serve-{port}.log"
     with log.open("w") as sink:
         server = subprocess.Popen(
             [str(BIN / "beamdesk"), "serve", "--port", str(port), *options],
-            env=env,
+            env=variables,
             cwd=tmp_path,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
+            stdout=sink if banner else subprocess.DEVNULL,
+            stderr=sink,
         )
         try:
             base = f"http://127.0.0.1:{port}"
