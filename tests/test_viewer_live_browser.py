@@ -17,10 +17,10 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
+from tests.h5.test_h5_writer import h5py_frames
 from tests.test_viewer_browser import (
     NUMBER,
     built_viewer,
@@ -146,16 +146,6 @@ def writers() -> Iterator[list[Writer]]:
         if w.process.poll() is None:
             w.process.kill()
             w.process.wait(timeout=30)
-
-
-def h5py_frames(path: Path) -> np.ndarray:
-    """What h5py reads from the file (SWMR-read mode while a SWMR writer holds it)."""
-    try:
-        f = h5py.File(path, "r", locking=False)
-    except OSError:
-        f = h5py.File(path, "r", swmr=True, locking=False)
-    with f:
-        return np.asarray(f["entry/frames"][()])
 
 
 FRAME = "document.querySelector('[data-testid=frame-index]')"

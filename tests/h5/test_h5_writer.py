@@ -102,7 +102,7 @@ def writer() -> Iterator[Writer]:
         w.stop()
 
 
-def _h5py_frames(path: Path) -> np.ndarray:
+def h5py_frames(path: Path) -> np.ndarray:
     """h5py's own read (SWMR-read mode while a SWMR writer holds the file)."""
     try:
         f = h5py.File(path, "r", locking=False)
@@ -139,7 +139,7 @@ def _served(h5world: H5World, file: str) -> tuple[list[int], dict[int, list[list
 
 
 def _assert_served_matches_file(h5world: H5World, file: str, values: list[float]) -> None:
-    on_disk = _h5py_frames(h5world.root / file)
+    on_disk = h5py_frames(h5world.root / file)
     assert [float(v) for v in on_disk[:, 0, 0]] == values  # what the writer wrote
     shape, frames = _served(h5world, file)
     assert shape == list(on_disk.shape)
@@ -225,7 +225,7 @@ def test_beamdesks_readers_outside_the_workers_do_not_lock(tmp_path: Path, write
         writer("append", values=[3.0])
         writer("close")
         assert ds.shape[0] == 2  # what was open before the append
-    np.testing.assert_array_equal(_h5py_frames(path)[:, 0, 0], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(h5py_frames(path)[:, 0, 0], [1.0, 2.0, 3.0])
 
 
 def test_swmr_meta_is_fresh_while_an_older_handle_is_alive(tmp_path: Path, writer: Writer) -> None:

@@ -1,13 +1,8 @@
 // Left pane: the proposal's folders and files; HDF5/NeXus files open in the viewer.
-import { useEffect, useMemo, useState } from 'react';
+import { useMemo, useState } from 'react';
 
-import {
-  browse,
-  type BrowseListing,
-  dirname,
-  formatDate,
-  formatSize,
-} from '../common/browse';
+import { dirname, formatDate, formatSize } from '../common/browse';
+import { useListing } from '../common/useListing';
 
 interface Props {
   browseURL: string;
@@ -19,21 +14,8 @@ interface Props {
 function FileBrowser(props: Props) {
   const { browseURL, proposal, file, onOpen } = props;
   const [folder, setFolder] = useState(() => dirname(file));
-  const [listing, setListing] = useState<BrowseListing>();
-  const [error, setError] = useState<string>();
+  const { listing, error } = useListing(browseURL, folder);
   const [filter, setFilter] = useState('');
-
-  useEffect(() => {
-    let live = true;
-    setError(undefined);
-    browse(browseURL, folder).then(
-      (result) => live && setListing(result),
-      (err: unknown) => live && setError(err instanceof Error ? err.message : String(err)),
-    );
-    return () => {
-      live = false;
-    };
-  }, [browseURL, folder]);
 
   const entries = useMemo(() => {
     const needle = filter.trim().toLowerCase();

@@ -1,8 +1,9 @@
 // The overlay's file chooser: the proposal's folders and HDF5 files, from the same browse API
 // as the file browser, so curves of several files (three scans of a series) share one plot.
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 
-import { browse, type BrowseListing, dirname } from '../common/browse';
+import { dirname } from '../common/browse';
+import { useListing } from '../common/useListing';
 
 interface Props {
   browseURL: string;
@@ -15,23 +16,7 @@ function OverlayFilePicker(props: Props) {
   const { browseURL, file, onPick } = props;
   const [open, setOpen] = useState(false);
   const [folder, setFolder] = useState(() => dirname(file));
-  const [listing, setListing] = useState<BrowseListing>();
-  const [error, setError] = useState<string>();
-
-  useEffect(() => {
-    if (!open) {
-      return undefined;
-    }
-    let live = true;
-    setError(undefined);
-    browse(browseURL, folder).then(
-      (result) => live && setListing(result),
-      (err: unknown) => live && setError(err instanceof Error ? err.message : String(err)),
-    );
-    return () => {
-      live = false;
-    };
-  }, [browseURL, folder, open]);
+  const { listing, error } = useListing(browseURL, folder, open);
 
   return (
     <div className="bd-overlay-files" data-testid="overlay-files">
