@@ -125,22 +125,27 @@ def test_outsiders_see_nothing_and_cannot_start_jobs(
     wait_for(jobs_client, job_id, jobs_world.token("pi"))
 
 
-def test_quota_of_concurrent_jobs_per_user(jobs_client: TestClient, jobs_world: JobsWorld) -> None:
+def test_quota_of_concurrent_jobs_per_user(jobs_world: JobsWorld) -> None:
+    """With no runner the jobs stay queued, so the count is exact: the quota holds, is per user,
+    and a cancelled job frees its place."""
+    from beamdesk.web.app import create_app
+
     pi, participant = jobs_world.token("pi"), jobs_world.token("participant")
     body = {"kind": "xrf_map", "input": MAP, "config_file": "raw/fit.cfg"}
     limit = jobs_world.settings.jobs.max_concurrent_jobs
-    ids = [jobs_client.post(SUBMIT, json=body, headers=pi).json()["id"] for _ in range(limit)]
-    r = jobs_client.post(SUBMIT, json=body, headers=pi)
-    if r.status_code == 201:  # the first one was already over: that is allowed
-        ids.append(r.json()["id"])
-        r = jobs_client.post(SUBMIT, json=body, headers=pi)
-    assert r.status_code == 429, r.text
-    assert "limit" in r.json()["detail"]
-    # the quota is per user: a colleague may still start one
-    assert jobs_client.post(SUBMIT, json=body, headers=participant).status_code == 201
-    for job_id in ids:
-        assert wait_for(jobs_client, job_id, pi)["state"] == "done"
-    assert jobs_client.post(SUBMIT, json=body, headers=pi).status_code == 201
+    with TestClient(create_app(jobs_world.settings, run_jobs=False)) as client:
+        ids = [client.post(SUBMIT, json=body, headers=pi).json()["id"] for _ in range(limit)]
+        assert all(client.get(f"/api/jobs/{i}", headers=pi).json()["state"] == "queued" for i in ids)
+        r = client.post(SUBMIT, json=body, headers=pi)
+        assert r.status_code == 429, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert f"{limit} jobs" in r.json()["detail"]
+        # the quota is per user: a colleague may still start one
+        assert client.post(SUBMIT, json=body, headers=participant).status_code == 201
+        assert client.delete(f"/api/jobs/{ids[0]}", headers=pi).status_code == 200
+        assert client.get(f"/api/jobs/{ids[0]}", headers=pi).json()["state"] == "cancelled"
+        assert client.post(SUBMIT, json=body, headers=pi).status_code == 201
+        assert client.post(SUBMIT, json=body, headers=pi).status_code == 429
 
 
 def test_bad_requests_answer_422_with_a_reason(
