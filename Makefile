@@ -34,6 +34,7 @@ test: setup frontend jupyter-proxy system-test-deps ## set up everything the tes
 	$(BIN)/ruff check beamdesk tests bench tools
 	$(BIN)/ruff format --check beamdesk tests bench tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cd frontend && npm test --silent
 	BEAMDESK_TEST_UV=$(abspath $(UV)) BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra
 

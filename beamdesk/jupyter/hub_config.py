@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def singleuser_command() -> list[str]:
     return [str(exe) if exe.exists() else "jupyterhub-singleuser"]
 
 
-def make_pre_spawn_hook(settings: Settings, hub: HubLayout):  # type: ignore[no-untyped-def]
+def make_pre_spawn_hook(settings: Settings, hub: HubLayout) -> Callable[[Any], None]:
     """The hook that links the user's proposals and gives the server its API token."""
     from beamdesk.db import make_engine, make_sessionmaker, session_scope
     from beamdesk.jupyter.workspace import prepare_workspace

@@ -153,7 +153,7 @@ def sandbox_argv(
     return argv
 
 
-class SandboxSpawner(LocalProcessSpawner):  # type: ignore[misc]
+class SandboxSpawner(LocalProcessSpawner):
     """JupyterHub's local-process spawner, each server in its user's sandbox."""
 
     home_root = Unicode(help="Folder holding one home per user (the hub's, mode 0700).").tag(

@@ -122,7 +122,7 @@ def end_sessions(db: Session, user: User) -> None:
     Sessions carry the generation they were made in (``beamdesk.web.deps.get_user``);
     raised in SQL, so two requests doing this at once both count.
     """
-    user.session_generation = User.session_generation + 1  # type: ignore[assignment]
+    user.session_generation = User.session_generation + 1
     db.flush()  # the attribute is reloaded on its next read
 
 

@@ -32,7 +32,7 @@ class _RemoteDataset:
             [s.start or 0, s.stop if s.stop is not None else n]
             for s, n in zip(block, self.shape, strict=False)
         ]
-        return self.source.call("map.block", path=self.name, block=bounds)  # type: ignore[no-any-return]
+        return self.source.call("map.block", path=self.name, block=bounds)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def open_source(source: Any, dataset: str) -> contextlib.AbstractContextManager[
     """The map to read: a file name (opened here) or an input that opens itself
     (``open_map``, e.g. ``beamdesk.sandbox.maps.SandboxedMap``, read in a sandbox)."""
     if hasattr(source, "open_map"):
-        return source.open_map(dataset)  # type: ignore[no-any-return]
+        return source.open_map(dataset)
     return open_dataset(str(source), dataset)
 
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 from xrf_synth import DATA, synthetic_cfg_text, write_map
 
-from beamdesk.xrf.cli import app
+from beamdesk.cli.xrf import app
 
 runner = CliRunner()
 

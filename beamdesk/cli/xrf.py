@@ -10,32 +10,23 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from beamdesk.cli.output import console, err, fail
 
 app = typer.Typer(
     help="X-ray fluorescence analysis (PyMca-class fits, maps, quantification).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Fit configuration (.toml or PyMca .cfg).")
 ]
-
-
-def _fail(message: str) -> NoReturn:
-    from rich.markup import escape
-
-    # escape: messages quote file content such as "[attenuators]", not rich markup
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 @contextmanager
@@ -51,9 +42,9 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except (SpectrumReadError, ConfigError, FitError, MapFitError, PhysicsError, QuantError) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except (OSError, ValueError, KeyError) as exc:
-        _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 def _h5spec(spec: str) -> tuple[str, str]:
@@ -61,7 +52,7 @@ def _h5spec(spec: str) -> tuple[str, str]:
 
     path, inner, index = split_h5_path(spec)
     if not inner or inner == "/" or index is not None:
-        _fail(f"{spec}: give the map as FILE.h5::/path/to/dataset")
+        fail(f"{spec}: give the map as FILE.h5::/path/to/dataset")
     return path, inner
 
 
@@ -246,7 +237,7 @@ def roi(
         z = zero if zero is not None else z
         g = gain if gain is not None else g
         if g <= 0:
-            _fail("no calibration: give --config or --zero/--gain")
+            fail("no calibration: give --config or --zero/--gain")
         wins = [parse_window(w) for w in window]
         maps = roi_maps(path, inner, wins, zero=z, gain=g, quad=q)
         tmp = output.with_name(f".{output.name}.tmp")
@@ -270,14 +261,14 @@ def _load_map(spec: str) -> np.ndarray:
 
     path, _, inner = spec.partition("::")
     if not inner:
-        _fail(f"{spec}: give FILE.h5::/path/to/map or FILE.h5::Fe_K")
+        fail(f"{spec}: give FILE.h5::/path/to/map or FILE.h5::Fe_K")
     if not Path(path).is_file():
-        _fail(f"{path}: no such file")
+        fail(f"{path}: no such file")
     with h5py.File(path, "r") as f:
         if inner not in f:
             inner = f"entry/xrf_fit/results/parameters/{inner.replace(' ', '_')}"
         if inner not in f:
-            _fail(f"{path}: no map {spec.partition('::')[2]}")
+            fail(f"{path}: no map {spec.partition('::')[2]}")
         return np.asarray(f[inner][()], dtype=float)
 
 
@@ -299,12 +290,12 @@ def rgb(
     with _user_errors():
         maps = [(_load_map(s) if s else None) for s in (red, green, blue)]
         if all(m is None for m in maps):
-            _fail("give at least one of --red, --green, --blue")
+            fail("give at least one of --red, --green, --blue")
         image = rgbmod.rgb_image(*maps, scaling=scaling, transform=transform)
         rgbmod.save_png(image, output)
         if scatter is not None:
             if maps[0] is None or maps[1] is None:
-                _fail("--scatter needs --red and --green")
+                fail("--scatter needs --red and --green")
             rgbmod.scatter_png(maps[0], maps[1], scatter, xlabel=str(red), ylabel=str(green))
     console.print(f"RGB image {image.shape[1]}×{image.shape[0]} → {output}")
 
@@ -349,7 +340,7 @@ def convert_config(
     from beamdesk.xrf.config import load_config, save_config
 
     if target.suffix.lower() not in (".cfg", ".toml"):
-        _fail(f"{target}: output must end in .cfg or .toml")
+        fail(f"{target}: output must end in .cfg or .toml")
     with _user_errors():
         save_config(load_config(source), target)
     console.print(f"{source} → {target}")
@@ -375,7 +366,7 @@ def decompose(
         elif method == "nmf":
             result = nmf_file(path, inner, components, binning=binning)
         else:
-            _fail("--method must be pca or nmf")
+            fail("--method must be pca or nmf")
         with h5py.File(output, "w") as f:
             g = f.create_group(method)
             g["components"] = result.components

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from beamdesk.cli import jobs, xrf
+from beamdesk.cli.output import console, error, fail, warn
 from beamdesk.settings import (
     Settings,
     SettingsError,
@@ -17,6 +17,9 @@ from beamdesk.settings import (
     load_settings,
     settings_table,
 )
+
+if TYPE_CHECKING:  # the base install has no SQLAlchemy: imported where used
+    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(
     help="BeamDesk: the remote office of a synchrotron facility.",
@@ -30,8 +33,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
-console = Console()
-err = Console(stderr=True)
 
 DataOption = Annotated[
     Path | None, typer.Option("--data", help="Data root (default: $BEAMDESK_DATA or ./var/data).")
@@ -44,20 +45,14 @@ def _settings(data: Path | None = None) -> Settings:
         settings, warnings = load_settings(data)
     except SettingsError as problem:
         for line in problem.lines:
-            err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+            error(line)
         raise typer.Exit(2) from None
     for line in warnings:
-        err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
+        warn(line)
     return settings
 
 
-def _fail(message: str) -> NoReturn:
-    # soft_wrap: one line however narrow the terminal; escape: the message is not markup.
-    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _sessionmaker(settings: Settings):  # type: ignore[no-untyped-def]
+def _sessionmaker(settings: Settings) -> sessionmaker[Session]:
     from beamdesk.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(settings.database_url))
@@ -81,7 +76,7 @@ def db_upgrade(data: DataOption = None) -> None:
     try:
         state = check_upgradable(url)
     except SchemaError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if state.revision == head:
         console.print(
             f"database already at the newest schema ({head}): {safe_url(url)}", soft_wrap=True
@@ -118,7 +113,7 @@ def _run_upgrade(url: str, what: str, after: str = "") -> None:
     try:
         upgrade(url)
     except Exception as exc:  # one line for the operator, never a traceback
-        _fail(f"{what} failed ({type(exc).__name__}){after}")
+        fail(f"{what} failed ({type(exc).__name__}){after}")
 
 
 def _require_schema(url: str) -> None:
@@ -129,7 +124,7 @@ def _require_schema(url: str) -> None:
         if ensure_schema(url):
             console.print(f"database created at the newest schema: {safe_url(url)}", soft_wrap=True)
     except SchemaError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -162,9 +157,9 @@ def serve(
     _require_schema(settings.database_url)  # only `db upgrade` changes an existing schema
     settings.data_root.mkdir(parents=True, exist_ok=True)
     if workers < 1:
-        _fail("--workers must be at least 1")
+        fail("--workers must be at least 1")
     if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
-        _fail("--root-path starts with / and does not end with one, e.g. /beamdesk")
+        fail("--root-path starts with / and does not end with one, e.g. /beamdesk")
     console.print(
         f"BeamDesk on http://{host}:{port}{root_path}  (data: {settings.data_root}, "
         f"{workers} worker{'s' if workers > 1 else ''}, proxies trusted: {forwarded_allow_ips})",
@@ -264,7 +259,7 @@ def users_add(
     try:
         global_role = GlobalRole(aliases.get(role, role))
     except ValueError:
-        _fail(f"unknown role {role!r}; use user, pi, reviewer, scientist or user_office")
+        fail(f"unknown role {role!r}; use user, pi, reviewer, scientist or user_office")
     password = sys.stdin.readline().rstrip("\n") if password_stdin else secrets.token_urlsafe(12)
     settings = _settings()
     try:
@@ -275,10 +270,10 @@ def users_add(
             for name in beamline or []:
                 bl = db.scalar(select(Beamline).where(Beamline.name == name))
                 if bl is None:
-                    _fail(f"no beamline {name!r}")
+                    fail(f"no beamline {name!r}")
                 user.beamlines.append(bl)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"created {username} ({global_role.value})")
     if not password_stdin:
         console.print(f"password (shown once): [bold]{password}[/bold]")
@@ -301,7 +296,7 @@ def tokens_create(
     with session_scope(_sessionmaker(settings)) as db:
         user = db.scalar(select(User).where(User.username == username))
         if user is None:
-            _fail(f"no user {username!r}")
+            fail(f"no user {username!r}")
         new = create_api_token(db, user, name=name, expires_days=expires or None)
     # Only the token on stdout, so scripts can capture it.
     print(new.token)
@@ -334,7 +329,7 @@ def backup_command(
     try:
         summary = backup(_settings(data), out_dir, report=console.print)
     except BackupError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(
         f"backup in {out_dir}: {summary.rows} rows in {summary.tables} tables, "
         f"{summary.files} files"
@@ -352,25 +347,12 @@ def restore_command(
     try:
         summary = restore(_settings(data), in_dir, report=console.print)
     except BackupError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"restored {summary.rows} rows and {summary.files} files, checksums verified")
 
 
-def _add_optional_subcommands() -> None:
-    """Analysis tools register their own sub-commands (``beamdesk xrf …``, ``jobs …``)."""
-    import importlib
-
-    for name, module in [("xrf", "beamdesk.xrf.cli"), ("jobs", "beamdesk.jobs.cli")]:
-        try:
-            sub = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.add_typer(sub.app, name=name)
-
-
-_add_optional_subcommands()
+app.add_typer(xrf.app, name="xrf")
+app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:

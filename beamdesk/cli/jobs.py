@@ -4,27 +4,24 @@ whoever can run this command can read the database anyway)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from beamdesk.cli.output import console, fail
+
+if TYPE_CHECKING:  # the base install has no SQLAlchemy: imported where used
+    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(
     help="Analysis jobs (XRF map fits …) and their state.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(2)
-
-
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     from beamdesk.db import make_engine, make_sessionmaker
     from beamdesk.settings import settings_from_env
 
@@ -49,7 +46,7 @@ def list_cmd(
     try:
         wanted = JobState(state) if state else None
     except ValueError:
-        _fail(f"unknown state {state!r}; use {', '.join(s.value for s in JobState)}")
+        fail(f"unknown state {state!r}; use {', '.join(s.value for s in JobState)}")
     with session_scope(_sessions()) as db:
         jobs = [
             service.summary(j)
@@ -84,7 +81,7 @@ def show(job_id: int) -> None:
     with session_scope(_sessions()) as db:
         job = db.get(service.Job, job_id)
         if job is None:
-            _fail(f"no job {job_id}")
+            fail(f"no job {job_id}")
         print(json.dumps(service.detail(job), indent=1))
 
 
@@ -97,11 +94,11 @@ def cancel(job_id: int) -> None:
     with session_scope(_sessions()) as db:
         job = db.get(service.Job, job_id)
         if job is None:
-            _fail(f"no job {job_id}")
+            fail(f"no job {job_id}")
         try:
             service.cancel(db, job, by="operator (command line)")
         except service.JobConflict as exc:
-            _fail(str(exc))
+            fail(str(exc))
         state = job.state.value
     console.print(f"job {job_id}: {'cancelled' if state == 'cancelled' else 'stopping'}")
 
@@ -130,7 +127,7 @@ def run(
     try:
         check_current(settings.database_url)
     except SchemaError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,0 +1,3 @@
+from beamdesk.cli import main
+
+main()
