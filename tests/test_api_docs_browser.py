@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from beamdesk.portal.models import ApiToken, User
 from beamdesk.web.routes.api_docs import DOCS_DIR, PAGES
+from tests.browser import sign_in
 from tests.factories import make_world
-from tests.test_viewer_browser import sign_in
 
 pytestmark = pytest.mark.browser
 H5_META = "/api/proposals/{number}/h5/meta"

@@ -10,7 +10,8 @@ import pytest
 
 from beamdesk.db import utcnow
 from beamdesk.portal.models import Dataset, ProposalState
-from tests.factories import PASSWORD, make_proposal, make_world
+from tests.browser import sign_in
+from tests.factories import make_proposal, make_world
 
 pytestmark = pytest.mark.browser
 
@@ -21,14 +22,6 @@ def world(sessions):  # type: ignore[no-untyped-def]
         w = make_world(db)
         db.commit()
         return w
-
-
-def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(f"{base}/proposals")
 
 
 def sign_out(page) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,8 @@ from PIL import Image
 
 from beamdesk.portal.models import ProposalState
 from beamdesk.web.frontend import entry_assets
-from tests.factories import PASSWORD, make_proposal, make_world
+from tests.browser import sign_in
+from tests.factories import make_proposal, make_world
 
 pytestmark = pytest.mark.browser
 NUMBER = "20260001"
@@ -84,14 +85,6 @@ def viewer_world(sessions, settings):  # type: ignore[no-untyped-def]
         db.commit()
     write_nexus(settings.data_root / NUMBER / FILE)
     return settings.data_root / NUMBER
-
-
-def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(f"{base}/proposals")
 
 
 def canvas_pixels(page) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.browser import sign_in
 from tests.h5.test_h5_writer import h5py_frames
 from tests.test_viewer_browser import (
     NUMBER,
@@ -27,7 +28,6 @@ from tests.test_viewer_browser import (
     canvas_pixels_in,
     has_colour,
     shoot,
-    sign_in,
     viewer_world,
 )
 

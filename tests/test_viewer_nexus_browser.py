@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from beamdesk.demo.files import write_xanes_scan
-from tests.test_viewer_browser import NUMBER, built_viewer, sign_in, viewer_world
+from tests.browser import sign_in
+from tests.test_viewer_browser import NUMBER, built_viewer, viewer_world
 
 __all__ = ["built_viewer", "viewer_world"]  # fixtures used by the tests below
 

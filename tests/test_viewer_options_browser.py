@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.browser import sign_in
 from tests.test_viewer_browser import (
     FILE,
     NUMBER,
@@ -23,7 +24,6 @@ from tests.test_viewer_browser import (
     built_viewer,
     canvas_pixels,
     shoot,
-    sign_in,
     viewer_world,
 )
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from beamdesk.demo.files import write_xanes_scan
+from tests.browser import sign_in
 from tests.test_viewer_browser import (
     NUMBER,
     built_viewer,
     canvas_pixels_in,
     has_colour,
     shoot,
-    sign_in,
     viewer_world,
 )
 

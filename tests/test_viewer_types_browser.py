@@ -28,9 +28,9 @@ from h5grove import fastapi_utils
 
 from beamdesk.demo.files import write_compound_log
 from beamdesk.portal.models import ProposalState
+from tests.browser import sign_in
 from tests.factories import make_proposal, make_world
 from tests.h5.alltypes import ALLTYPES, paths_of, write_alltypes
-from tests.test_viewer_browser import sign_in
 
 pytestmark = pytest.mark.browser
 NUMBER = "20260001"

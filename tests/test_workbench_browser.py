@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from beamdesk.settings import Settings
 from beamdesk.web.frontend import entry_assets
+from tests.browser import sign_in, watch_errors
 from tests.conftest import LiveServer
-from tests.factories import PASSWORD
 from tests.workbench_world import MAP_FILE, MAP_PATH, NUMBER, WorkbenchWorld, build
 
 pytestmark = pytest.mark.browser
@@ -52,28 +52,6 @@ def wb_server(wb_settings: Settings, wb_world: WorkbenchWorld) -> Iterator[LiveS
     with LiveServer(application) as server:
         yield server
     application.state.engine.dispose()
-
-
-def sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(f"{base}/proposals")
-
-
-def watch_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "response",
-        lambda r: (
-            errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("favicon.ico")
-            else None
-        ),
-    )
-    return errors
 
 
 def test_fit_map_job_maps_and_rgb(

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, LiveServer
+from tests.browser import sign_in
+from tests.conftest import LiveServer
 from tests.jobs.conftest import DS, NUMBER, JobsWorld
 
 
@@ -15,14 +16,6 @@ from tests.jobs.conftest import DS, NUMBER, JobsWorld
 def jobs_server(jobs_app: Any, jobs_world: JobsWorld) -> Iterator[LiveServer]:
     with LiveServer(jobs_app) as server:
         yield server
-
-
-def sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(f"{base}/proposals")
 
 
 @pytest.mark.browser

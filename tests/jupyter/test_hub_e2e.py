@@ -27,18 +27,11 @@ from beamdesk.jupyter.hubapi import ticket_login_url
 from beamdesk.jupyter.notebooks import SUMMARY_TAG
 from beamdesk.jupyter.signin import issue_ticket
 from beamdesk.portal.models import User
+from tests.browser import sign_in
 from tests.conftest import PASSWORD
 from tests.jupyter.conftest import DATASET, FILE, NUMBER, JWorld, RunningHub
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(f"{base}/proposals")
 
 
 def ticket_link(sessions, settings, hub: RunningHub, username: str, **kwargs) -> str:  # type: ignore[no-untyped-def]
