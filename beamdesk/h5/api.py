@@ -20,9 +20,9 @@ import h5py
 import numpy as np
 from h5grove.encoders import orjson_default, orjson_encode
 
+from beamdesk.errors import Invalid, TooLarge
 from beamdesk.h5 import content, exports, nxline, reading
 from beamdesk.h5.downsample import downsample, parse_size
-from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.handles import refresh
 from beamdesk.h5.opener import ProposalFiles
 from beamdesk.h5.selection import describe, parse_selection
@@ -125,11 +125,11 @@ class DataQuery:
 
     def check(self) -> None:
         if self.format not in FORMATS:
-            raise H5RequestError(
-                422, f"Unsupported format {self.format!r}: use one of {', '.join(sorted(FORMATS))}."
+            raise Invalid(
+                f"Unsupported format {self.format!r}: use one of {', '.join(sorted(FORMATS))}."
             )
         if self.dtype not in ("origin", "safe"):
-            raise H5RequestError(422, f"Unsupported dtype {self.dtype!r}: use origin or safe.")
+            raise Invalid(f"Unsupported dtype {self.dtype!r}: use origin or safe.")
 
 
 def data(
@@ -171,8 +171,7 @@ def data(
 def check_text_size(values: int, max_read_bytes: int, fmt: str) -> None:
     limit = max_read_bytes // TEXT_SHARE
     if values > limit:
-        raise H5RequestError(
-            413,
+        raise TooLarge(
             f"This selection has {values:,} values; as {fmt.upper()} at most {limit:,} are "
             "sent. Download it in binary form (format=npy or bin), which is streamed, or ask "
             "for a smaller selection.",
@@ -213,11 +212,11 @@ def _encode(values: Any, query: DataQuery, name: str, headers: dict[str, str]) -
     if isinstance(values, h5py.Empty):
         if fmt == "bin":
             return Reply(b"", BINARY, headers)
-        raise H5RequestError(422, f"An empty dataset has nothing to export as {fmt}.")
+        raise Invalid(f"An empty dataset has nothing to export as {fmt}.")
     arr = np.asarray(values)
     if fmt in ("bin", "npy"):
         if arr.dtype.hasobject:
-            raise H5RequestError(422, "Variable-length values: ask for format=json.")
+            raise Invalid("Variable-length values: ask for format=json.")
         if fmt == "bin":
             return Reply(arr.tobytes(), BINARY, headers)
         body = reading.npy_header(arr.shape, arr.dtype) + np.ascontiguousarray(arr).tobytes()

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 from h5grove.utils import attr_metadata, get_array_stats, get_filters, get_type_metadata
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import BeamDeskError, Invalid, NotFound
 from beamdesk.h5.handles import refresh
 
 MAX_LINK_HOPS = 16
@@ -43,8 +43,8 @@ class Node:
         return self.path.rstrip("/").split("/")[-1] if self.path != "/" else ""
 
 
-def _not_found(path: str) -> H5RequestError:
-    return H5RequestError(404, f"{path} is not a valid path in this file.")
+def _not_found(path: str) -> BeamDeskError:
+    return NotFound(f"{path} is not a valid path in this file.")
 
 
 def _walk(f: h5py.File, path: str, opener: Opener, hops: int) -> Entity | Link:
@@ -82,7 +82,7 @@ def _follow(group: h5py.Group, link: Link, opener: Opener, hops: int) -> Entity 
             if other is None:
                 return None
             found = _walk(other, link.path, opener, hops + 1)
-    except (H5RequestError, KeyError, OSError):
+    except (BeamDeskError, KeyError, OSError):
         return None
     return None if isinstance(found, (h5py.SoftLink, h5py.ExternalLink)) else found
 
@@ -119,8 +119,7 @@ def link_resolution(value: str | None) -> str:
         return NONE
     if lowered == ONLY_VALID:
         return ONLY_VALID
-    raise H5RequestError(
-        422,
+    raise Invalid(
         f"{value} is not a valid value for link resolution. "
         f"Accepted values are: {ALL}, {NONE} or {ONLY_VALID}",
     )
@@ -150,8 +149,8 @@ def resolve(f: h5py.File, path: str | None, opener: Opener, links: str = ONLY_VA
         raise _not_found(path) from exc
     if isinstance(found, (h5py.SoftLink, h5py.ExternalLink)):
         if links == ALL:
-            raise H5RequestError(
-                404, f"Cannot resolve {_describe(found)} at {path} of {Path(f.filename).name}"
+            raise NotFound(
+                f"Cannot resolve {_describe(found)} at {path} of {Path(f.filename).name}"
             )
         return Node(path, link=found)
     return Node(path, entity=found)
@@ -177,7 +176,7 @@ def confined_opener(folder: Path, open_file: Callable[[Path], h5py.File]) -> Ope
             return None
         try:
             return open_file(target)
-        except (H5RequestError, OSError):
+        except (BeamDeskError, OSError):
             return None
 
     return opener
@@ -223,7 +222,7 @@ def check_storage(dataset: h5py.Dataset, folder: Path) -> None:
             except (OSError, RuntimeError):  # a symlink loop
                 target = Path("/")
             if not target.is_relative_to(folder):
-                raise H5RequestError(404, f"{dataset.name} stores its data outside this proposal.")
+                raise NotFound(f"{dataset.name} stores its data outside this proposal.")
 
 
 # --- metadata, in h5grove 4's shapes -------------------------------------------------------
@@ -276,21 +275,19 @@ def metadata(node: Node, opener: Opener, depth: int = 1) -> dict[str, Any]:
 
 def attributes(node: Node, keys: list[str] | None) -> dict[str, Any]:
     if node.entity is None:
-        raise H5RequestError(
-            422, f"{node.path} is a link that cannot be followed; it has no attributes."
-        )
+        raise Invalid(f"{node.path} is a link that cannot be followed; it has no attributes.")
     attrs = node.entity.attrs
     names = keys if keys else list(attrs.keys())
     missing = [k for k in names if k not in attrs]
     if missing:
-        raise H5RequestError(404, f"No attribute {missing[0]!r} on {node.path}.")
+        raise NotFound(f"No attribute {missing[0]!r} on {node.path}.")
     return {k: attrs[k] for k in names}
 
 
 def paths(node: Node) -> list[str]:
     """Every link name below a group (links are listed, never followed), as h5grove /paths."""
     if not isinstance(node.entity, h5py.Group):
-        raise H5RequestError(422, f"{node.path} is not a group.")
+        raise Invalid(f"{node.path} is not a group.")
     prefix = node.path.rstrip("/")
     names = [node.path]
     node.entity.id.links.visit(lambda name: names.append(f"{prefix}/{name.decode()}"))
@@ -299,13 +296,12 @@ def paths(node: Node) -> list[str]:
 
 def dataset_of(node: Node) -> h5py.Dataset:
     if node.link is not None:
-        raise H5RequestError(
-            404,
+        raise NotFound(
             f"Cannot resolve the link at {node.path}: it is broken or external and not "
             "followed (its target is missing or outside this proposal).",
         )
     if not isinstance(node.entity, h5py.Dataset):
-        raise H5RequestError(422, f"{node.path} is not a dataset.")
+        raise Invalid(f"{node.path} is not a dataset.")
     return node.entity
 
 
@@ -313,7 +309,7 @@ def stats(data: Any) -> dict[str, Any]:
     """h5grove's /stats on finite values."""
     arr = np.asarray(data)
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise H5RequestError(422, "Statistics need numeric data.")
+        raise Invalid("Statistics need numeric data.")
     if np.iscomplexobj(arr):
         arr = np.abs(arr)
     if np.issubdtype(arr.dtype, np.floating):

@@ -15,19 +15,21 @@ from typing import Any
 import h5py
 import numpy as np
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import Invalid, TooLarge
 from beamdesk.h5.reading import SLAB_BYTES, check_size, read
 from beamdesk.h5.selection import Selection
 
 METHODS = ("mean", "max", "min", "decimate")
+# A mean/max/min view reads every value of the selection, one band at a time: it may scan this
+# many times the read limit (4 GiB by default, a few seconds), never a 64 GiB dataset.
+SCAN_FACTOR = 16
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
 def parse_size(text: str) -> tuple[int, int]:
     match = _SIZE.match(text)
     if not match or min(int(match[1]), int(match[2])) < 1:
-        raise H5RequestError(
-            422,
+        raise Invalid(
             f"Invalid downsample {text!r}: expected NxM with positive "
             "integers, the largest output in rows x columns, e.g. 1024x1024.",
         )
@@ -60,12 +62,9 @@ def downsample(
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """The reduced image and the bin factors (rows, columns) used."""
     if method not in METHODS:
-        raise H5RequestError(
-            422, f"Invalid downsample_method {method!r}: use one of {', '.join(METHODS)}."
-        )
+        raise Invalid(f"Invalid downsample_method {method!r}: use one of {', '.join(METHODS)}.")
     if len(sel.result_shape) != 2:
-        raise H5RequestError(
-            422,
+        raise Invalid(
             f"Downsampling needs a 2-D selection; this one has shape "
             f"{list(sel.result_shape)}. Fix the other axes, e.g. "
             "selection=0,:,: for the first frame of a stack.",
@@ -73,9 +72,9 @@ def downsample(
     ax0, ax1 = sel.sliced_axes
     s0, s1 = sel.slice_at(ax0), sel.slice_at(ax1)
     if s0.step != 1 or s1.step != 1:
-        raise H5RequestError(422, "Downsampling needs slices with step 1.")
+        raise Invalid("Downsampling needs slices with step 1.")
     if dataset.dtype.kind not in "biuf":
-        raise H5RequestError(422, f"Cannot downsample values of dtype {dataset.dtype}.")
+        raise Invalid(f"Cannot downsample values of dtype {dataset.dtype}.")
     fy, fx = factors(sel.result_shape, size)
     if method == "decimate":
         members = list(sel.members)
@@ -86,9 +85,14 @@ def downsample(
         return np.asarray(read(dataset, decimated)), (fy, fx)
     height, width = sel.result_shape
     row_bytes = width * dataset.dtype.itemsize
+    if height * row_bytes > SCAN_FACTOR * limit:
+        raise TooLarge(
+            f"A {method} view of this selection reads {height * row_bytes / 2**30:.1f} GiB, more "
+            f"than one view may ({SCAN_FACTOR * limit / 2**30:.1f} GiB): use "
+            "downsample_method=decimate, or a smaller selection.",
+        )
     if fy * row_bytes > limit:
-        raise H5RequestError(
-            413,
+        raise TooLarge(
             f"One band of {fy} rows is larger than the read limit; ask for a narrower selection.",
         )
     chunk = dataset.chunks[ax0] if dataset.chunks else 1

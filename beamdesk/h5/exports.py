@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import Invalid, TooLarge
 
 SCALES = ("linear", "log", "sqrt")
 # A picture, not data: 16 Mpx of RGBA is 64 MiB, and the colour mapping needs ~5× that.
@@ -30,7 +30,7 @@ def download_name(file: str, dataset_path: str, selection: str, ext: str) -> str
 def _numeric(data: np.ndarray, fmt: str) -> np.ndarray:
     arr = np.asarray(data)
     if arr.dtype.kind not in "biufc":
-        raise H5RequestError(422, f"format={fmt} needs numeric data, not dtype {arr.dtype}.")
+        raise Invalid(f"format={fmt} needs numeric data, not dtype {arr.dtype}.")
     return arr
 
 
@@ -38,8 +38,7 @@ def to_csv(data: np.ndarray) -> bytes:
     """Numbers only (``_numeric`` refuses text), so no cell can be a formula (see csvsafe)."""
     arr = _numeric(data, "csv")
     if arr.ndim not in (1, 2):
-        raise H5RequestError(
-            422,
+        raise Invalid(
             f"format=csv needs a 1-D or 2-D selection, not {arr.ndim}-D; "
             "fix the other axes with the selection parameter.",
         )
@@ -56,7 +55,7 @@ def tiff_array(data: np.ndarray) -> np.ndarray:
     floats (native byte order), booleans as uint8 0/1, longer floats as float64."""
     arr = _numeric(data, "tiff")
     if arr.ndim not in (2, 3) or arr.dtype.kind == "c":
-        raise H5RequestError(422, "format=tiff needs a real-valued 2-D image or 3-D stack.")
+        raise Invalid("format=tiff needs a real-valued 2-D image or 3-D stack.")
     if arr.dtype.kind == "b":
         return arr.astype(np.uint8)  # tifffile would pack 1-bit pages few readers open
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
@@ -81,7 +80,7 @@ def colormap_named(name: str) -> Any:
     names = {n.lower(): n for n in matplotlib.colormaps}
     found = name if name in matplotlib.colormaps else names.get(name.lower())
     if found is None:
-        raise H5RequestError(422, f"Unknown colormap {name!r}, e.g. viridis, gray, inferno.")
+        raise Invalid(f"Unknown colormap {name!r}, e.g. viridis, gray, inferno.")
     return matplotlib.colormaps[found]
 
 
@@ -113,13 +112,12 @@ def to_png(
 
     arr = _numeric(data, "png")
     if arr.ndim != 2 or arr.dtype.kind == "c":
-        raise H5RequestError(422, "format=png needs a real-valued 2-D selection.")
+        raise Invalid("format=png needs a real-valued 2-D selection.")
     if scale not in SCALES:
-        raise H5RequestError(422, f"Invalid scale {scale!r}: use one of {', '.join(SCALES)}.")
+        raise Invalid(f"Invalid scale {scale!r}: use one of {', '.join(SCALES)}.")
     cmap = colormap_named(colormap)
     if arr.size > MAX_PNG_PIXELS:
-        raise H5RequestError(
-            413,
+        raise TooLarge(
             f"A PNG of {arr.shape[0]}×{arr.shape[1]} pixels is larger "
             f"than the {MAX_PNG_PIXELS // 2**20} Mpx a picture export "
             "makes: add downsample=4096x4096, or export TIFF or NPY.",

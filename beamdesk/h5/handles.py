@@ -28,7 +28,7 @@ from pathlib import Path
 import h5py
 import hdf5plugin  # noqa: F401  (registers bitshuffle, LZ4, Blosc, Zstd filters before opening)
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import Forbidden, Invalid
 
 Signature = tuple[int, int, int]
 
@@ -39,25 +39,28 @@ def signature(path: Path) -> Signature:
 
 
 def open_readonly(path: Path) -> h5py.File:
-    """Open for reading; in SWMR-read mode only if a SWMR writer holds the file."""
+    """Open for reading; in SWMR-read mode only if a SWMR writer holds the file.
+
+    libhdf5 refuses a damaged file here as an OSError, or a RuntimeError for a superblock
+    it cannot decode: both are the file's fault, a 422 naming none of libhdf5's words."""
     try:
         return h5py.File(path, "r", locking=False)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         _refuse_unreadable(path, exc)
     try:
         return h5py.File(path, "r", swmr=True, locking=False)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         _refuse_unreadable(path, exc)
-        raise H5RequestError(
-            422, f"{path.name} is not a readable HDF5 file (it may be truncated or damaged)."
+        raise Invalid(
+            f"{path.name} is not a readable HDF5 file (it may be truncated or damaged)."
         ) from exc
 
 
-def _refuse_unreadable(path: Path, exc: OSError) -> None:
+def _refuse_unreadable(path: Path, exc: Exception) -> None:
     """A file the reader may not read is 403 "Permission denied" (h5grove's words, which
     H5Web recognises), not a damaged file."""
     if isinstance(exc, PermissionError) or "Permission denied" in str(exc):
-        raise H5RequestError(403, f"Cannot read file {path.name}: Permission denied.") from exc
+        raise Forbidden(f"Cannot read file {path.name}: Permission denied.") from exc
 
 
 def check_not_truncated(handle: h5py.File, path: Path, size_on_disk: int) -> None:
@@ -75,8 +78,7 @@ def check_not_truncated(handle: h5py.File, path: Path, size_on_disk: int) -> Non
     except (OSError, RuntimeError, ValueError):
         return
     if size_on_disk < expected:
-        raise H5RequestError(
-            422,
+        raise Invalid(
             f"{path.name} is shorter than its HDF5 structure says: it was truncated or "
             "is being rewritten.",
         )

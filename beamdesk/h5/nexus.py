@@ -76,14 +76,14 @@ def _never_external(holder: h5py.File, filename: str) -> None:
 def inside(group: h5py.Group, path: str) -> h5py.Group | h5py.Dataset | None:
     """What ``path`` (absolute, or relative to ``group``) names in the same file, walked
     link by link; None if it is absent or any hop is an external link."""
+    from beamdesk.errors import BeamDeskError
     from beamdesk.h5.content import resolve
-    from beamdesk.h5.errors import H5RequestError
 
     if not path.startswith("/"):
         path = f"{(group.name or '').rstrip('/')}/{path}"
     try:
         entity = resolve(group.file, path, _never_external).entity
-    except H5RequestError:
+    except BeamDeskError:
         return None
     return entity if isinstance(entity, h5py.Group | h5py.Dataset) else None
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from beamdesk.errors import Invalid, TooLarge
 from beamdesk.h5 import csvsafe
-from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.nexus import nx_class, text
 from beamdesk.h5.selection import Selection, parse_selection
 
@@ -58,7 +58,7 @@ def signal_name(group: h5py.Group, chosen: str = "", lookup: Lookup = _linked_da
     """The signal's name: the caller's choice, @signal, or the old ``signal=1`` marker."""
     if chosen:
         if lookup(group, chosen) is None:
-            raise H5RequestError(422, f"{group.name} has no dataset {chosen!r}.")
+            raise Invalid(f"{group.name} has no dataset {chosen!r}.")
         return chosen
     named = text(group.attrs.get("signal", ""))
     if named and lookup(group, named) is not None:
@@ -67,9 +67,7 @@ def signal_name(group: h5py.Group, chosen: str = "", lookup: Lookup = _linked_da
         obj = lookup(group, name)
         if obj is not None and text(obj.attrs.get("signal", "")) == "1":
             return name
-    raise H5RequestError(
-        422, f"{group.name} names no signal (@signal): choose one with signal=<dataset name>."
-    )
+    raise Invalid(f"{group.name} names no signal (@signal): choose one with signal=<dataset name>.")
 
 
 def _old_style_axes(group: h5py.Group, ndim: int, lookup: Lookup) -> list[str]:
@@ -103,8 +101,7 @@ def axis_names(
 def _line_dimension(sel: Selection) -> int:
     kept = sel.sliced_axes
     if len(kept) != 1:
-        raise H5RequestError(
-            422,
+        raise Invalid(
             f"A line needs a selection that keeps exactly one dimension (this one keeps "
             f"{len(kept)}), e.g. selection=3,: for row 3 of an image.",
         )
@@ -131,7 +128,7 @@ def line_columns(
     opener (``ProposalFiles.child``), which also refuses storage outside the proposal.
     """
     if nx_class(group) != "NXdata":
-        raise H5RequestError(422, f"{group.name} is not an NXdata group.")
+        raise Invalid(f"{group.name} is not an NXdata group.")
     name = signal_name(group, signal, lookup)
     dataset = lookup(group, name)
     assert dataset is not None
@@ -139,7 +136,7 @@ def line_columns(
     sel = parse_selection(selection, shape)
     dim = _line_dimension(sel)
     if sel.size() * max(dataset.dtype.itemsize, 8) * 4 > limit:
-        raise H5RequestError(413, "This line is longer than the read limit; slice it.")
+        raise TooLarge("This line is longer than the read limit; slice it.")
     columns = []
     axis = axis_names(group, dataset, lookup)[dim]
     member = sel.members[dim]

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import h5py
 
+from beamdesk.errors import BeamDeskError, Invalid, NotFound
 from beamdesk.h5 import content
-from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.handles import FileCache
 from beamdesk.h5.paths import PathNotFound, resolve_beneath
 
 
-def _file_not_found(relfile: str) -> H5RequestError:
+def _file_not_found(relfile: str) -> BeamDeskError:
     # "File not found" is what H5Web's h5grove provider recognises (and h5grove says).
-    return H5RequestError(404, f"File not found: no file {relfile!r} in this proposal.")
+    return NotFound(f"File not found: no file {relfile!r} in this proposal.")
 
 
 class ProposalFiles:
@@ -63,14 +63,14 @@ class ProposalFiles:
     def group(self, relfile: str, h5path: str | None) -> h5py.Group:
         node = self.node(relfile, h5path)
         if not isinstance(node.entity, h5py.Group):
-            raise H5RequestError(422, f"{node.path} is not a group.")
+            raise Invalid(f"{node.path} is not a group.")
         return node.entity
 
     def child(self, group: h5py.Group, name: str) -> h5py.Dataset | None:
         """The dataset ``name`` of ``group`` (links walked safely, storage checked) or None."""
         try:
             node = self.resolve(group.file, f"{(group.name or '').rstrip('/')}/{name}")
-        except H5RequestError:
+        except BeamDeskError:
             return None
         if not isinstance(node.entity, h5py.Dataset):
             return None

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 from h5grove.utils import QueryArgumentError, convert
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import Conflict, Invalid, TooLarge
 from beamdesk.h5.selection import Selection, describe
 
 SLAB_BYTES = 8 * 1024 * 1024
@@ -36,7 +36,7 @@ def _convert(data: Any, dtype: str) -> Any:
     try:
         return convert(data, dtype)
     except QueryArgumentError as exc:
-        raise H5RequestError(422, f"{exc}; use dtype=origin for this dataset.") from exc
+        raise Invalid(f"{exc}; use dtype=origin for this dataset.") from exc
 
 
 def hint(sel: Selection, itemsize: int, limit: int) -> str:
@@ -56,8 +56,7 @@ def hint(sel: Selection, itemsize: int, limit: int) -> str:
 def check_size(dataset: h5py.Dataset, sel: Selection, limit: int, what: str = "read") -> None:
     nbytes = sel.size() * dataset.dtype.itemsize
     if nbytes > limit:
-        raise H5RequestError(
-            413,
+        raise TooLarge(
             f"This selection would {what} {nbytes / MiB:.1f} MiB, more than the "
             f"{limit / MiB:.0f} MiB allowed per request (dataset shape {list(dataset.shape)}, "
             f"dtype {dataset.dtype}). Ask for a slice, e.g. "
@@ -71,7 +70,7 @@ def read(dataset: h5py.Dataset, sel: Selection, dtype: str = "origin") -> Any:
     try:
         data = dataset[()] if dataset.shape in (None, ()) else dataset[sel.key]
     except OSError as exc:  # a damaged chunk or a missing filter
-        raise H5RequestError(422, f"Cannot read {dataset.name}: {exc}") from exc
+        raise Invalid(f"Cannot read {dataset.name}: {exc}") from exc
     if isinstance(data, h5py.Empty):
         return data
     return _convert(data, dtype)
@@ -137,8 +136,7 @@ def iter_bytes(
     for part in slab_ranges(dataset, sel, slab_bytes):
         data = as_bytes(read(dataset, part, dtype))
         if before is not None and _file_state(dataset) != before:
-            raise H5RequestError(
-                409,
+            raise Conflict(
                 f"{Path(dataset.file.filename).name} changed while it was being read; ask again.",
             )
         yield data
@@ -158,8 +156,7 @@ def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
 
 def binary_allowed(dataset: h5py.Dataset) -> None:
     if dataset.dtype.kind == "O" or dataset.dtype.hasobject:
-        raise H5RequestError(
-            422,
+        raise Invalid(
             f"{dataset.name} holds variable-length values (dtype {dataset.dtype}); "
             "ask for format=json.",
         )

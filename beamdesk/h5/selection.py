@@ -13,7 +13,7 @@ from typing import TypeAlias
 
 import numpy as np
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import BeamDeskError, Invalid
 
 _INT = re.compile(r"^\s*-?\d+\s*$")
 SYNTAX = (
@@ -56,10 +56,8 @@ class Selection:
         return m
 
 
-def _fail(text: str, shape: tuple[int, ...], reason: str) -> H5RequestError:
-    return H5RequestError(
-        422, f"Invalid selection {text!r} for shape {list(shape)}: {reason}. {SYNTAX}"
-    )
+def _fail(text: str, shape: tuple[int, ...], reason: str) -> BeamDeskError:
+    return Invalid(f"Invalid selection {text!r} for shape {list(shape)}: {reason}. {SYNTAX}")
 
 
 def _int(text: str, part: str, shape: tuple[int, ...]) -> int | None:
@@ -94,7 +92,7 @@ def parse_selection(text: str | None, shape: tuple[int, ...] | None) -> Selectio
     """The selection ``text`` applied to ``shape``; missing trailing members mean ':'."""
     if shape is None:
         if text:
-            raise H5RequestError(422, "An empty dataset has no dimensions to select from.")
+            raise Invalid("An empty dataset has no dimensions to select from.")
         return Selection((), ())
     text = (text or "").strip()
     parts = text.split(",") if text else []

@@ -28,8 +28,8 @@ from pathlib import Path, PurePosixPath
 import h5py
 import numpy as np
 
+from beamdesk.errors import BeamDeskError, Invalid, TooLarge
 from beamdesk.h5 import content
-from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.nexus import nx_class, text
 from beamdesk.h5.nxline import _names, axis_names, signal_name
 from beamdesk.h5.opener import ProposalFiles
@@ -75,8 +75,7 @@ class _Planner:
 
     def _check_size(self) -> None:
         if self.plan.count() > MAX_OBJECTS:
-            raise H5RequestError(
-                413,
+            raise TooLarge(
                 f"The chosen objects hold more than {MAX_OBJECTS:,} datasets and groups; "
                 "choose fewer or smaller groups.",
             )
@@ -84,7 +83,7 @@ class _Planner:
     def add_dataset(self, path: str, dataset: h5py.Dataset) -> None:
         try:
             content.check_storage(dataset, self.files.folder)
-        except H5RequestError:
+        except BeamDeskError:
             self.plan.omitted[path] = "its data is stored outside this proposal"
             return
         self.plan.datasets.setdefault(path, dataset)
@@ -105,7 +104,7 @@ class _Planner:
             member_path = _join(path, name)
             try:
                 node = content.child(group, path, name, self.files.links)
-            except H5RequestError:
+            except BeamDeskError:
                 node = content.Node(member_path)
             self.add_node(node, inner)
 
@@ -124,7 +123,7 @@ class _Planner:
         parent = str(PurePosixPath(path).parent)
         try:
             node = self.files.resolve(self.root, parent)
-        except H5RequestError:
+        except BeamDeskError:
             return None
         group = node.entity
         if isinstance(group, h5py.Group) and nx_class(group) == "NXdata":
@@ -135,7 +134,7 @@ class _Planner:
         """The members a NeXus plot of the NXdata group ``group`` (at ``path``) reads."""
         try:
             signal = signal_name(group, lookup=self.files.child)
-        except H5RequestError:
+        except BeamDeskError:
             return  # no usable signal: an ordinary group, copied as chosen
         dataset = self.files.child(group, signal)
         assert dataset is not None
@@ -163,7 +162,7 @@ def plan_subset(files: ProposalFiles, root: h5py.File, paths: list[str]) -> Plan
     for requested in paths:
         node = files.resolve(root, requested)
         if node.entity is None:
-            raise H5RequestError(422, f"{requested} is a link that cannot be followed.")
+            raise Invalid(f"{requested} is a link that cannot be followed.")
         path = node.path.rstrip("/") or "/"
         if isinstance(node.entity, h5py.Dataset):
             content.check_storage(node.entity, files.folder)  # asked for by name: a clear 404
@@ -180,7 +179,7 @@ def plan_subset(files: ProposalFiles, root: h5py.File, paths: list[str]) -> Plan
 def _is_signal(files: ProposalFiles, group: h5py.Group, name: str) -> bool:
     try:
         return signal_name(group, lookup=files.child) == name
-    except H5RequestError:
+    except BeamDeskError:
         return False
 
 
@@ -230,7 +229,7 @@ def _default_target(group: h5py.Group, value: str) -> h5py.Group | h5py.Dataset 
     if isinstance(target, h5py.Group) and nx_class(target) == "NXdata":
         try:
             signal_name(target)
-        except H5RequestError:
+        except BeamDeskError:
             return None  # an NXdata without its signal is no plot
     return target if isinstance(target, h5py.Group | h5py.Dataset) else None
 
@@ -251,7 +250,7 @@ def _fix_defaults(out: h5py.File, plot: str | None) -> None:
 def _resolved_group(files: ProposalFiles, root: h5py.File, path: str) -> h5py.Group | None:
     try:
         entity = files.resolve(root, path).entity
-    except H5RequestError:
+    except BeamDeskError:
         return None
     return entity if isinstance(entity, h5py.Group) else None
 
@@ -263,8 +262,7 @@ def write_subset(
     plan = plan_subset(files, root, paths)
     total = plan.nbytes()
     if total > budget:
-        raise H5RequestError(
-            413,
+        raise TooLarge(
             f"The chosen datasets hold {total / 2**20:.1f} MiB, more than "
             f"the {budget / 2**20:.0f} MiB allowed; choose fewer or smaller.",
         )

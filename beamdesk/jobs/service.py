@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from beamdesk.errors import BeamDeskError, Conflict, Forbidden, Invalid, NotFound, TooMany
 from beamdesk.h5.paths import PathNotFound, clean_relative, proposal_root, resolve_in_proposal
 from beamdesk.jobs import states
 from beamdesk.jobs.models import ACTIVE_STATES, Job, JobState
@@ -28,30 +29,29 @@ from beamdesk.settings import Settings
 KINDS = ("xrf_map",)
 
 
-class JobError(Exception):
-    """A refusal with a sentence for the caller; ``status`` is the HTTP answer."""
-
-    status = 422
-
-
-class JobNotFound(JobError):
-    status = 404
+class JobError(BeamDeskError):
+    """A refusal with a sentence for the caller; each subclass is also the kind
+    (:mod:`beamdesk.errors`) that gives its HTTP answer."""
 
 
-class JobForbidden(JobError):
-    status = 403
+class JobNotFound(JobError, NotFound):
+    pass
 
 
-class QuotaExceeded(JobError):
-    status = 429
+class JobForbidden(JobError, Forbidden):
+    pass
 
 
-class JobConflict(JobError):
-    status = 409
+class QuotaExceeded(JobError, TooMany):
+    pass
 
 
-class InvalidJob(JobError):
-    status = 422
+class JobConflict(JobError, Conflict):
+    pass
+
+
+class InvalidJob(JobError, Invalid):
+    pass
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
 from beamdesk.db import utcnow
+from beamdesk.errors import BadRequest, Conflict, Invalid, Unauthorized
 from beamdesk.portal.models import ApiToken, AuditEvent, GlobalRole, User
 
 # argon2-cffi's defaults are argon2id with RFC 9106's low-memory profile.
@@ -38,19 +39,19 @@ MIN_PASSWORD_LENGTH = 10
 WRONG_CREDENTIALS = "Wrong username or password."
 
 
-class AuthError(Exception):
+class AuthError(Unauthorized):
     """Sign-in refused; the message is safe to show to the person signing in."""
 
 
-class AccountError(Exception):
+class AccountError(Conflict):
     """A password change or account change refused; the message is safe to show."""
 
 
-class WrongPassword(AccountError):
+class WrongPassword(BadRequest, AccountError):
     """The current password given to change it is not the account's."""
 
 
-class WeakPassword(AccountError):
+class WeakPassword(Invalid, AccountError):
     """The new password breaks the rules (``MIN_PASSWORD_LENGTH``)."""
 
 

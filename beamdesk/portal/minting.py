@@ -14,6 +14,7 @@ from typing import Protocol
 
 import httpx
 
+from beamdesk.errors import BadGateway
 from beamdesk.portal.datacite import Metadata, to_json, to_xml
 from beamdesk.settings import DataCiteSection
 
@@ -21,7 +22,7 @@ TEST_PREFIX = "10.5072"
 JSON_API = "application/vnd.api+json"
 
 
-class MintingError(Exception):
+class MintingError(BadGateway):
     """The registration agency refused or could not be reached; the message says why."""
 
 

@@ -19,6 +19,7 @@ from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from beamdesk.errors import Forbidden
 from beamdesk.portal.auth import audit
 from beamdesk.portal.models import GlobalRole, User
 from beamdesk.settings import Settings
@@ -29,8 +30,10 @@ USERNAME_MAX = 64
 _NOT_ALLOWED = re.compile(r"[^a-z0-9._-]+")
 
 
-class OidcError(Exception):
+class OidcError(Forbidden):
     """The provider's answer cannot be used to sign in; the message is safe to show."""
+
+    title = "Sign-in refused"
 
 
 def make_client(settings: Settings) -> StarletteOAuth2App:

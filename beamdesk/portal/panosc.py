@@ -50,6 +50,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, typ
 from sqlalchemy.orm import Session, selectinload
 
 from beamdesk.db import UTCDateTime
+from beamdesk.errors import Invalid
 from beamdesk.portal.models import Beamline, Dataset, Proposal, ProposalMember, Sample
 
 MAX_LIMIT = 1000
@@ -79,12 +80,14 @@ OPERATORS = {
 }
 
 
-class FilterError(ValueError):
-    """The filter is not valid PaNOSC/Loopback syntax; the message says where."""
+class FilterError(Invalid, ValueError):
+    """The filter is not valid PaNOSC/Loopback syntax; the message says where. A ValueError
+    too, as the parser's own helpers catch it with the numbers' errors."""
 
 
 class FilterTooLarge(FilterError):
-    """The filter is valid but too big or too deep to evaluate in one request."""
+    """The filter is valid but too big or too deep to evaluate in one request (422, as
+    ever: the route says which parameter; not 413, as the request itself is small)."""
 
 
 # ---------------------------------------------------------------------------- the model

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
+from beamdesk.errors import Conflict, Forbidden, Invalid, sentence
 from beamdesk.portal import access, embargo
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.auth import audit
@@ -34,16 +35,24 @@ from beamdesk.portal.models import (
 from beamdesk.settings import Settings
 
 
-class PermissionDenied(Exception):
-    """The identity may not do this."""
+class PermissionDenied(Forbidden):
+    """The identity may not do this: raised with what (``"may not submit"``), its detail is
+    the sentence ``"You may not submit."``."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"You {what}.")
 
 
-class InvalidRequest(ValueError):
-    """The request is malformed or incomplete."""
+class InvalidRequest(Invalid, ValueError):
+    """The request is malformed or incomplete; raised with a phrase, its detail is a
+    sentence. A ValueError too, as the form pages catch both."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(sentence(what))
 
 
-class StateConflict(InvalidRequest):
-    """The request is not possible in the proposal's current state."""
+class StateConflict(Conflict, InvalidRequest):
+    """The request is not possible in the proposal's current state (409)."""
 
 
 @dataclass(frozen=True)

@@ -9,27 +9,14 @@ it never sends code.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from beamdesk.errors import BeamDeskError, Invalid, NotFound, TooLarge
 from beamdesk.h5 import api, content, nexus
-from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.opener import ProposalFiles
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """The XRF readers' one-line errors become 422 answers with their message."""
-    from beamdesk.xrf.mapfit import MapFitError
-    from beamdesk.xrf.readers import SpectrumReadError
-
-    try:
-        yield
-    except (SpectrumReadError, MapFitError) as exc:
-        raise H5RequestError(422, str(exc)) from exc
 
 
 def h5_data(
@@ -53,25 +40,24 @@ def xrf_spectrum(
     from beamdesk.xrf.readers import SpectrumReadError, read_spectrum
     from beamdesk.xrf.sources import map_shape, spectrum_of
 
-    with _user_errors():
-        if not path:
-            target = files.path(file)
-            try:
-                counts = read_spectrum(target).counts
-            except SpectrumReadError as exc:
-                raise H5RequestError(422, str(exc).replace(str(target), file)) from exc
-            return {"counts": np.asarray(counts, dtype=float), "map_shape": None}
-        ds = _map_dataset(files, file, path)
-        counts = spectrum_of(
-            ds,
-            path,
-            pixel=pixel,
-            rows=rows,
-            cols=cols,
-            max_bytes=max_bytes,
-            max_sum_bytes=max_sum_bytes,
-        )
-        return {"counts": counts, "map_shape": map_shape(ds)}
+    if not path:
+        target = files.path(file)
+        try:
+            counts = read_spectrum(target).counts
+        except SpectrumReadError as exc:
+            raise Invalid(str(exc).replace(str(target), file)) from exc
+        return {"counts": np.asarray(counts, dtype=float), "map_shape": None}
+    ds = _map_dataset(files, file, path)
+    counts = spectrum_of(
+        ds,
+        path,
+        pixel=pixel,
+        rows=rows,
+        cols=cols,
+        max_bytes=max_bytes,
+        max_sum_bytes=max_sum_bytes,
+    )
+    return {"counts": counts, "map_shape": map_shape(ds)}
 
 
 def _map_dataset(files: ProposalFiles, file: str, path: str) -> Any:
@@ -80,8 +66,8 @@ def _map_dataset(files: ProposalFiles, file: str, path: str) -> Any:
     files.path(file)
     try:
         return files.dataset(file, path)
-    except H5RequestError as exc:
-        raise H5RequestError(422, exc.message) from exc
+    except BeamDeskError as exc:
+        raise Invalid(exc.detail) from exc
 
 
 def xrf_spectra(files: ProposalFiles, file: str) -> list[dict[str, Any]]:
@@ -96,10 +82,10 @@ def xrf_result_groups(files: ProposalFiles, file: str) -> list[str]:
     files.path(file)
     try:
         node = files.node(file, RESULT_PARAMETERS)
-    except H5RequestError:
+    except BeamDeskError:
         node = None
     if node is None or node.entity is None:
-        raise H5RequestError(422, f"The file is not a map-fit result (no /{RESULT_PARAMETERS}).")
+        raise Invalid(f"The file is not a map-fit result (no /{RESULT_PARAMETERS}).")
     return result_groups(node.entity)
 
 
@@ -112,13 +98,12 @@ def xrf_result_maps(
     for group in groups:
         try:
             ds = files.dataset(file, result_map_path(group))
-        except H5RequestError as exc:
+        except BeamDeskError as exc:
             if exc.status != 404:
                 raise
-            raise H5RequestError(422, f"The result has no map {group!r}.") from exc
+            raise Invalid(f"The result has no map {group!r}.") from exc
         if ds.size > max_pixels:
-            raise H5RequestError(
-                413,
+            raise TooLarge(
                 f"The maps have {ds.size} pixels, more than the "
                 f"{max_pixels} the correlator handles; use /h5/data.",
             )
@@ -142,35 +127,29 @@ def xrf_roi(
     from beamdesk.xrf.sources import check_map_size, check_numeric
 
     ds = _map_dataset(files, file, path)
-    with _user_errors():
-        check_numeric(ds, path)
-        if ds.ndim < 2:
-            raise H5RequestError(422, f"{path} is a single spectrum, not a map.")
-        pixels = int(np.prod(ds.shape[:-1], dtype=np.int64))
-        if pixels > max_pixels:
-            raise H5RequestError(
-                413,
-                f"The map has {pixels} pixels, more than {max_pixels}: "
-                "run `beamdesk xrf roi` instead.",
-            )
-        check_map_size(ds, max_sum_bytes)
-        try:
-            return roi_maps_of(
-                ds,
-                [(str(n), float(a), float(b)) for n, a, b in windows],
-                zero=zero,
-                gain=gain,
-                quad=quad,
-            )
-        except ValueError as exc:  # a window outside the spectrum
-            raise H5RequestError(422, str(exc)) from exc
+    check_numeric(ds, path)
+    if ds.ndim < 2:
+        raise Invalid(f"{path} is a single spectrum, not a map.")
+    pixels = int(np.prod(ds.shape[:-1], dtype=np.int64))
+    if pixels > max_pixels:
+        raise TooLarge(
+            f"The map has {pixels} pixels, more than {max_pixels}: run `beamdesk xrf roi` instead.",
+        )
+    check_map_size(ds, max_sum_bytes)
+    return roi_maps_of(  # a window outside the spectrum is a WindowError (Invalid)
+        ds,
+        [(str(n), float(a), float(b)) for n, a, b in windows],
+        zero=zero,
+        gain=gain,
+        quad=quad,
+    )
 
 
 def map_info(files: ProposalFiles, file: str, path: str) -> dict[str, Any]:
     """Shape, chunks and dtype of a map a job will fit."""
     ds = files.dataset(file, path)
     if ds.ndim < 2:
-        raise H5RequestError(422, "a map needs at least 2 axes (pixels, channels)")
+        raise Invalid("a map needs at least 2 axes (pixels, channels)")
     return {
         "shape": list(ds.shape),
         "chunks": list(ds.chunks) if ds.chunks else None,
@@ -196,7 +175,7 @@ def notebook_dataset(files: ProposalFiles, file: str, target: str) -> dict[str, 
     root = files.file(file)
     path = target or nexus.default_signal(root)
     if not path:
-        raise H5RequestError(404, "This file has no dataset to open in a notebook.")
+        raise NotFound("This file has no dataset to open in a notebook.")
     obj = nexus.inside(root, path)
     if obj is not None and not hasattr(obj, "shape"):  # a group picked in the viewer
         # An NXdata group: its own signal (what H5Web plots, and what its slice is of);
@@ -209,7 +188,7 @@ def notebook_dataset(files: ProposalFiles, file: str, target: str) -> dict[str, 
             path = nexus.default_signal(root)
             obj = nexus.inside(root, path) if path else None
     if obj is None or not hasattr(obj, "shape"):
-        raise H5RequestError(404, f"No dataset {path!r} in this file.")
+        raise NotFound(f"No dataset {path!r} in this file.")
     content.check_storage(obj, files.folder)
     return {"path": obj.name or path, "shape": list(obj.shape or ())}
 

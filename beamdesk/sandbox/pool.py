@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from beamdesk.errors import KINDS, BeamDeskError, kind_of
 from beamdesk.sandbox import codec
 
 log = logging.getLogger("beamdesk.sandbox")
@@ -41,13 +42,24 @@ log = logging.getLogger("beamdesk.sandbox")
 Incident = Callable[[Path, str, str], None]  # (proposal folder, file, what happened)
 
 
-class ReaderError(Exception):
-    """A refusal or failure of a reader worker: an HTTP status and a sentence."""
+class ReaderError(BeamDeskError):
+    """A refusal or failure of a reader worker: catch this for any of them. Each one raised
+    is also the kind of :mod:`beamdesk.errors` of the worker's status (see
+    :func:`reader_error`), so the web answers with that status and the worker's sentence."""
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+
+# One ReaderError class per kind, e.g. ReaderNotFound(ReaderError, NotFound): module-level
+# names, so they pickle like any other exception.
+_BY_KIND: dict[type[BeamDeskError], type[ReaderError]] = {}
+for _kind in KINDS.values():
+    _name = f"Reader{_kind.__name__}"
+    _BY_KIND[_kind] = globals()[_name] = type(_name, (ReaderError, _kind), {"__module__": __name__})
+
+
+def reader_error(status: int, detail: str) -> ReaderError:
+    """The :class:`ReaderError` of the kind answering ``status`` (a plain one, a 500, for a
+    status no kind has: the worker's own failures)."""
+    return _BY_KIND.get(kind_of(status), ReaderError)(detail)
 
 
 UNSAFE = (
@@ -205,7 +217,7 @@ class Worker:
         ready = self.receive(timeout=max(30.0, limits.reply_timeout))
         if not isinstance(ready, dict) or "ready" not in ready:
             self.kill()
-            raise ReaderError(503, "A reader process did not start.")
+            raise reader_error(503, "A reader process did not start.")
 
     def _log_stderr(self) -> None:
         assert self.process.stderr is not None
@@ -292,7 +304,7 @@ class ReaderPool:
         with self._lock:
             while True:
                 if self._closed:
-                    raise ReaderError(503, "The server is shutting down.")
+                    raise reader_error(503, "The server is shutting down.")
                 entry = self._folders.setdefault(folder, _Folder())
                 while entry.idle:
                     worker = entry.idle.pop()
@@ -307,7 +319,7 @@ class ReaderPool:
                     break
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise ReaderError(503, "Every reader is busy; try again in a moment.")
+                    raise reader_error(503, "Every reader is busy; try again in a moment.")
                 self._lock.wait(left)
         try:
             return Worker(folder, self.limits)
@@ -357,7 +369,7 @@ class ReaderPool:
         if known is not None:
             signature, detail = known
             if signature == _signature(folder / file):
-                raise ReaderError(422, detail)
+                raise reader_error(422, detail)
             with self._lock:
                 self._bad.pop((folder, file), None)
 
@@ -372,7 +384,7 @@ class ReaderPool:
                 self.on_incident(folder, file or "", what)
             except Exception:  # the answer to the user matters more than the record
                 log.exception("could not record a reader incident")
-        return ReaderError(422, detail)
+        return reader_error(422, detail)
 
     # --- requests --------------------------------------------------------------------
 
@@ -396,7 +408,7 @@ class ReaderPool:
             return Streamed(head["media_type"], head["headers"], self._chunks(worker, folder, file))
         self._release(folder, worker)
         if "error" in answer:
-            raise ReaderError(int(answer["error"]["status"]), str(answer["error"]["detail"]))
+            raise reader_error(int(answer["error"]["status"]), str(answer["error"]["detail"]))
         if "reply" in answer:
             return answer["reply"]
         return answer["ok"]
@@ -441,7 +453,7 @@ class ReaderPool:
                     return
                 else:  # an error mid-stream: the status line is gone, cut the body
                     finished = True
-                    raise ReaderError(
+                    raise reader_error(
                         int(answer["error"]["status"]), str(answer["error"]["detail"])
                     )
         finally:

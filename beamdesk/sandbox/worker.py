@@ -21,8 +21,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from beamdesk.errors import BeamDeskError
 from beamdesk.h5.api import Reply, Stream
-from beamdesk.h5.errors import H5RequestError
 from beamdesk.h5.opener import ProposalFiles
 from beamdesk.sandbox import codec
 from beamdesk.sandbox.operations import OPERATIONS
@@ -74,8 +74,8 @@ def serve(sock: socket.socket, folder: Path) -> None:
         try:
             operation = OPERATIONS[request["op"]]
             _answer(sock, operation(files, **request.get("args", {})))
-        except H5RequestError as exc:
-            codec.send(sock, _error(exc.status, exc.message))
+        except BeamDeskError as exc:
+            codec.send(sock, _error(exc.status, exc.detail))
         except MemoryError:
             codec.send(
                 sock,
@@ -85,17 +85,16 @@ def serve(sock: socket.socket, folder: Path) -> None:
                     "may use: choose a smaller selection.",
                 ),
             )
-        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
-            # libhdf5 reports damaged files lazily and in its own words: log them, answer
-            # in ours. A TypeError or the like from our own code is logged the same way.
+        except OSError:
+            # libhdf5 reports a damaged file lazily, wherever it is read, as an OSError in
+            # its own words (h5py's other errors for such files are translated where they
+            # are read, in beamdesk.h5): log it, answer in ours, naming nothing internal.
             traceback.print_exc(file=sys.stderr)
-            name = type(exc).__name__
             codec.send(
                 sock,
                 _error(
                     422,
-                    "The file could not be read: it is damaged or not "
-                    f"in a form BeamDesk reads ({name}).",
+                    "The file could not be read: it is damaged or not in a form BeamDesk reads.",
                 ),
             )
         except Exception:  # a fault of ours, not of the file: say so, and keep serving

@@ -22,6 +22,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import beamdesk
 from beamdesk.db import make_engine, make_sessionmaker
+from beamdesk.errors import BeamDeskError
 from beamdesk.settings import Settings, get_settings
 from beamdesk.web import problems
 from beamdesk.web.metrics import Metrics, RequestMetricsMiddleware
@@ -113,6 +114,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     # Starlette types handlers as taking any Exception; these two take their own subclass.
     http_handler: Any = problems.http_exception_handler
     validation_handler: Any = problems.validation_exception_handler
+    # One error model (beamdesk.errors): every BeamDeskError answers with its own status;
+    # anything else is a bug, a 500 with the request id (problems.unhandled_exception_handler).
+    app.add_exception_handler(BeamDeskError, problems.beamdesk_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(OverflowError, problems.out_of_range_handler)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from beamdesk.db import session_scope, utcnow
+from beamdesk.errors import BeamDeskError, Forbidden, Unauthorized
 from beamdesk.h5.paths import PathNotFound, proposal_root, resolve_in_proposal
 from beamdesk.portal import access
 from beamdesk.portal.access import Action, Identity
@@ -25,7 +26,7 @@ from beamdesk.portal.auth import audit, user_from_token
 from beamdesk.portal.models import GlobalRole, Proposal, User
 from beamdesk.portal.proposals import load_proposal
 from beamdesk.settings import Settings
-from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.problems import not_found
 from beamdesk.web.ratelimit import client_ip
 
 SESSION_USER = "uid"
@@ -51,7 +52,7 @@ def get_db(request: Request) -> Iterator[Session]:
     try:
         with session_scope(request.app.state.sessionmaker) as session:
             yield session
-    except Problem:
+    except BeamDeskError:
         denial = session.info.pop(DENIAL, None)
         if denial is not None:
             _audit_denial(request, denial)
@@ -91,7 +92,7 @@ def get_user(
     if token is not None:
         user = user_from_token(db, token)
         if user is None:
-            raise Problem(401, "The API token is unknown, expired or revoked.")
+            raise Unauthorized("The API token is unknown, expired or revoked.")
     else:
         uid = request.session.get(SESSION_USER)
         if uid is not None:
@@ -154,7 +155,7 @@ def get_identity(user: Annotated[User | None, Depends(get_user)]) -> Identity:
 
 def require_user(user: Annotated[User | None, Depends(get_user)]) -> User:
     if user is None:
-        raise Problem(401, "Sign in, or send an API token as 'Authorization: Bearer …'.")
+        raise Unauthorized("Sign in, or send an API token as 'Authorization: Bearer …'.")
     return user
 
 
@@ -187,7 +188,7 @@ def proposal_for(
     if action != Action.view_proposal and access.may(rel, Action.view_proposal):
         if action == Action.read_data:
             raise not_found(f"No data of proposal {number} you may read.")
-        raise Problem(403, f"You may not {action.value.replace('_', ' ')} on proposal {number}.")
+        raise Forbidden(f"You may not {action.value.replace('_', ' ')} on proposal {number}.")
     raise not_found(f"No proposal {number}, or you may not see it.")
 
 

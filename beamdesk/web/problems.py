@@ -1,54 +1,38 @@
-"""JSON problem details (RFC 9457) for the API, plain pages for browsers; never a traceback."""
+"""Errors become answers here, in one place: JSON problem details (RFC 9457) for the API,
+plain pages for browsers; never a traceback.
+
+Routes and services raise the kinds of :mod:`beamdesk.errors` (``raise NotFound("No such
+job.")``); :func:`beamdesk_error_handler` answers with their status, title and detail.
+Anything else is a bug: :func:`unhandled_exception_handler` logs it with its traceback and
+answers 500 with the request id to quote, never the exception's text.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from beamdesk.portal.proposals import InvalidRequest, PermissionDenied, StateConflict
+from beamdesk.errors import KINDS, BeamDeskError, NotFound, sentence
+from beamdesk.logs import REQUEST_ID_HEADER, request_id
+
+__all__ = ["not_found", "problem_response", "sentence"]
 
 log = logging.getLogger("beamdesk.web")
 
-TITLES = {
-    400: "Bad request",
-    401: "Sign-in required",
-    403: "Forbidden",
-    404: "Not found",
+# The kinds' titles, and those of the answers Starlette gives by itself (405, an unknown path).
+TITLES = {status: kind.title for status, kind in KINDS.items()} | {
     405: "Method not allowed",
-    409: "Conflict",
-    413: "Selection too large",
-    416: "Range not satisfiable",
-    422: "Invalid input",
-    429: "Too many requests",
-    500: "Internal error",
-    503: "Service unavailable",
+    500: BeamDeskError.title,
 }
 
 
-class Problem(HTTPException):
-    """An error meant for the caller: ``detail`` says what went wrong and what to do."""
-
-    def __init__(self, status: int, detail: str, title: str | None = None) -> None:
-        super().__init__(status_code=status, detail=detail)
-        self.title = title or TITLES.get(status, "Error")
-
-
-def sentence(text: str) -> str:
-    """'cannot do x' -> 'Cannot do x.' (str.capitalize would lowercase names like DOI)."""
-    text = text.strip()
-    if not text:
-        return text
-    return text[0].upper() + text[1:] + ("" if text.endswith((".", "?", "!")) else ".")
-
-
-def not_found(what: str = "No such thing, or you may not see it.") -> Problem:
-    return Problem(404, what)
+def not_found(what: str = "No such thing, or you may not see it.") -> NotFound:
+    return NotFound(what)
 
 
 def wants_json(request: Request) -> bool:
@@ -58,7 +42,10 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def problem_response(request: Request, status: int, title: str, detail: str) -> Response:
+def problem_response(
+    request: Request, status: int, title: str, detail: str, **extra: Any
+) -> Response:
+    """The answer to an error: problem JSON (``extra`` members added) or the error page."""
     if wants_json(request):
         # "message" repeats the detail for h5grove/H5Web clients, which read that field.
         body = {
@@ -67,6 +54,7 @@ def problem_response(request: Request, status: int, title: str, detail: str) -> 
             "status": status,
             "detail": detail,
             "message": detail,
+            **extra,
         }
         return JSONResponse(body, status_code=status, media_type="application/problem+json")
     templates = request.app.state.templates
@@ -127,21 +115,41 @@ async def database_unavailable_handler(request: Request, exc: Exception) -> Resp
     return response
 
 
+async def beamdesk_error_handler(request: Request, exc: Exception) -> Response:
+    """A :class:`~beamdesk.errors.BeamDeskError`: its status, title and detail."""
+    assert isinstance(exc, BeamDeskError)
+    if exc.status >= 500 and type(exc).status == BeamDeskError.status:
+        # A failure reported as such (a reader worker's fault, logged where it happened).
+        log.warning("failed on %s %s: %s", request.method, request.url.path, exc.detail)
+        return _internal_error(request)
+    response = problem_response(request, exc.status, exc.title, exc.detail)
+    response.headers.update(exc.headers)
+    return response
+
+
 async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(
-        request, 500, TITLES[500], "Something went wrong on our side; it has been logged."
+    """A bug (ValueError, KeyError, ... from our code): logged with its traceback, 500."""
+    rid = request_id.get()
+    log.exception(
+        "unhandled error on %s %s (request id %s)",
+        request.method,
+        request.url.path,
+        rid,
+        extra={"request_id": rid},
     )
+    return _internal_error(request)
 
 
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """Turn the portal services' refusals into HTTP answers the caller can act on."""
-    try:
-        yield
-    except PermissionDenied as exc:
-        raise Problem(403, f"You {exc}.") from exc
-    except StateConflict as exc:
-        raise Problem(409, sentence(str(exc))) from exc
-    except InvalidRequest as exc:
-        raise Problem(422, sentence(str(exc))) from exc
+def _internal_error(request: Request) -> Response:
+    """500 with the request id to quote, and nothing of the error itself. This handler runs
+    outside the request-id middleware, so it sets the ``X-Request-ID`` header itself."""
+    rid = request_id.get()
+    response = problem_response(
+        request,
+        500,
+        TITLES[500],
+        f"Something went wrong on our side; it has been logged. Quote request id {rid}.",
+        request_id=rid,
+    )
+    response.headers[REQUEST_ID_HEADER] = rid
+    return response

@@ -32,7 +32,7 @@ from typing import TypeVar
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from beamdesk.web.problems import Problem
+from beamdesk.errors import TooMany
 
 DEFAULT_LIMIT = 20
 DEFAULT_WINDOW_SECONDS = 60.0
@@ -91,11 +91,11 @@ def limiter_of(request: Request) -> SlidingWindowLimiter:
     return state.rate_limiter
 
 
-def too_many(wait: float, what: str = "Too many attempts from your address") -> Problem:
+def too_many(wait: float, what: str = "Too many attempts from your address") -> TooMany:
     seconds = max(1, math.ceil(wait))
-    problem = Problem(429, f"{what}; try again in {seconds} seconds.")
-    problem.headers = {"Retry-After": str(seconds)}
-    return problem
+    return TooMany(
+        f"{what}; try again in {seconds} seconds.", headers={"Retry-After": str(seconds)}
+    )
 
 
 def rate_limited(bucket: str) -> Callable[[Request], None]:

@@ -2,7 +2,7 @@
 
 Routes never open a proposal's files: they check access, then ask :func:`read` to run a
 named operation in a sandboxed worker of that proposal's folder. A worker's refusal or
-failure becomes a problem detail; an unsafe file is audited.
+failure is an error of its kind (``beamdesk.errors``); an unsafe file is audited.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from fastapi.responses import Response, StreamingResponse
 from beamdesk.portal.auth import audit
 from beamdesk.sandbox.pool import ReaderError, ReaderLimits, ReaderPool, Streamed
 from beamdesk.settings import Settings
-from beamdesk.web.problems import Problem
 
 log = logging.getLogger("beamdesk.web")
 
@@ -40,11 +39,9 @@ Readers = Annotated[ReaderPool, Depends(reader_pool)]
 
 
 def read(pool: ReaderPool, folder: Path, op: str, file: str | None = None, **args: Any) -> Any:
-    """The value of ``op`` on the proposal ``folder``; refusals become problems."""
-    try:
-        return pool.call(folder, op, file, **args)
-    except ReaderError as exc:
-        raise Problem(exc.status, exc.detail) from exc
+    """The value of ``op`` on the proposal ``folder``. A refusal is a :class:`ReaderError`
+    of the kind of the worker's status, which the error handler answers as such."""
+    return pool.call(folder, op, file, **args)
 
 
 def respond(answer: Any) -> Response:

@@ -8,7 +8,7 @@ import secrets
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from beamdesk.web.problems import Problem
+from beamdesk.errors import Forbidden
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -88,8 +88,7 @@ async def verify_csrf(request: Request) -> None:
         value = form.get(CSRF_FIELD, "")
         given = value if isinstance(value, str) else ""
     if not expected or not given or not hmac.compare_digest(expected, given):
-        raise Problem(
-            403,
+        raise Forbidden(
             "The form expired or did not come from this site; reload the page and try again.",
-            "CSRF check failed",
+            title="CSRF check failed",
         )

@@ -16,8 +16,12 @@ from typing import Any
 
 import tomli_w
 
+from beamdesk.errors import Invalid
 
-class ConfigError(ValueError):
+BACKGROUNDS = ("snip", "strip", "polynomial", "none")  # beamdesk.xrf.background's methods
+
+
+class ConfigError(Invalid, ValueError):
     """A configuration file that cannot be read or makes no sense."""
 
 
@@ -533,6 +537,11 @@ def from_toml_dict(d: dict[str, Any], source: str = "<toml>") -> XRFConfig:
         fit = dict(d.pop("fit", {}))
         fit["beam"] = [_build(BeamLine, b, f"{source} [fit.beam]") for b in fit.get("beam", [])]
         cfg.fit = _build(Fit, fit, f"{source} [fit]")
+        if cfg.fit.background not in BACKGROUNDS:  # else the fit fails later, as a bug would
+            raise ConfigError(
+                f"{source} [fit]: background {cfg.fit.background!r} is not one of "
+                f"{', '.join(BACKGROUNDS)}"
+            )
         cfg.filters = [_build(Layer, x, f"{source} filters") for x in d.pop("filters", [])]
         cfg.beam_filters = [
             _build(Layer, x, f"{source} beam_filters") for x in d.pop("beam_filters", [])

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares, lsq_linear
 
+from beamdesk.errors import Invalid
 from beamdesk.xrf import background as bg
 from beamdesk.xrf.config import XRFConfig
 from beamdesk.xrf.model import (
@@ -27,7 +28,7 @@ from beamdesk.xrf.model import (
 )
 
 
-class FitError(RuntimeError):
+class FitError(Invalid, RuntimeError):
     """The fit could not be carried out (empty range, no groups …)."""
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from beamdesk.errors import Invalid
 from beamdesk.xrf import background as bg
 from beamdesk.xrf.config import XRFConfig, config_text
 from beamdesk.xrf.fit import FitResult, fit_range, fit_spectrum
@@ -44,7 +45,7 @@ ProgressCallback = Callable[[int, int], None]  # (pixels done, pixels total)
 TARGET_BLOCK_BYTES = 48 * 2**20
 
 
-class MapFitError(RuntimeError):
+class MapFitError(Invalid, RuntimeError):
     """The map cannot be fitted (missing dataset, wrong shape …); one-line message."""
 
 

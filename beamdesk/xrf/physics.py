@@ -14,6 +14,8 @@ from functools import lru_cache
 import numpy as np
 import xraylib as xrl
 
+from beamdesk.errors import Invalid
+
 # Mean energy per electron-hole pair (keV) — enters the Fano term of the resolution.
 PAIR_ENERGY_KEV = {"Si": 0.00385, "Ge": 0.00296}
 
@@ -42,7 +44,7 @@ VALID_GROUPS = tuple(GROUP_SHELLS)
 _IUPAC = re.compile(r"^(K|L[123]|M[1-5])([LMNOPQ][1-7])_LINE$")
 
 
-class PhysicsError(ValueError):
+class PhysicsError(Invalid, ValueError):
     """Unknown element, line group or material."""
 
 

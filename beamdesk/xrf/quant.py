@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from beamdesk.errors import Invalid
 from beamdesk.xrf import physics
 from beamdesk.xrf.config import XRFConfig, material_composition
 from beamdesk.xrf.model import detector_efficiency, matrix_factor, secondary_factor
 
 
-class QuantError(ValueError):
+class QuantError(Invalid, ValueError):
     """Quantification impossible with this configuration (no beam energy, no standard …)."""
 
 

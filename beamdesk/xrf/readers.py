@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from beamdesk.errors import Invalid
 
-class SpectrumReadError(ValueError):
+
+class SpectrumReadError(Invalid, ValueError):
     """The file cannot be read as a spectrum; the message is one line."""
 
 

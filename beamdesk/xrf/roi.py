@@ -7,8 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from beamdesk.errors import Invalid
 from beamdesk.xrf import physics
 from beamdesk.xrf.mapfit import open_dataset, plan_blocks
+
+
+class WindowError(Invalid, ValueError):
+    """An energy window that cannot be read or lies outside the spectrum (a ValueError too,
+    as the command line catches it)."""
 
 
 def parse_window(text: str) -> tuple[str, float, float]:
@@ -17,12 +23,12 @@ def parse_window(text: str) -> tuple[str, float, float]:
         name, _, rng = text.partition(":")
         lo, sep, hi = rng.partition("-")
         if not sep:
-            raise ValueError(f"window {text!r}: expected NAME:EMIN-EMAX (keV)")
+            raise WindowError(f"window {text!r}: expected NAME:EMIN-EMAX (keV)")
         return name.strip(), float(lo), float(hi)
     el, _, group = text.strip().partition(" ")
     lines = physics.group_lines(el, group or "K")
     if not lines:
-        raise ValueError(f"window {text!r}: no lines")
+        raise WindowError(f"window {text!r}: no lines")
     main = max(lines, key=lambda x: x.rate)
     return text.strip(), main.energy - 0.15, main.energy + 0.15
 
@@ -35,7 +41,7 @@ def channel_range(
     e = zero + gain * ch + quad * ch**2
     inside = np.nonzero((e >= lo_kev) & (e <= hi_kev))[0]
     if inside.size == 0:
-        raise ValueError(f"window {lo_kev}-{hi_kev} keV lies outside the spectrum")
+        raise WindowError(f"window {lo_kev}-{hi_kev} keV lies outside the spectrum")
     return int(inside[0]), int(inside[-1]) + 1
 
 

@@ -11,8 +11,6 @@ account over.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,12 +21,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from beamdesk.errors import Forbidden
 from beamdesk.jupyter.sessions import access_lost
 from beamdesk.portal import access
 from beamdesk.portal.auth import (
     MIN_PASSWORD_LENGTH,
     AccountError,
-    WeakPassword,
     WrongPassword,
     change_password,
     set_active,
@@ -45,7 +43,7 @@ from beamdesk.web.deps import (
     Now,
     SignedInUser,
 )
-from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.problems import not_found
 from beamdesk.web.ratelimit import (
     PasswordAttempt,
     client_ip,
@@ -61,7 +59,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def refuse_bearer(request: Request) -> None:
     if request.headers.get("authorization", "").lower().startswith("bearer "):
-        raise Problem(403, "Set passwords from a signed-in browser session, not with a token.")
+        raise Forbidden("Set passwords from a signed-in browser session, not with a token.")
 
 
 async def own_password_check(request: Request, user: SignedInUser) -> PasswordAttempt:
@@ -75,22 +73,6 @@ CHANGES = [
     Depends(refuse_bearer),
     Depends(rate_limited("password")),
 ]
-
-
-def _status(exc: AccountError) -> int:
-    if isinstance(exc, WrongPassword):
-        return 400
-    if isinstance(exc, WeakPassword):
-        return 422
-    return 409
-
-
-@contextmanager
-def account_errors() -> Iterator[None]:
-    try:
-        yield
-    except AccountError as exc:
-        raise Problem(_status(exc), str(exc)) from exc
 
 
 def _change_own(
@@ -152,7 +134,7 @@ def change_password_form(
     try:
         _change_own(request, db, user, attempt, current, new)
     except AccountError as exc:
-        return account_page(request, user, error=str(exc), status=_status(exc))
+        return account_page(request, user, error=exc.detail, status=exc.status)
     request.session.setdefault("flash", []).append(
         [
             "ok",
@@ -180,8 +162,7 @@ def change_password_api(
     Every other session of yours ends and every API token of yours is revoked; this
     session goes on.
     """
-    with account_errors():
-        _change_own(request, db, user, attempt, body.current, body.new)
+    _change_own(request, db, user, attempt, body.current, body.new)
     return Response(status_code=204)
 
 
@@ -357,8 +338,7 @@ def set_password_api(
     tokens are revoked and its notebook server is stopped."""
     _manager(identity)
     target = _account(db, username)
-    with account_errors():
-        set_password(db, user, target, body.password, now=now, ip=client_ip(request))
+    set_password(db, user, target, body.password, now=now, ip=client_ip(request))
     _end_notebooks(db, settings, target, "password set by the user office", now)
     db.commit()
     return Response(status_code=204)
@@ -376,8 +356,7 @@ def _set_active_api(
 ) -> dict[str, Any]:
     _manager(identity)
     target = _account(db, username)
-    with account_errors():
-        set_active(db, user, target, on, now=now, ip=client_ip(request))
+    set_active(db, user, target, on, now=now, ip=client_ip(request))
     if not on:
         _end_notebooks(db, settings, target, "account disabled", now)
     db.commit()  # a disabled account must be out by the time the caller hears so

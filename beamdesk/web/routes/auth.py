@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
 
+from beamdesk.errors import BadGateway, BadRequest
 from beamdesk.portal import oidc
 from beamdesk.portal.auth import AuthError, audit, authenticate, end_sessions
 from beamdesk.portal.models import User
@@ -32,7 +33,7 @@ from beamdesk.web.deps import (
     SignedInUser,
 )
 from beamdesk.web.metrics import record_sign_in_failure
-from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.problems import not_found
 from beamdesk.web.ratelimit import (
     PasswordAttempt,
     client_ip,
@@ -162,10 +163,9 @@ async def oidc_start(request: Request, settings: AppSettings, next: str = "") ->
     try:
         return await client.authorize_redirect(request, oidc.callback_url(settings))
     except httpx.HTTPError as exc:
-        raise Problem(
-            502,
+        raise BadGateway(
             f"{settings.oidc.name} cannot be reached; try again later.",
-            "Sign-in provider unavailable",
+            title="Sign-in provider unavailable",
         ) from exc
 
 
@@ -181,26 +181,24 @@ async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Resp
         # Bad or replayed state, wrong nonce, bad signature, expired or foreign id_token.
         reason = str(getattr(exc, "description", None) or getattr(exc, "error", None) or exc)
         record_sign_in_failure(request, "oidc")
-        raise Problem(
-            400,
+        raise BadRequest(
             f"{refused}: {reason.rstrip('.')}. Start again from the sign-in page.",
-            "Sign-in refused",
+            title="Sign-in refused",
         ) from exc
     except httpx.HTTPError as exc:
-        raise Problem(
-            502,
+        raise BadGateway(
             f"{settings.oidc.name} cannot be reached; try again later.",
-            "Sign-in provider unavailable",
+            title="Sign-in provider unavailable",
         ) from exc
     claims = token.get("userinfo")
     if not claims:
         record_sign_in_failure(request, "oidc")
-        raise Problem(400, f"{refused}: the provider sent no ID token.", "Sign-in refused")
+        raise BadRequest(f"{refused}: the provider sent no ID token.", title="Sign-in refused")
     try:
         user = oidc.user_for_claims(db, claims, client_ip(request))
-    except oidc.OidcError as exc:
+    except oidc.OidcError:  # a 403 "Sign-in refused" with the provider's reason
         record_sign_in_failure(request, "oidc")
-        raise Problem(403, str(exc), "Sign-in refused") from exc
+        raise
     db.commit()  # before the redirect, whose follow-up request must find the new account
     target = request.session.get(OIDC_NEXT, AFTER_SIGN_IN)
     start_session(request, user)

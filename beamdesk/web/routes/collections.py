@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from starlette.background import BackgroundTask
 from zipstream import ZIP_STORED, ZipStream
 
+from beamdesk.errors import Conflict, Forbidden
 from beamdesk.h5.paths import PathNotFound, open_beneath, proposal_root
 from beamdesk.portal import access, citation, datacite
 from beamdesk.portal import collections as coll
@@ -39,7 +40,7 @@ from beamdesk.web.deps import (
     Now,
     proposal_for,
 )
-from beamdesk.web.problems import Problem, not_found, sentence, service_errors
+from beamdesk.web.problems import not_found, sentence
 from beamdesk.web.routes.pages import flash, proposal_or_sign_in, render, to_login
 from beamdesk.web.security import verify_csrf
 
@@ -229,7 +230,7 @@ def new_collection_form(
         return to_login(request)
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
     if not access.may_edit_collection(access.relation(identity, proposal, now)):
-        raise Problem(403, "Only the principal investigator or the user office make collections.")
+        raise Forbidden("Only the principal investigator or the user office make collections.")
     return _form_page(request, user, db, proposal, None, config)
 
 
@@ -304,7 +305,7 @@ def edit_collection_form(
         return to_login(request)
     collection = visible_collection(db, identity, collection_id, now)
     if not access.may_edit_collection(_relation(identity, collection, now)):
-        raise Problem(403, "Only the principal investigator or the user office edit collections.")
+        raise Forbidden("Only the principal investigator or the user office edit collections.")
     return _form_page(request, user, db, collection.proposal, collection, config)
 
 
@@ -381,7 +382,7 @@ def publish_form(
     try:
         coll.publish(db, identity, collection, minter, config, now=now)
     except PermissionDenied as exc:
-        flash(request, "error", f"You {exc}.")
+        flash(request, "error", exc.detail)
     except InvalidRequest as exc:
         flash(request, "error", sentence(str(exc)))
     else:
@@ -494,8 +495,7 @@ def download_zip(
             try:
                 fd = open_beneath(folder, item.dataset.path)
             except PathNotFound as exc:
-                raise Problem(
-                    409,
+                raise Conflict(
                     f"{item.dataset.path} is no longer on disk; ask the "
                     "facility to re-index this proposal.",
                 ) from exc
@@ -547,7 +547,7 @@ def export(
     body: str
     if export == "datacite.xml":
         if not meta.doi:
-            raise Problem(409, "This collection has no DOI yet: publish it first.")
+            raise Conflict("This collection has no DOI yet: publish it first.")
         body = datacite.to_xml(meta)
     elif export == "datacite.json":
         body = json.dumps(
@@ -595,7 +595,7 @@ class CollectionIn(BaseModel):
 
 
 class CollectionPatch(CollectionIn):
-    title: str = Field("", max_length=500)  # type: ignore[assignment]
+    title: str = Field("", max_length=500)
 
 
 def _to_input(body: CollectionIn) -> CollectionInput:
@@ -671,10 +671,7 @@ def create_collection(
 ) -> dict[str, Any]:
     """Create a collection of the proposal's datasets (PI or user office)."""
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        collection = coll.create_collection(
-            db, identity, proposal, _to_input(body), config, now=now
-        )
+    collection = coll.create_collection(db, identity, proposal, _to_input(body), config, now=now)
     db.commit()
     return coll.as_dict(visible_collection(db, identity, collection.id, now), now)
 
@@ -691,8 +688,7 @@ def patch_collection(
     data = _to_input(body)
     if not body.title:
         data.title = collection.title
-    with service_errors():
-        coll.update_collection(db, identity, collection, data, now=now)
+    coll.update_collection(db, identity, collection, data, now=now)
     db.commit()
     return coll.as_dict(collection, now)
 
@@ -708,8 +704,7 @@ def publish_collection(
 ) -> dict[str, Any]:
     """Register (or update) the DOI and make the landing page public."""
     collection = visible_collection(db, identity, collection_id, now)
-    with service_errors():
-        coll.publish(db, identity, collection, minter, config, now=now)
+    coll.publish(db, identity, collection, minter, config, now=now)
     db.commit()
     return coll.as_dict(collection, now)
 

@@ -23,8 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 import beamdesk
+from beamdesk.errors import Forbidden
 from beamdesk.web.metrics import may_scrape, metrics_of
-from beamdesk.web.problems import Problem
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("beamdesk.web.ready")
@@ -127,5 +127,5 @@ async def ready(request: Request) -> JSONResponse:
 def metrics(request: Request) -> Response:
     """Prometheus text format; loopback clients or ``Authorization: Bearer <metrics token>``."""
     if not may_scrape(request):
-        raise Problem(403, "Metrics are served to this machine or with the metrics token.")
+        raise Forbidden("Metrics are served to this machine or with the metrics token.")
     return Response(generate_latest(metrics_of(request).registry), media_type=CONTENT_TYPE_LATEST)

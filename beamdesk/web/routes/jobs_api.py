@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -16,11 +15,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from beamdesk.db import session_scope
+from beamdesk.errors import Forbidden
 from beamdesk.jobs import service
-from beamdesk.jobs.service import JobError, JobRequest
+from beamdesk.jobs.service import JobRequest
 from beamdesk.portal import access
 from beamdesk.web.deps import DB, AppSettings, CurrentIdentity, CurrentUser, Now, SignedInUser
-from beamdesk.web.problems import Problem
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter()
@@ -47,14 +46,6 @@ class JobIn(BaseModel):
     )
 
 
-@contextmanager
-def job_errors() -> Iterator[None]:
-    try:
-        yield
-    except JobError as exc:
-        raise Problem(exc.status, str(exc)) from exc
-
-
 def _wake(request: Request) -> None:
     runner = getattr(request.app.state, "job_runner", None)
     if runner is not None:
@@ -73,15 +64,14 @@ def submit_job(
     now: Now,
 ) -> dict[str, Any]:
     """Start an analysis job on the proposal's data (members, beamline staff, user office)."""
-    with job_errors():
-        job = service.submit(
-            db,
-            settings,
-            user,
-            number,
-            JobRequest(body.kind, body.input, body.config, body.config_file),
-            now,
-        )
+    job = service.submit(
+        db,
+        settings,
+        user,
+        number,
+        JobRequest(body.kind, body.input, body.config, body.config_file),
+        now,
+    )
     db.commit()  # the runner (maybe another process) must see the row
     _wake(request)
     response.headers["Location"] = f"/api/jobs/{job.id}"
@@ -91,16 +81,14 @@ def submit_job(
 @api.get("/proposals/{number}/jobs")
 def list_jobs(number: str, db: DB, identity: CurrentIdentity, now: Now) -> list[dict[str, Any]]:
     """The proposal's jobs, newest first."""
-    with job_errors():
-        proposal = service.runnable_proposal(db, identity, number, now)
+    proposal = service.runnable_proposal(db, identity, number, now)
     return [service.summary(j) for j in service.list_for_proposal(db, proposal)]
 
 
 @api.get("/jobs/{job_id}")
 def get_job(job_id: int, db: DB, identity: CurrentIdentity, now: Now) -> dict[str, Any]:
     """State, progress (0–1), message, log and outputs of a job."""
-    with job_errors():
-        return service.detail(service.visible_job(db, identity, job_id, now))
+    return service.detail(service.visible_job(db, identity, job_id, now))
 
 
 @changes.delete("/jobs/{job_id}")
@@ -108,11 +96,10 @@ def cancel_job(
     job_id: int, request: Request, db: DB, user: SignedInUser, identity: CurrentIdentity, now: Now
 ) -> dict[str, Any]:
     """Cancel a queued or running job (its owner, the PI, beamline staff, user office)."""
-    with job_errors():
-        job = service.visible_job(db, identity, job_id, now)
-        if not service.may_cancel(identity, job, now):
-            raise Problem(403, f"You may not cancel job {job_id}.")
-        service.cancel(db, job, by=user.username)
+    job = service.visible_job(db, identity, job_id, now)
+    if not service.may_cancel(identity, job, now):
+        raise Forbidden(f"You may not cancel job {job_id}.")
+    service.cancel(db, job, by=user.username)
     db.commit()
     _wake(request)
     return service.detail(job)
@@ -129,8 +116,7 @@ def job_events(
     job_id: int, request: Request, db: DB, identity: CurrentIdentity, now: Now
 ) -> StreamingResponse:
     """Server-Sent Events: ``progress`` whenever the job changes, ``end`` when it is over."""
-    with job_errors():
-        service.visible_job(db, identity, job_id, now)
+    service.visible_job(db, identity, job_id, now)
 
     async def stream() -> AsyncIterator[str]:
         last: dict[str, Any] | None = None
@@ -162,8 +148,7 @@ def job_events(
 
 
 def _page_proposal(db: Session, identity: access.Identity, number: str, now: Any) -> Any:
-    with job_errors():
-        return service.runnable_proposal(db, identity, number, now)
+    return service.runnable_proposal(db, identity, number, now)
 
 
 @pages.get("/proposals/{number}/jobs", response_class=HTMLResponse)
@@ -207,8 +192,6 @@ def submit_form(
         )
     except (service.InvalidJob, service.QuotaExceeded) as exc:
         request.session.setdefault("flash", []).append(["error", str(exc)])
-    except JobError as exc:
-        raise Problem(exc.status, str(exc)) from exc
     else:
         db.commit()
         _wake(request)
@@ -226,12 +209,11 @@ def cancel_form(
     identity: CurrentIdentity,
     now: Now,
 ) -> Response:
-    with job_errors():
-        job = service.visible_job(db, identity, job_id, now)
-        if not service.may_cancel(identity, job, now):
-            raise Problem(403, f"You may not cancel job {job_id}.")
-        if not job.is_final:
-            service.cancel(db, job, by=user.username)
+    job = service.visible_job(db, identity, job_id, now)
+    if not service.may_cancel(identity, job, now):
+        raise Forbidden(f"You may not cancel job {job_id}.")
+    if not job.is_final:
+        service.cancel(db, job, by=user.username)
     db.commit()
     _wake(request)
     return RedirectResponse(f"/proposals/{number}/jobs", status_code=303)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import BadRequest, Forbidden, Invalid, Unavailable
 from beamdesk.h5.paths import PathNotFound, clean_relative
 from beamdesk.h5.selection import parse_selection
 from beamdesk.jobs.service import JobNotFound, visible_job
@@ -49,7 +49,7 @@ from beamdesk.web.deps import (
     ReadableProposal,
     SignedInUser,
 )
-from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.problems import not_found
 from beamdesk.web.ratelimit import client_ip
 from beamdesk.web.readers import Readers, read
 from beamdesk.web.security import verify_csrf
@@ -109,7 +109,7 @@ def open_jupyter(
         return RedirectResponse(f"/login?next={quote(back, safe='')}", status_code=303)
     if request.headers.get("authorization", "").lower().startswith("bearer "):
         # An API token reads data; it must not become a session that runs code.
-        raise Problem(403, "Open JupyterLab from a signed-in browser session.")
+        raise Forbidden("Open JupyterLab from a signed-in browser session.")
     return sign_in_page(request, db, settings, user, next)
 
 
@@ -138,11 +138,10 @@ def confirm_jupyter(
         )
     except TicketRefused as exc:
         db.commit()  # the refusal stays in the audit log
-        raise Problem(
-            400,
+        raise BadRequest(
             "This sign-in link was made for another browser or person, or it expired. "
             "Open JupyterLab from BeamDesk again.",
-            "Sign-in link refused",
+            title="Sign-in link refused",
         ) from exc
     db.commit()  # the hub reads the binding from its own connection
     target = signin_url(hub_layout(settings).url, ticket)
@@ -163,7 +162,7 @@ def open_in_notebook(
     selection: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     if request.headers.get("authorization", "").lower().startswith("bearer "):
-        raise Problem(403, "Open notebooks from a signed-in browser session.")
+        raise Forbidden("Open notebooks from a signed-in browser session.")
     try:
         file = clean_relative(file)
     except PathNotFound as exc:
@@ -173,11 +172,8 @@ def open_in_notebook(
     try:
         notebook = dataset_notebook(number, file, dataset, selection)
     except BadSelection as exc:
-        raise Problem(422, str(exc)) from exc
-    try:  # out-of-range members: 422 now, not an error inside the notebook later
-        parse_selection(selection or None, shape)
-    except H5RequestError as exc:
-        raise Problem(exc.status, exc.message) from exc
+        raise Invalid(str(exc)) from exc
+    parse_selection(selection or None, shape)  # out-of-range members: 422 now, not later
     name = f"notebooks/{number}/{make_name(number, file, dataset, selection)}"
     audit(db, "notebook_opened", user, f"{number}/{file}", f"{dataset} [{selection}]")
     return put_and_open(db, settings, user, name, notebook)
@@ -193,7 +189,7 @@ def put_and_open(
             hub.start_server(user.username)
             hub.put_notebook(user.username, name, notebook)
     except HubUnavailable as exc:
-        raise Problem(503, str(exc)) from exc
+        raise Unavailable(str(exc)) from exc
     db.commit()
     # Post/redirect/get: a reload of the next page does not make the notebook again.
     target = quote(lab_path(user.username, name), safe="")
@@ -212,7 +208,7 @@ def open_job_in_notebook(
 ) -> Response:
     """A notebook that re-runs this analysis with its configuration and opens its results."""
     if request.headers.get("authorization", "").lower().startswith("bearer "):
-        raise Problem(403, "Open notebooks from a signed-in browser session.")
+        raise Forbidden("Open notebooks from a signed-in browser session.")
     try:
         job = visible_job(db, identity, job_id, now)
     except JobNotFound as exc:
@@ -220,7 +216,7 @@ def open_job_in_notebook(
     number = job.proposal.number
     params = job.parameters or {}
     if not params.get("file") or not params.get("dataset"):
-        raise Problem(422, f"Job {job.id} has no input file and dataset to re-run.")
+        raise Invalid(f"Job {job.id} has no input file and dataset to re-run.")
     notebook = xrf_job_notebook(
         number, params["file"], params["dataset"], params.get("config") or {}, kind=job.kind
     )

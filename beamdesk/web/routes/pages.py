@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from beamdesk.errors import BeamDeskError, NotFound
 from beamdesk.jupyter.sessions import access_lost
 from beamdesk.portal import access, proposals
 from beamdesk.portal.access import Action, Identity
@@ -32,7 +33,7 @@ from beamdesk.portal.models import (
 )
 from beamdesk.portal.proposals import InvalidRequest, PermissionDenied, SampleInput
 from beamdesk.web.deps import DB, AppSettings, CurrentIdentity, CurrentUser, Now, proposal_for
-from beamdesk.web.problems import Problem, sentence
+from beamdesk.web.problems import sentence
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -69,7 +70,7 @@ def proposal_or_sign_in(
     (signing in may give access); anyone else refused gets the usual 404."""
     try:
         return proposal_for(db, identity, number, action, now)
-    except Problem:
+    except BeamDeskError:
         if user is None:
             return to_login(request)
         raise
@@ -260,7 +261,7 @@ def _guarded(request: Request, number: str, fn: Any) -> RedirectResponse:
     try:
         message = fn()
     except PermissionDenied as exc:
-        flash(request, "error", f"You {exc}.")
+        flash(request, "error", exc.detail)
     except (InvalidRequest, ValueError) as exc:
         flash(request, "error", sentence(str(exc)))
     else:
@@ -487,7 +488,7 @@ def office(
     if user is None:
         return to_login(request)
     if user.role not in {GlobalRole.user_office, GlobalRole.scientist}:
-        raise Problem(404, "This page is for the user office and beamline scientists.")
+        raise NotFound("This page is for the user office and beamline scientists.")
     rows = db.scalars(
         select(Proposal)
         .where(access.visible_proposals(identity, now), Proposal.state != ProposalState.draft)
@@ -513,7 +514,7 @@ def audit_log(
     if user is None:
         return to_login(request)
     if user.role != GlobalRole.user_office:
-        raise Problem(404, "This page is for the user office.")
+        raise NotFound("This page is for the user office.")
     where = [AuditEvent.action == action] if action else []
     total = db.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
     rows = db.execute(

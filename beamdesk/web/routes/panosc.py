@@ -15,11 +15,12 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from beamdesk.errors import BadRequest, Invalid
 from beamdesk.portal import access, panosc
 from beamdesk.portal.access import Identity
 from beamdesk.portal.collections import Collection, CollectionItem, public_collections
 from beamdesk.web.deps import DB, CurrentIdentity, Now
-from beamdesk.web.problems import Problem, not_found, sentence
+from beamdesk.web.problems import not_found, sentence
 from beamdesk.web.routes.collections import get_config
 
 router = APIRouter(prefix="/api/panosc", tags=["PaNOSC search API"])
@@ -45,18 +46,18 @@ def _filter(text: str | None, model: str) -> panosc.Filter:
     try:
         return panosc.parse_filter(text, model)
     except panosc.FilterTooLarge as exc:
-        raise Problem(422, sentence(f"filter too large: {exc}; split the query")) from exc
+        raise Invalid(sentence(f"filter too large: {exc}; split the query")) from exc
     except panosc.FilterError as exc:
-        raise Problem(400, f"Invalid filter: {exc}.") from exc
+        raise BadRequest(f"Invalid filter: {exc}.") from exc
 
 
 def _where(text: str | None) -> dict[str, Any] | None:
     try:
         return panosc.parse_where_text(text)
     except panosc.FilterTooLarge as exc:
-        raise Problem(422, sentence(f"where too large: {exc}; split the query")) from exc
+        raise Invalid(sentence(f"where too large: {exc}; split the query")) from exc
     except panosc.FilterError as exc:
-        raise Problem(400, f"Invalid where: {exc}.") from exc
+        raise BadRequest(f"Invalid where: {exc}.") from exc
 
 
 def _collections(db: Session, h: panosc.Harvest, now: datetime) -> list[tuple[Any, list[Any]]]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from beamdesk.errors import Invalid
 from beamdesk.jupyter.sessions import access_lost
 from beamdesk.portal import access, proposals
 from beamdesk.portal.access import Action, Identity
@@ -24,7 +25,6 @@ from beamdesk.web.deps import (
     SignedInUser,
     proposal_for,
 )
-from beamdesk.web.problems import Problem, service_errors
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter(prefix="/api", tags=["proposals"])
@@ -36,14 +36,14 @@ def _beamline(db: Session, name: str | None) -> Beamline | None:
         return None
     beamline = db.scalar(select(Beamline).where(Beamline.name == name))
     if beamline is None:
-        raise Problem(422, f"No beamline called {name!r}.")
+        raise Invalid(f"No beamline called {name!r}.")
     return beamline
 
 
 def _user(db: Session, username: str) -> User:
     user = db.scalar(select(User).where(User.username == username))
     if user is None:
-        raise Problem(422, f"No user called {username!r}.")
+        raise Invalid(f"No user called {username!r}.")
     return user
 
 
@@ -63,8 +63,7 @@ def change(
     """The shape of every change: find the proposal the caller may see, apply a service
     (which checks the finer permission), commit, and answer with the new state."""
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
-    with service_errors():
-        apply(proposal)
+    apply(proposal)
     db.commit()
     return detail(db, identity, number, now)
 
@@ -120,18 +119,17 @@ def create_proposal(
     body: schemas.ProposalIn, db: DB, user: SignedInUser, identity: CurrentIdentity, now: Now
 ) -> schemas.ProposalDetail:
     """Start a draft; the caller becomes its principal investigator."""
-    with service_errors():
-        proposal = proposals.create_proposal(
-            db,
-            user,
-            title=body.title,
-            abstract=body.abstract,
-            category=body.category,
-            beamline=_beamline(db, body.beamline),
-            shifts_requested=body.shifts_requested,
-            samples=[SampleInput(**s.model_dump()) for s in body.samples],
-            now=now,
-        )
+    proposal = proposals.create_proposal(
+        db,
+        user,
+        title=body.title,
+        abstract=body.abstract,
+        category=body.category,
+        beamline=_beamline(db, body.beamline),
+        shifts_requested=body.shifts_requested,
+        samples=[SampleInput(**s.model_dump()) for s in body.samples],
+        now=now,
+    )
     db.commit()
     return detail(db, identity, proposal.number, now)
 
@@ -247,7 +245,7 @@ def add_beamtime(
     settings: AppSettings,
 ) -> schemas.ProposalDetail:
     if body.start.tzinfo is None or body.end.tzinfo is None:
-        raise Problem(422, "Give start and end with a time zone, e.g. 2026-03-01T08:00:00Z.")
+        raise Invalid("Give start and end with a time zone, e.g. 2026-03-01T08:00:00Z.")
     beamline = _beamline(db, body.beamline)
     assert beamline is not None
     return change(

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from beamdesk.errors import Forbidden
 from beamdesk.portal.auth import NewToken, create_api_token, list_api_tokens, revoke_api_token
 from beamdesk.portal.models import ApiToken, User
 from beamdesk.web.deps import DB, CurrentUser, Now, SignedInUser
-from beamdesk.web.problems import Problem, not_found
+from beamdesk.web.problems import not_found
 from beamdesk.web.ratelimit import rate_limited
 from beamdesk.web.security import verify_csrf
 
@@ -81,7 +82,7 @@ def token_json(row: ApiToken, now: datetime) -> dict[str, Any]:
 
 def refuse_bearer(request: Request) -> None:
     if request.headers.get("authorization", "").lower().startswith("bearer "):
-        raise Problem(403, "Create tokens from a signed-in browser session, not with a token.")
+        raise Forbidden("Create tokens from a signed-in browser session, not with a token.")
 
 
 def tokens_page(

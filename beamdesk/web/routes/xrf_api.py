@@ -15,8 +15,6 @@ import math
 import os
 import tempfile
 import typing
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from beamdesk.errors import BeamDeskError, Conflict, Invalid, NotFound
 from beamdesk.h5.paths import PathNotFound, clean_relative
 from beamdesk.portal.access import Action
 from beamdesk.sandbox.pool import ReaderPool
@@ -41,7 +40,6 @@ from beamdesk.web.deps import (
     SignedInUser,
     proposal_for,
 )
-from beamdesk.web.problems import Problem
 from beamdesk.web.readers import Readers, read
 from beamdesk.web.routes.viewer import app_page
 from beamdesk.web.security import verify_csrf
@@ -172,21 +170,6 @@ class RgbIn(BaseModel):
 # --- helpers -------------------------------------------------------------------------------
 
 
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """What the engine says about bad input becomes a 422 with its one-line message."""
-    from beamdesk.xrf.config import ConfigError
-    from beamdesk.xrf.fit import FitError
-    from beamdesk.xrf.mapfit import MapFitError
-    from beamdesk.xrf.quant import QuantError
-    from beamdesk.xrf.readers import SpectrumReadError
-
-    try:
-        yield
-    except (ConfigError, FitError, MapFitError, QuantError, SpectrumReadError, ValueError) as exc:
-        raise Problem(422, str(exc).splitlines()[0] if str(exc) else "Invalid input.") from None
-
-
 def check_types(obj: Any, where: str = "config") -> None:
     """Every number of the configuration is a number, every flag a flag: the engine's
     TOML reader takes values as given, and a browser form can send "" for a number."""
@@ -220,8 +203,7 @@ def check_types(obj: Any, where: str = "config") -> None:
             check_types(value, name)
             continue
         if not ok:
-            raise Problem(
-                422,
+            raise Invalid(
                 f"Invalid configuration: {name} = {value!r} is not a "
                 f"{getattr(kind, '__name__', 'number')}.",
             )
@@ -230,8 +212,7 @@ def check_types(obj: Any, where: str = "config") -> None:
 def parse_config(data: dict[str, Any]) -> Any:
     from beamdesk.xrf.config import from_toml_dict
 
-    with user_errors():
-        cfg = from_toml_dict(data, source="config")
+    cfg = from_toml_dict(data, source="config")
     check_types(cfg)
     return cfg
 
@@ -241,8 +222,7 @@ def _config(folder: ReadableFolder, choice: ConfigChoice) -> Any:
 
     if choice.config is not None:
         return parse_config(choice.config)
-    with user_errors():
-        return load_config(folder.file(str(choice.config_file)))
+    return load_config(folder.file(str(choice.config_file)))
 
 
 def _finite(value: float) -> float | None:
@@ -286,7 +266,7 @@ def clean_file(file: str) -> str:
     try:
         return clean_relative(file)
     except PathNotFound:
-        raise Problem(404, f"No file {file!r} in this proposal.") from None
+        raise NotFound(f"No file {file!r} in this proposal.") from None
 
 
 def fit_payload(counts: np.ndarray, cfg: Any) -> dict[str, Any]:
@@ -358,10 +338,9 @@ def _config_name(name: str) -> str:
     try:
         clean = clean_relative(name)
     except PathNotFound:
-        raise Problem(422, f"{name!r} is not a valid file name.") from None
+        raise Invalid(f"{name!r} is not a valid file name.") from None
     if "/" in clean or not clean.lower().endswith(CONFIG_SUFFIXES) or clean.startswith("."):
-        raise Problem(
-            422,
+        raise Invalid(
             "Give a plain file name ending .toml or .cfg, e.g. 'shell_fit.toml'; "
             "it is saved in the proposal's config/ folder.",
         )
@@ -374,9 +353,9 @@ def write_config_file(folder: Path, name: str, text: str, overwrite: bool) -> Pa
     real = folder.resolve()
     target = real / name
     if target.parent != real or target.is_symlink():
-        raise Problem(422, f"{name!r} is not a valid file name.")
+        raise Invalid(f"{name!r} is not a valid file name.")
     if target.exists() and not overwrite:
-        raise Problem(409, f"config/{name} exists; save with overwrite, or choose another name.")
+        raise Conflict(f"config/{name} exists; save with overwrite, or choose another name.")
     fd, tmp = tempfile.mkstemp(dir=real, prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -395,13 +374,13 @@ def rgb_payload(maps_of: Any, body: RgbIn) -> dict[str, Any]:
     chosen = [c.group for c in channels.values() if c is not None]
     pair = body.scatter or chosen[:2]
     if not chosen:
-        raise Problem(422, "Choose at least one map (red, green or blue).")
+        raise Invalid("Choose at least one map (red, green or blue).")
     if len(pair) != 2:
-        raise Problem(422, "The scatter plot needs two maps.")
+        raise Invalid("The scatter plot needs two maps.")
     maps = maps_of(sorted({*chosen, *pair}))
     shape = next(iter(maps.values())).shape
     if len(shape) != 2 or any(m.shape != shape for m in maps.values()):
-        raise Problem(422, "The RGB correlator needs 2-D maps of one shape.")
+        raise Invalid("The RGB correlator needs 2-D maps of one shape.")
     out: dict[str, Any] = {"shape": list(shape), "channels": {}}
     for colour, ch in channels.items():
         if ch is None:
@@ -444,8 +423,7 @@ async def fit(
     def work() -> dict[str, Any]:  # all of it off the event loop: parsing a config is work too
         cfg = _config(folder, body)
         counts = load_spectrum(readers, folder, body.source, settings.limits.max_read_bytes)
-        with user_errors():
-            return fit_payload(np.asarray(counts["counts"]), cfg)
+        return fit_payload(np.asarray(counts["counts"]), cfg)
 
     out = await run_in_threadpool(work)
     out["source"] = body.source.model_dump()
@@ -568,7 +546,7 @@ def load_config_file(
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        raise Problem(422, f"Invalid configuration: {str(exc).splitlines()[0]}") from None
+        raise Invalid(f"Invalid configuration: {str(exc).splitlines()[0]}") from None
     out: dict[str, Any] = {
         "file": clean_relative(file),
         "config": to_toml_dict(cfg),
@@ -668,7 +646,7 @@ async def rgb(number: str, body: RgbIn, folder: ReadableProposal, readers: Reade
             readers,
             folder.root,
             "xrf.result_maps",
-            clean_file(body.file),  # type: ignore[no-any-return]
+            clean_file(body.file),
             groups=groups,
             max_pixels=MAX_MAP_PIXELS,
         )
@@ -694,7 +672,7 @@ def workbench_page(
     try:
         proposal_for(db, identity, number, Action.run_job, now)
         may_run = True
-    except Problem:
+    except BeamDeskError:
         may_run = False
     return app_page(
         request,
