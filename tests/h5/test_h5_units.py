@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import Invalid
 from beamdesk.h5.handles import FileCache
 from beamdesk.h5.reading import iter_bytes, slab_ranges
 from beamdesk.h5.selection import describe, parse_selection
@@ -39,10 +39,10 @@ def test_selection_normalises_like_numpy() -> None:
 @pytest.mark.parametrize("text", ["1:2:0", "a", "0,0,0,0", "5", "1::-1", "1:2:3:4", ""])
 def test_selection_errors(text: str) -> None:
     if text == "":
-        with pytest.raises(H5RequestError):
+        with pytest.raises(Invalid):
             parse_selection("0", ())
         return
-    with pytest.raises(H5RequestError) as err:
+    with pytest.raises(Invalid) as err:
         parse_selection(text, (4, 5, 6))
     assert err.value.status == 422
 

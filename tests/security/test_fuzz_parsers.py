@@ -3,7 +3,7 @@
 Each parser has one documented error type; random input must give a result or that error,
 never another exception (an IndexError in a parser is a 500 in the web layer):
 
-- ``beamdesk.h5.selection.parse_selection``: ``H5RequestError`` (422); a parsed selection
+- ``beamdesk.h5.selection.parse_selection``: ``beamdesk.errors.Invalid`` (422); a parsed selection
   must index a NumPy array of the shape to exactly ``result_shape`` (NumPy is the reference);
 - ``beamdesk.h5.paths.clean_relative`` / ``resolve_in_proposal``: ``PathNotFound``; what
   resolves lies inside the proposal folder, whatever the dots, slashes, Unicode and links;
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beamdesk.h5.errors import H5RequestError
+from beamdesk.errors import Invalid
 from beamdesk.h5.paths import PathNotFound, clean_relative, resolve_in_proposal
 from beamdesk.h5.selection import parse_selection
 from beamdesk.xrf.config import ConfigError, from_pymca_dict, from_toml_dict, read_pymca_dict
@@ -57,10 +57,10 @@ def test_selection_parser_only_refuses_with_its_error(
 ) -> None:
     try:
         sel = parse_selection(text, shape)
-    except H5RequestError as exc:
+    except Invalid as exc:
         assert (
-            exc.status == 422 and "selection" in exc.message.lower()
-        ) or "empty" in exc.message.lower(), exc.message
+            exc.status == 422 and "selection" in exc.detail.lower()
+        ) or "empty" in exc.detail.lower(), exc.detail
         return
     if shape is None:
         assert sel.members == ()
