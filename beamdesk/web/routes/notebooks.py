@@ -13,24 +13,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from beamdesk.errors import BadRequest, Forbidden, Invalid, Unavailable
+from beamdesk.errors import BadRequest, Forbidden
 from beamdesk.h5.paths import PathNotFound, clean_relative
-from beamdesk.h5.selection import parse_selection
 from beamdesk.jobs.service import JobNotFound, visible_job
-from beamdesk.jupyter.hubapi import HubClient, HubUnavailable, lab_path, ticket_login_url
+from beamdesk.jupyter.hubapi import ticket_login_url
 from beamdesk.jupyter.layout import hub_layout
-from beamdesk.jupyter.notebooks import (
-    BadSelection,
-    dataset_notebook,
-    xrf_job_notebook,
+from beamdesk.jupyter.opening import (
+    NotebookToOpen,
+    dataset_notebook_to_open,
+    job_notebook_to_open,
+    save_in_server,
 )
-from beamdesk.jupyter.notebooks import notebook_name as make_name
 from beamdesk.jupyter.signin import (
     TicketRefused,
     confirm_ticket,
@@ -168,32 +167,18 @@ def open_in_notebook(
     except PathNotFound as exc:
         raise not_found(f"No file {file!r} in proposal {number}.") from exc
     found = read(readers, folder.root, "notebook.dataset", file, target=path.strip())
-    dataset, shape = found["path"], tuple(found["shape"])
-    try:
-        notebook = dataset_notebook(number, file, dataset, selection)
-    except BadSelection as exc:
-        raise Invalid(str(exc)) from exc
-    parse_selection(selection or None, shape)  # out-of-range members: 422 now, not later
-    name = f"notebooks/{number}/{make_name(number, file, dataset, selection)}"
+    dataset = found["path"]
+    notebook = dataset_notebook_to_open(number, file, dataset, tuple(found["shape"]), selection)
     audit(db, "notebook_opened", user, f"{number}/{file}", f"{dataset} [{selection}]")
-    return put_and_open(db, settings, user, name, notebook)
+    return put_and_open(db, settings, user, notebook)
 
 
-def put_and_open(
-    db: DB, settings: AppSettings, user: User, name: str, notebook: dict[str, Any]
-) -> Response:
+def put_and_open(db: DB, settings: AppSettings, user: User, notebook: NotebookToOpen) -> Response:
     """Save the notebook in the user's server (started if needed), then open it."""
-    try:
-        with HubClient(hub_layout(settings)) as hub:
-            hub.ensure_user(user.username)
-            hub.start_server(user.username)
-            hub.put_notebook(user.username, name, notebook)
-    except HubUnavailable as exc:
-        raise Unavailable(str(exc)) from exc
+    lab = save_in_server(hub_layout(settings), user.username, notebook)
     db.commit()
     # Post/redirect/get: a reload of the next page does not make the notebook again.
-    target = quote(lab_path(user.username, name), safe="")
-    return RedirectResponse(f"/jupyter?next={target}", status_code=303)
+    return RedirectResponse(f"/jupyter?next={quote(lab, safe='')}", status_code=303)
 
 
 @router.post("/jobs/{job_id}/notebook", dependencies=[Depends(verify_csrf)])
@@ -214,12 +199,6 @@ def open_job_in_notebook(
     except JobNotFound as exc:
         raise not_found(str(exc)) from exc
     number = job.proposal.number
-    params = job.parameters or {}
-    if not params.get("file") or not params.get("dataset"):
-        raise Invalid(f"Job {job.id} has no input file and dataset to re-run.")
-    notebook = xrf_job_notebook(
-        number, params["file"], params["dataset"], params.get("config") or {}, kind=job.kind
-    )
-    name = f"notebooks/{number}/job_{job.id}_{job.kind}.ipynb"
+    notebook = job_notebook_to_open(number, job.id, job.kind, job.parameters)
     audit(db, "notebook_opened", user, f"{number}/job/{job.id}", job.kind)
-    return put_and_open(db, settings, user, name, notebook)
+    return put_and_open(db, settings, user, notebook)
