@@ -69,8 +69,11 @@ def read(dataset: h5py.Dataset, sel: Selection, dtype: str = "origin") -> Any:
     """The selection as numpy (or h5py.Empty / a scalar), like h5py's own read."""
     try:
         data = dataset[()] if dataset.shape in (None, ()) else dataset[sel.key]
-    except OSError as exc:  # a damaged chunk or a missing filter
-        raise Invalid(f"Cannot read {dataset.name}: {exc}") from exc
+    except OSError as exc:  # a damaged chunk or a missing filter, in libhdf5's words
+        raise Invalid(
+            f"Cannot read {dataset.name}: its data is damaged or compressed with a filter "
+            "BeamDesk lacks."
+        ) from exc
     if isinstance(data, h5py.Empty):
         return data
     return _convert(data, dtype)

@@ -13,11 +13,12 @@ from urllib.parse import quote
 
 import httpx
 
+from beamdesk.errors import Unavailable
 from beamdesk.jupyter.layout import HubLayout, service_token
 
 
-class HubUnavailable(RuntimeError):
-    """The hub did not answer, or refused the portal; the message is safe to show."""
+class HubUnavailable(Unavailable, RuntimeError):
+    """The hub did not answer, or refused the portal (503); the message is safe to show."""
 
 
 class HubClient:

@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from beamdesk.errors import Invalid
+
 if TYPE_CHECKING:
     import nbformat
 
@@ -254,7 +256,7 @@ if data is not None and data_h5 is not None:
 data = data_h5 if data is None else data"""
 
 
-class BadSelection(ValueError):
+class BadSelection(Invalid, ValueError):
     """The selection is not ``index`` or ``start:stop[:step]`` members, comma-separated."""
 
 
