@@ -9,26 +9,23 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from beamdesk.errors import BeamDeskError, NotFound
 from beamdesk.jupyter.sessions import access_lost
-from beamdesk.portal import access, proposals
+from beamdesk.portal import access, dashboard, proposals
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.catalogue import proposal_datasets
 from beamdesk.portal.collections import published_collections
+from beamdesk.portal.directory import beamline_named, beamlines, reviewers, user_named
 from beamdesk.portal.lifecycle import TRANSITIONS, actions_from
 from beamdesk.portal.models import (
-    AuditEvent,
-    Beamline,
     Dataset,
     GlobalRole,
     MemberRole,
     Proposal,
     ProposalCategory,
     ProposalState,
-    Review,
     User,
 )
 from beamdesk.portal.proposals import InvalidRequest, PermissionDenied, SampleInput
@@ -38,7 +35,6 @@ from beamdesk.web.security import verify_csrf
 
 router = APIRouter(include_in_schema=False)
 forms = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
-PAGE_SIZE = 50
 
 
 def flash(request: Request, kind: str, text: str) -> None:
@@ -84,12 +80,7 @@ def back_to(number: str) -> RedirectResponse:
 def home(request: Request, user: CurrentUser, db: DB, now: Now) -> Response:
     if user is not None:
         return RedirectResponse("/proposals", status_code=303)
-    released = db.scalar(
-        select(func.count())
-        .select_from(Proposal)
-        .where(access.visible_proposals(access.ANONYMOUS, now))
-    )
-    return render(request, "home.html", None, released=released)
+    return render(request, "home.html", None, released=dashboard.released_count(db, now))
 
 
 @router.get("/proposals", response_class=HTMLResponse)
@@ -104,27 +95,15 @@ def my_proposals(
 ) -> Response:
     if user is None:
         return to_login(request)
-    # "My proposals" means the ones I work on, not everybody's open data.
-    where = [access.involved_proposals(identity)]
-    if state is not None:
-        where.append(Proposal.state == state)
-    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
-    rows = db.scalars(
-        select(Proposal)
-        .where(*where)
-        .options(selectinload(Proposal.beamline))
-        .order_by(Proposal.number.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
+    found = dashboard.involved_proposals_page(db, identity, state, page)
     return render(
         request,
         "proposals.html",
         user,
-        proposals=rows,
-        total=total,
+        proposals=found.proposals,
+        total=found.total,
         page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        pages=found.pages,
         state=state,
         states=list(ProposalState),
     )
@@ -134,12 +113,11 @@ def my_proposals(
 def new_proposal_form(request: Request, user: CurrentUser, db: DB) -> Response:
     if user is None:
         return to_login(request)
-    beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
     return render(
         request,
         "proposal_new.html",
         user,
-        beamlines=beamlines,
+        beamlines=beamlines(db),
         categories=list(ProposalCategory),
         form={},
     )
@@ -163,7 +141,7 @@ def new_proposal(
 ) -> Response:
     if user is None:
         return to_login(request)
-    bl = db.scalar(select(Beamline).where(Beamline.name == beamline)) if beamline else None
+    bl = beamline_named(db, beamline) if beamline else None
     samples = (
         [SampleInput(sample_name, sample_formula, sample_hazards, safety_declared)]
         if sample_name.strip()
@@ -182,7 +160,6 @@ def new_proposal(
             now=now,
         )
     except (InvalidRequest, ValueError) as exc:
-        beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
         request.session["flash"] = [["error", sentence(str(exc))]]
         form = {
             "title": title,
@@ -198,7 +175,7 @@ def new_proposal(
             request,
             "proposal_new.html",
             user,
-            beamlines=beamlines,
+            beamlines=beamlines(db),
             categories=list(ProposalCategory),
             form=form,
         )
@@ -225,14 +202,6 @@ def proposal_page(
     total_files = 0
     if "read_data" in may:
         datasets, total_files = proposal_datasets(db, proposal, limit=200)
-    reviewers = (
-        db.scalars(
-            select(User).where(User.role == GlobalRole.reviewer).order_by(User.username)
-        ).all()
-        if "assign_reviewers" in may
-        else []
-    )
-    beamlines = db.scalars(select(Beamline).order_by(Beamline.name)).all()
     return render(
         request,
         "proposal.html",
@@ -249,8 +218,8 @@ def proposal_page(
         my_review=next((r for r in proposal.reviews if user and r.reviewer_id == user.id), None),
         datasets=datasets,
         total_files=total_files,
-        reviewers=reviewers,
-        beamlines=beamlines,
+        reviewers=reviewers(db) if "assign_reviewers" in may else [],
+        beamlines=beamlines(db),
         member_roles=[MemberRole.participant, MemberRole.local_contact],
         now=now,
     )
@@ -305,7 +274,7 @@ def add_member_form(
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
     def go() -> str:
-        member = db.scalar(select(User).where(User.username == username.strip()))
+        member = user_named(db, username.strip())
         if member is None:
             raise InvalidRequest(f"no user called {username!r}")
         proposals.add_member(db, identity, proposal, member, MemberRole(role), now=now)
@@ -348,7 +317,7 @@ def assign_reviewer_form(
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
     def go() -> str:
-        reviewer = db.scalar(select(User).where(User.username == username))
+        reviewer = user_named(db, username)
         if reviewer is None:
             raise InvalidRequest(f"no user called {username!r}")
         proposals.assign_reviewer(db, identity, proposal, reviewer, now=now)
@@ -402,7 +371,7 @@ def beamtime_form(
     proposal = proposal_for(db, identity, number, Action.view_proposal, now)
 
     def go() -> str:
-        bl = db.scalar(select(Beamline).where(Beamline.name == beamline))
+        bl = beamline_named(db, beamline)
         if bl is None:
             raise InvalidRequest(f"no beamline called {beamline!r}")
         proposals.add_beamtime(
@@ -471,13 +440,7 @@ def doi_form(
 def my_reviews(request: Request, user: CurrentUser, db: DB) -> Response:
     if user is None:
         return to_login(request)
-    rows = db.scalars(
-        select(Review)
-        .where(Review.reviewer_id == user.id)
-        .options(selectinload(Review.proposal))
-        .order_by(Review.assigned_at.desc())
-    ).all()
-    return render(request, "reviews.html", user, reviews=rows)
+    return render(request, "reviews.html", user, reviews=dashboard.reviews_of(db, user))
 
 
 @router.get("/office", response_class=HTMLResponse)
@@ -489,16 +452,7 @@ def office(
         return to_login(request)
     if user.role not in {GlobalRole.user_office, GlobalRole.scientist}:
         raise NotFound("This page is for the user office and beamline scientists.")
-    rows = db.scalars(
-        select(Proposal)
-        .where(access.visible_proposals(identity, now), Proposal.state != ProposalState.draft)
-        .options(selectinload(Proposal.beamline))
-        .order_by(Proposal.number.desc())
-        .limit(500)
-    ).all()
-    by_state: dict[ProposalState, list[Proposal]] = {s: [] for s in ProposalState}
-    for p in rows:
-        by_state[p.state].append(p)
+    by_state = dashboard.office_proposals_by_state(db, identity, now)
     return render(request, "office.html", user, by_state=by_state)
 
 
@@ -515,27 +469,17 @@ def audit_log(
         return to_login(request)
     if user.role != GlobalRole.user_office:
         raise NotFound("This page is for the user office.")
-    where = [AuditEvent.action == action] if action else []
-    total = db.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
-    rows = db.execute(
-        select(AuditEvent, User.username)
-        .outerjoin(User, User.id == AuditEvent.actor_id)
-        .where(*where)
-        .order_by(AuditEvent.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
-    actions = db.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    found = dashboard.audit_page(db, action, page)
     return render(
         request,
         "audit.html",
         user,
-        rows=rows,
-        actions=actions,
+        rows=found.rows,
+        actions=found.actions,
         action=action,
-        total=total,
+        total=found.total,
         page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        pages=found.pages,
     )
 
 
@@ -549,44 +493,17 @@ def catalogue(
     page: int = Query(1, ge=1),
 ) -> Response:
     """Open data: proposals whose embargo has ended, for everyone."""
-    where = [access.visible_proposals(access.ANONYMOUS, now)]
-    if q:
-        pattern = f"%{q.lower()}%"
-        where.append(
-            func.lower(Proposal.title).like(pattern)
-            | Proposal.number.like(pattern)
-            | func.lower(Proposal.abstract).like(pattern)
-        )
-    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
-    rows = db.scalars(
-        select(Proposal)
-        .where(*where)
-        .options(selectinload(Proposal.beamline))
-        .order_by(Proposal.release_date.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
-    counts = (
-        dict(
-            db.execute(
-                select(Dataset.proposal_id, func.count())
-                .where(Dataset.proposal_id.in_([p.id for p in rows]))
-                .group_by(Dataset.proposal_id)
-            ).all()
-        )
-        if rows
-        else {}
-    )
+    found = dashboard.released_proposals_page(db, now, q, page)
     return render(
         request,
         "catalogue.html",
         user,
-        proposals=rows,
-        counts=counts,
+        proposals=found.proposals,
+        counts=found.dataset_counts,
         q=q,
-        total=total,
+        total=found.total,
         page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        pages=found.pages,
         collections=published_collections(db, q) if page == 1 else [],
         now=now,
     )
