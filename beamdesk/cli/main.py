@@ -108,12 +108,15 @@ def db_upgrade(data: DataOption = None) -> None:
 
 
 def _run_upgrade(url: str, what: str, after: str = "") -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from beamdesk.migrate import upgrade
 
     try:
         upgrade(url)
-    except Exception as exc:  # one line for the operator, never a traceback
-        fail(f"{what} failed ({type(exc).__name__}){after}")
+    except (SQLAlchemyError, OSError) as exc:  # the database refused: one line, its own words
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        fail(f"{what} failed: {reason}{after}")
 
 
 def _require_schema(url: str) -> None:
@@ -349,6 +352,16 @@ def restore_command(
     except BackupError as exc:
         fail(str(exc))
     console.print(f"restored {summary.rows} rows and {summary.files} files, checksums verified")
+
+
+@app.command("openapi")
+def openapi_command() -> None:
+    """Print the API's OpenAPI document (JSON): frontend/scripts/gen-api.mjs reads it."""
+    import json
+
+    from beamdesk.web.app import create_app
+
+    print(json.dumps(create_app(_settings()).openapi(), indent=1, ensure_ascii=False))
 
 
 app.add_typer(xrf.app, name="xrf")

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from beamdesk.cli.output import console, err, fail
+from beamdesk.errors import BeamDeskError
 
 app = typer.Typer(
     help="X-ray fluorescence analysis (PyMca-class fits, maps, quantification).",
@@ -31,20 +32,15 @@ ConfigOpt = Annotated[
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn the engine's known input errors into one red line and exit code 2."""
-    from beamdesk.xrf.config import ConfigError
-    from beamdesk.xrf.fit import FitError
-    from beamdesk.xrf.mapfit import MapFitError
-    from beamdesk.xrf.physics import PhysicsError
-    from beamdesk.xrf.quant import QuantError
-    from beamdesk.xrf.readers import SpectrumReadError
-
+    """The engine's refusals (``beamdesk.errors``) and files that cannot be opened become one
+    red line and exit code 2; anything else is a bug and shows its traceback."""
     try:
         yield
-    except (SpectrumReadError, ConfigError, FitError, MapFitError, PhysicsError, QuantError) as exc:
-        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    except (OSError, ValueError, KeyError) as exc:
-        fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    except BeamDeskError as exc:
+        fail(exc.detail)
+    except OSError as exc:  # the user's own path: missing, unreadable, not HDF5
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or str(exc).splitlines()[0] or type(exc).__name__}")
 
 
 def _h5spec(spec: str) -> tuple[str, str]:

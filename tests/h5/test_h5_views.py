@@ -12,6 +12,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from beamdesk.portal.models import AuditEvent
+from beamdesk.settings import LimitsSection
 from tests.h5.builders import H5World
 
 IMAGE = np.random.default_rng(3).random((3, 203, 157)).astype("f4") * 1000
@@ -77,6 +78,41 @@ def test_decimate_and_bad_downsample(stack: H5World) -> None:
         )
     r = stack.get("data", file="raw/stack.h5", path="/frames", downsample="5x5")
     assert r.status_code == 422 and "2-D" in r.json()["detail"]
+
+
+def test_a_reduced_view_scans_a_bounded_amount(stack: H5World) -> None:
+    """A mean over 64 GiB of declared zeros would keep a reader busy for a minute: it is
+    refused at once, naming decimate, which reads only what it returns (and is answered)."""
+    with h5py.File(stack.root / "raw" / "huge.h5", "w") as f:
+        f.create_dataset("data", shape=(262144, 262144), chunks=(1024, 1024), dtype="u1")
+    limit = 16 * LimitsSection().max_read_bytes  # 4 GiB: the tests' settings keep the default
+    for method in ("mean", "max", "min"):
+        r = stack.get(
+            "data", file="raw/huge.h5", path="/data", downsample="512x512", downsample_method=method
+        )
+        assert r.status_code == 413, r.text
+        assert "64.0 GiB" in r.json()["detail"] and "decimate" in r.json()["detail"]
+    rows = limit // 262144  # as many whole rows as one view may scan: still answered
+    r = stack.get(
+        "data",
+        file="raw/huge.h5",
+        path="/data",
+        selection=f"0:{rows},0:262144",
+        downsample="512x512",
+        downsample_method="max",
+        format="npy",
+    )
+    assert r.status_code == 200, r.text
+    assert not np.load(io.BytesIO(r.content)).any()
+    r = stack.get(
+        "data",
+        file="raw/huge.h5",
+        path="/data",
+        downsample="512x512",
+        downsample_method="decimate",
+        format="npy",
+    )
+    assert r.status_code == 200 and np.load(io.BytesIO(r.content)).shape == (512, 512)
 
 
 def test_big_npy_streams_and_matches_h5py(stack: H5World) -> None:

@@ -135,7 +135,9 @@ def test_quota_of_concurrent_jobs_per_user(jobs_world: JobsWorld) -> None:
     limit = jobs_world.settings.jobs.max_concurrent_jobs
     with TestClient(create_app(jobs_world.settings, run_jobs=False)) as client:
         ids = [client.post(SUBMIT, json=body, headers=pi).json()["id"] for _ in range(limit)]
-        assert all(client.get(f"/api/jobs/{i}", headers=pi).json()["state"] == "queued" for i in ids)
+        assert all(
+            client.get(f"/api/jobs/{i}", headers=pi).json()["state"] == "queued" for i in ids
+        )
         r = client.post(SUBMIT, json=body, headers=pi)
         assert r.status_code == 429, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
