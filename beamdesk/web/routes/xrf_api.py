@@ -9,13 +9,7 @@ results into JSON. A proposal the caller may not read answers 404.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
-import os
-import tempfile
-import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -25,9 +19,10 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from beamdesk.errors import BeamDeskError, Conflict, Invalid, NotFound
+from beamdesk.errors import BeamDeskError, NotFound
 from beamdesk.h5.paths import PathNotFound, clean_relative
 from beamdesk.portal.access import Action
+from beamdesk.portal.configs import CONFIG_FOLDER, config_files, config_name, save_config
 from beamdesk.sandbox.pool import ReaderPool
 from beamdesk.web.deps import (
     DB,
@@ -43,6 +38,17 @@ from beamdesk.web.deps import (
 from beamdesk.web.readers import Readers, read
 from beamdesk.web.routes.viewer import app_page
 from beamdesk.web.security import verify_csrf
+from beamdesk.xrf.payloads import (
+    as_array,
+    config_payload,
+    config_text,
+    element_table,
+    fit_payload,
+    floats,
+    identified_lines,
+    parse_config,
+    rgb_payload,
+)
 
 router = APIRouter()
 api = APIRouter(prefix="/api", tags=["xrf"])
@@ -58,9 +64,6 @@ JSON = "application/json"
 MAX_MAP_PIXELS = 1_000_000
 # ROI maps of all windows together, as values in one answer (~7 bytes each in JSON).
 MAX_ROI_VALUES = 8_000_000
-MAX_CHANNELS = 65_536
-CONFIG_FOLDER = "config"
-CONFIG_SUFFIXES = (".toml", ".cfg")
 
 
 # --- request bodies ------------------------------------------------------------------------
@@ -170,53 +173,6 @@ class RgbIn(BaseModel):
 # --- helpers -------------------------------------------------------------------------------
 
 
-def check_types(obj: Any, where: str = "config") -> None:
-    """Every number of the configuration is a number, every flag a flag: the engine's
-    TOML reader takes values as given, and a browser form can send "" for a number."""
-    if isinstance(obj, list):
-        for i, item in enumerate(obj):
-            check_types(item, f"{where}[{i}]")
-        return
-    if isinstance(obj, dict):
-        for key, item in obj.items():
-            check_types(item, f"{where}.{key}")
-        return
-    if not dataclasses.is_dataclass(obj):
-        return
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value, kind = getattr(obj, f.name), hints.get(f.name)
-        name = f"{where}.{f.name}"
-        if kind is float or kind == float | None:
-            ok = (value is None and kind is not float) or (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            )
-        elif kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif kind is bool:
-            ok = isinstance(value, bool | int)
-        elif kind is str:
-            ok = isinstance(value, str)
-        else:
-            check_types(value, name)
-            continue
-        if not ok:
-            raise Invalid(
-                f"Invalid configuration: {name} = {value!r} is not a "
-                f"{getattr(kind, '__name__', 'number')}.",
-            )
-
-
-def parse_config(data: dict[str, Any]) -> Any:
-    from beamdesk.xrf.config import from_toml_dict
-
-    cfg = from_toml_dict(data, source="config")
-    check_types(cfg)
-    return cfg
-
-
 def _config(folder: ReadableFolder, choice: ConfigChoice) -> Any:
     from beamdesk.xrf.config import load_config
 
@@ -225,23 +181,10 @@ def _config(folder: ReadableFolder, choice: ConfigChoice) -> Any:
     return load_config(folder.file(str(choice.config_file)))
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _array(values: np.ndarray) -> np.ndarray:
-    """Values for :func:`_json`: float64, contiguous (NaN and ±inf are sent as null)."""
-    return np.ascontiguousarray(values, dtype=np.float64)
-
-
 def _json(payload: Any) -> Response:
     """A JSON answer encoded at once, numpy arrays straight from their buffers (no Python
     float per value); call it in the thread pool, not on the event loop."""
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
-
-
-def _floats(values: np.ndarray) -> list[float | None]:
-    return [_finite(float(v)) for v in np.asarray(values, dtype=float)]
 
 
 def load_spectrum(
@@ -267,147 +210,6 @@ def clean_file(file: str) -> str:
         return clean_relative(file)
     except PathNotFound:
         raise NotFound(f"No file {file!r} in this proposal.") from None
-
-
-def fit_payload(counts: np.ndarray, cfg: Any) -> dict[str, Any]:
-    """Run the engine's fit and quantification; the JSON the workbench draws."""
-    from beamdesk.xrf.fit import FitError
-
-    if counts.size > MAX_CHANNELS:
-        raise FitError(f"the spectrum has {counts.size} channels, more than {MAX_CHANNELS}")
-    from beamdesk.xrf.fit import fit_spectrum
-    from beamdesk.xrf.model import params_from_config
-    from beamdesk.xrf.quant import QuantError, covariance_pairs, quantify, reference_group
-
-    result = fit_spectrum(counts, cfg)
-    quant: dict[str, Any] = {
-        "method": None,
-        "reference": None,
-        "secondary": min(cfg.concentrations.secondary, 2),
-    }
-    try:
-        q = quantify(
-            {k: v.area for k, v in result.groups.items()},
-            cfg,
-            {k: v.sigma for k, v in result.groups.items()},
-            covariance_pairs(list(result.groups), result.area_covariance),
-        )
-        result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
-        ref = reference_group(cfg)
-        quant.update(method="internal standard" if ref else "fundamental parameters", reference=ref)
-    except QuantError as exc:
-        quant["message"] = str(exc)
-    p = result.params
-    all_channels = np.arange(counts.size, dtype=float)
-    full_energy = p.zero + p.gain * all_channels + p.quad * all_channels**2
-    start = params_from_config(cfg)
-    return {
-        "calibration": {"zero": p.zero, "gain": p.gain, "quad": p.quad},
-        "start_calibration": {"zero": start.zero, "gain": start.gain, "quad": start.quad},
-        "noise": p.noise,
-        "fano": p.fano,
-        "chi2_reduced": _finite(result.chi2_reduced),
-        "quantification": quant,
-        "groups": {
-            name: {
-                "area": g.area,
-                "sigma": g.sigma,
-                "mass_fraction": _finite(result.mass_fractions.get(name, float("nan"))),
-                "mass_fraction_sigma": _finite(result.mass_fraction_sigmas.get(name, float("nan"))),
-            }
-            for name, g in result.groups.items()
-        },
-        "channels": _floats(result.channels),
-        "energy": _floats(result.energy),
-        "data": _floats(result.data),
-        "fit": _floats(result.fit),
-        "background": _floats(result.background),
-        "residuals": _floats(result.residuals),
-        "contributions": {name: _floats(m) for name, m in result.group_models.items()},
-        # the whole spectrum (not only the fitted range), for ROI windows and calibration
-        "spectrum": {"energy": _floats(full_energy), "counts": _floats(counts)},
-    }
-
-
-def _config_dir(folder: ReadableFolder) -> Path:
-    return folder.root / CONFIG_FOLDER
-
-
-def _config_name(name: str) -> str:
-    """A plain file name ending .toml/.cfg: no folders, nothing outside config/."""
-    try:
-        clean = clean_relative(name)
-    except PathNotFound:
-        raise Invalid(f"{name!r} is not a valid file name.") from None
-    if "/" in clean or not clean.lower().endswith(CONFIG_SUFFIXES) or clean.startswith("."):
-        raise Invalid(
-            "Give a plain file name ending .toml or .cfg, e.g. 'shell_fit.toml'; "
-            "it is saved in the proposal's config/ folder.",
-        )
-    return clean
-
-
-def write_config_file(folder: Path, name: str, text: str, overwrite: bool) -> Path:
-    """Write atomically (temporary name, then rename) inside ``folder`` only."""
-    folder.mkdir(exist_ok=True)
-    real = folder.resolve()
-    target = real / name
-    if target.parent != real or target.is_symlink():
-        raise Invalid(f"{name!r} is not a valid file name.")
-    if target.exists() and not overwrite:
-        raise Conflict(f"config/{name} exists; save with overwrite, or choose another name.")
-    fd, tmp = tempfile.mkstemp(dir=real, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def rgb_payload(maps_of: Any, body: RgbIn) -> dict[str, Any]:
-    from beamdesk.xrf.rgb import scale_channel, scatter_data
-
-    channels = {"red": body.red, "green": body.green, "blue": body.blue}
-    chosen = [c.group for c in channels.values() if c is not None]
-    pair = body.scatter or chosen[:2]
-    if not chosen:
-        raise Invalid("Choose at least one map (red, green or blue).")
-    if len(pair) != 2:
-        raise Invalid("The scatter plot needs two maps.")
-    maps = maps_of(sorted({*chosen, *pair}))
-    shape = next(iter(maps.values())).shape
-    if len(shape) != 2 or any(m.shape != shape for m in maps.values()):
-        raise Invalid("The RGB correlator needs 2-D maps of one shape.")
-    out: dict[str, Any] = {"shape": list(shape), "channels": {}}
-    for colour, ch in channels.items():
-        if ch is None:
-            continue
-        values = maps[ch.group]
-        out["channels"][colour] = {
-            "group": ch.group,
-            "scaling": ch.scaling,
-            "transform": ch.transform,
-            "scaled": _array(
-                scale_channel(values, scaling=ch.scaling, transform=ch.transform).ravel()
-            ),
-            "min": _finite(float(np.nanmin(values))),
-            "max": _finite(float(np.nanmax(values))),
-        }
-    a, b = maps[pair[0]], maps[pair[1]]
-    pearson = scatter_data(a, b)["pearson_r"]
-    # every pixel, in map order (index = row × columns + column), so a selection in the
-    # scatter plot names map pixels directly; NaN (unfitted) pixels come back as null
-    out["scatter"] = {
-        "x_group": pair[0],
-        "y_group": pair[1],
-        "x": _array(a.ravel()),
-        "y": _array(b.ravel()),
-        "pearson_r": pearson,
-    }
-    return out
 
 
 # --- API -----------------------------------------------------------------------------------
@@ -443,7 +245,7 @@ async def spectrum(
     out = await run_in_threadpool(
         load_spectrum, readers, folder, body, settings.limits.max_read_bytes
     )
-    return {"counts": _floats(out["counts"]), "map_shape": out["map_shape"]}
+    return {"counts": floats(out["counts"]), "map_shape": out["map_shape"]}
 
 
 @api.get("/proposals/{number}/xrf/spectra")
@@ -466,54 +268,7 @@ def identify(
     limit: Annotated[int, Query(ge=1, le=50)] = 8,
 ) -> dict[str, Any]:
     """Element lines within ``tolerance`` keV of ``energy``, strongest and closest first."""
-    from beamdesk.xrf.identify import identify as find
-
-    found = find(energy, tolerance, excitation=excitation, limit=limit)
-    return {
-        "energy": energy,
-        "lines": [
-            {
-                "element": c.element,
-                "group": c.group,
-                "line": c.line,
-                "energy": c.energy,
-                "rate": c.rate,
-                "distance": c.distance,
-            }
-            for c in found
-        ],
-    }
-
-
-@functools.lru_cache(maxsize=8)
-def element_table(excitation: float | None) -> tuple[dict[str, Any], ...]:
-    """Z 11–92: the strongest line of each K/L/M group and whether the beam excites it."""
-    from beamdesk.xrf import physics
-
-    out = []
-    for z in range(11, 93):
-        el = physics.symbol(z)
-        groups: dict[str, Any] = {}
-        for group, shell in (("K", "K"), ("L", "L3"), ("M", "M5")):
-            try:
-                # the label line: Kα, Lα (of L3), Mα (of M5), what users look for
-                lines = physics.group_lines(el, shell)
-            except physics.PhysicsError:
-                continue
-            if not lines:
-                continue
-            main = max(lines, key=lambda line: line.rate)
-            # PyMca offers K lines from 1 keV, L from ~0.5 keV: softer ones are not fitted
-            if main.energy < 0.9:
-                continue
-            edge = physics.edge_energy(el, shell)
-            groups[group] = {
-                "energy": round(main.energy, 4),
-                "edge": round(edge, 4),
-                "excited": excitation is None or edge < excitation,
-            }
-        out.append({"z": z, "symbol": el, "groups": groups})
-    return tuple(out)
+    return {"energy": energy, "lines": identified_lines(energy, tolerance, excitation, limit)}
 
 
 @api.get("/xrf/elements")
@@ -533,46 +288,14 @@ def load_config_file(
 ) -> dict[str, Any]:
     """A configuration file of the proposal as the TOML structure, and its text in the
     other format when ``to`` is given (conversion TOML ⇄ PyMca .cfg)."""
-    from beamdesk.xrf.config import (
-        ConfigError,
-        config_text,
-        load_config,
-        to_pymca_dict,
-        to_toml_dict,
-        write_pymca_dict,
-    )
-
     path = folder.file(file)
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        raise Invalid(f"Invalid configuration: {str(exc).splitlines()[0]}") from None
-    out: dict[str, Any] = {
-        "file": clean_relative(file),
-        "config": to_toml_dict(cfg),
-        "format": "cfg" if path.suffix.lower() == ".cfg" else "toml",
-    }
-    if to == "cfg":
-        out["text"] = write_pymca_dict(to_pymca_dict(cfg))
-    elif to == "toml":
-        out["text"] = config_text(cfg)
-    return out
+    return {"file": clean_relative(file), **config_payload(path, to)}
 
 
 @api.get("/proposals/{number}/xrf/configs")
 def list_configs(number: str, folder: ReadableProposal) -> dict[str, Any]:
     """The configuration files in the proposal's config/ folder."""
-    cdir = _config_dir(folder)
-    names = (
-        sorted(
-            p.name
-            for p in cdir.iterdir()
-            if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES and not p.name.startswith(".")
-        )
-        if cdir.is_dir()
-        else []
-    )
-    return {"folder": CONFIG_FOLDER, "files": [f"{CONFIG_FOLDER}/{n}" for n in names]}
+    return {"folder": CONFIG_FOLDER, "files": config_files(folder.root)}
 
 
 @changes.post("/proposals/{number}/xrf/config/save", status_code=201)
@@ -586,16 +309,12 @@ def save_config_file(
 ) -> dict[str, Any]:
     """Save a configuration as TOML or PyMca .cfg (by extension) into config/; never
     anywhere else, never over an existing file unless ``overwrite``."""
-    from beamdesk.xrf.config import config_text, to_pymca_dict, write_pymca_dict
-
     proposal_for(db, identity, number, Action.run_job, now)  # members and staff only
-    name = _config_name(body.name)
+    name = config_name(body.name)
     cfg = parse_config(body.config)
-    text = (
-        write_pymca_dict(to_pymca_dict(cfg)) if name.lower().endswith(".cfg") else config_text(cfg)
-    )
-    write_config_file(_config_dir(folder), name, text, body.overwrite)
-    return {"file": f"{CONFIG_FOLDER}/{name}", "bytes": len(text.encode())}
+    text = config_text(cfg, "cfg" if name.lower().endswith(".cfg") else "toml")
+    saved = save_config(folder.root, name, text, body.overwrite)
+    return {"file": saved, "bytes": len(text.encode())}
 
 
 @changes.post("/proposals/{number}/xrf/roi")
@@ -619,7 +338,7 @@ async def roi(number: str, body: RoiIn, folder: ReadableProposal, readers: Reade
         )
         shape = next(iter(maps.values())).shape
         return _json(
-            {"shape": list(shape), "maps": {n: _array(m.ravel()) for n, m in maps.items()}}
+            {"shape": list(shape), "maps": {n: as_array(m.ravel()) for n, m in maps.items()}}
         )
 
     return await run_in_threadpool(work)
@@ -651,7 +370,8 @@ async def rgb(number: str, body: RgbIn, folder: ReadableProposal, readers: Reade
             max_pixels=MAX_MAP_PIXELS,
         )
 
-    return await run_in_threadpool(lambda: _json(rgb_payload(maps_of, body)))
+    channels = {"red": body.red, "green": body.green, "blue": body.blue}
+    return await run_in_threadpool(lambda: _json(rgb_payload(maps_of, channels, body.scatter)))
 
 
 # --- page ----------------------------------------------------------------------------------
