@@ -196,3 +196,33 @@ def test_a_reader_error_is_of_the_kind_of_the_workers_status(status: int) -> Non
     assert isinstance(exc, ReaderError) and exc.status == status
     assert isinstance(exc, errors.kind_of(status))
     assert exc.detail == "Said by the worker."
+
+
+def test_the_reader_worker_tells_a_damaged_file_from_its_own_bug(tmp_path: Any) -> None:
+    """In the sandboxed worker: libhdf5 refusing a damaged file is a 422 naming none of its
+    words; a bug of ours (here a call with an argument the operation does not take, a
+    TypeError) is the worker's 500, and the worker goes on serving."""
+    import h5py
+
+    from beamdesk.sandbox.pool import ReaderLimits, ReaderPool
+
+    folder = tmp_path / "20260001"
+    (folder / "raw").mkdir(parents=True)
+    with h5py.File(folder / "raw" / "good.h5", "w") as f:
+        f["d"] = np.arange(4)
+    data = bytearray((folder / "raw" / "good.h5").read_bytes())
+    data[8:60] = bytes(range(52))  # the superblock, scrambled behind a valid signature
+    (folder / "raw" / "damaged.h5").write_bytes(bytes(data))
+    pool = ReaderPool(ReaderLimits(reply_timeout=30))
+    try:
+        with pytest.raises(ReaderError) as damaged:
+            pool.call(folder, "h5.meta", "raw/damaged.h5", path="/")
+        assert damaged.value.status == 422 and isinstance(damaged.value, errors.Invalid)
+        assert "superblock" not in damaged.value.detail
+        with pytest.raises(ReaderError) as bug:
+            pool.call(folder, "h5.meta", "raw/good.h5", path="/", no_such_argument=SECRET)
+        assert bug.value.status == 500 and SECRET not in bug.value.detail
+        assert not isinstance(bug.value, errors.Invalid)
+        assert pool.call(folder, "h5.paths", "raw/good.h5", path="/")["body"]  # still serving
+    finally:
+        pool.close()
