@@ -28,3 +28,8 @@ def beamlines(db: Session) -> list[Beamline]:
 def beamline_named(db: Session, name: str) -> Beamline | None:
     """The beamline called ``name``, or None."""
     return db.scalar(select(Beamline).where(Beamline.name == name))
+
+
+def beamline_names(db: Session) -> list[str]:
+    """The names of all beamlines, sorted (the search form's choice)."""
+    return list(db.scalars(select(Beamline.name).order_by(Beamline.name)))

@@ -7,10 +7,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from beamdesk.portal.catalogue import DatasetQuery, search_datasets
-from beamdesk.portal.models import Beamline
+from beamdesk.portal.directory import beamline_names
 from beamdesk.web.deps import DB, CurrentIdentity, CurrentUser, Now
 from beamdesk.web.routes.pages import render
 
@@ -74,5 +73,5 @@ def find_data(
         pages=max(1, -(-total // PAGE_SIZE)),
         form=form,
         query=f"{keep}&" if keep else "",
-        beamlines=list(db.scalars(select(Beamline.name).order_by(Beamline.name))),
+        beamlines=beamline_names(db),
     )
