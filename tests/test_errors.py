@@ -226,3 +226,27 @@ def test_the_reader_worker_tells_a_damaged_file_from_its_own_bug(tmp_path: Any) 
         assert pool.call(folder, "h5.paths", "raw/good.h5", path="/")["body"]  # still serving
     finally:
         pool.close()
+
+
+def test_a_form_choice_the_form_never_offers_is_a_message_not_a_500(
+    app: FastAPI, sessions: Any
+) -> None:
+    """Form pages catch only the portal's InvalidRequest: a choice outside the <select>
+    (a hand-made request) is one, not a ValueError caught with everything else."""
+    from beamdesk.portal.models import ProposalState
+    from tests.factories import make_proposal, make_world
+
+    with sessions() as db:
+        world = make_world(db, tokens=True)
+        make_proposal(db, world, "20260003", ProposalState.draft)
+        db.commit()
+    with TestClient(app) as client:
+        pi = {"Authorization": f"Bearer {world.tokens['pi']}"}
+        r = client.post("/proposals/new", data={"title": "T", "category": "bogus"}, headers=pi)
+        assert r.status_code == 200, r.text
+        assert "&#39;bogus&#39; is not a choice of this form." in r.text
+        r = client.post(
+            "/proposals/20260003/members", data={"username": "pi", "role": "bogus"}, headers=pi
+        )
+        assert r.status_code == 200, r.text
+        assert "&#39;bogus&#39; is not a choice of this form." in r.text

@@ -4,7 +4,8 @@ public catalogue. Forms post back here; each handler calls the same services as 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from enum import Enum
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -153,13 +154,13 @@ def new_proposal(
             user,
             title=title,
             abstract=abstract,
-            category=ProposalCategory(category),
+            category=_choice(ProposalCategory, category),
             beamline=bl,
             shifts_requested=shifts,
             samples=samples,
             now=now,
         )
-    except (InvalidRequest, ValueError) as exc:
+    except InvalidRequest as exc:
         request.session["flash"] = [["error", sentence(str(exc))]]
         form = {
             "title": title,
@@ -231,7 +232,7 @@ def _guarded(request: Request, number: str, fn: Any) -> RedirectResponse:
         message = fn()
     except PermissionDenied as exc:
         flash(request, "error", exc.detail)
-    except (InvalidRequest, ValueError) as exc:
+    except InvalidRequest as exc:
         flash(request, "error", sentence(str(exc)))
     else:
         flash(request, "ok", message)
@@ -277,7 +278,7 @@ def add_member_form(
         member = user_named(db, username.strip())
         if member is None:
             raise InvalidRequest(f"no user called {username!r}")
-        proposals.add_member(db, identity, proposal, member, MemberRole(role), now=now)
+        proposals.add_member(db, identity, proposal, member, _choice(MemberRole, role), now=now)
         db.commit()
         return f"{member.username} added as {role.replace('_', ' ')}."
 
@@ -345,6 +346,17 @@ def review_form(
         return "Review saved."
 
     return _guarded(request, number, go)
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _choice(kind: type[E], value: str) -> E:
+    """A form's choice (``<select>``) as its enum; a value it never offers is InvalidRequest."""
+    try:
+        return kind(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{value!r} is not a choice of this form") from exc
 
 
 def _parse_day(value: str, field: str) -> datetime:
