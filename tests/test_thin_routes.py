@@ -16,7 +16,6 @@ NOT_YET_MOVED: dict[str, set[str]] = {
     "collections.py": {"select", "db.scalar", "db.scalars", "db.execute", "db.get"},
     "jobs_api.py": {"db.get"},
     "panosc.py": {"select", "db.scalars"},
-    "proposals_api.py": {"select", "db.scalar", "db.scalars"},
 }
 
 

@@ -157,3 +157,34 @@ def released_proposals_page(db: Session, now: datetime, q: str, page: int) -> Pr
         else {}
     )
     return ProposalPage(rows, total, page_count(total), counts)
+
+
+def visible_proposals_slice(
+    db: Session,
+    identity: Identity,
+    now: datetime,
+    *,
+    state: ProposalState | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> ProposalPage:
+    """The proposals the identity may see (anonymous: the released ones), newest number
+    first, optionally in one state and with ``q`` in number or title; ``limit`` from
+    ``offset`` (the API's paging)."""
+    where = [access.visible_proposals(identity, now)]
+    if state is not None:
+        where.append(Proposal.state == state)
+    if q:
+        pattern = f"%{q.lower()}%"
+        where.append(func.lower(Proposal.title).like(pattern) | Proposal.number.like(pattern))
+    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
+    rows = db.scalars(
+        select(Proposal)
+        .where(*where)
+        .options(selectinload(Proposal.beamline))
+        .order_by(Proposal.number.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return ProposalPage(list(rows), total, page_count(total, limit))

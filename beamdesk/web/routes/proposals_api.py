@@ -6,13 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from beamdesk.errors import Invalid
 from beamdesk.jupyter.sessions import access_lost
-from beamdesk.portal import access, proposals
+from beamdesk.portal import access, dashboard, proposals
 from beamdesk.portal.access import Action, Identity
+from beamdesk.portal.directory import beamline_named, beamlines, user_named
 from beamdesk.portal.models import Beamline, Proposal, ProposalState, User
 from beamdesk.portal.proposals import SampleInput
 from beamdesk.web import schemas
@@ -34,14 +34,14 @@ changes = APIRouter(tags=["proposals"], dependencies=[Depends(verify_csrf)])
 def _beamline(db: Session, name: str | None) -> Beamline | None:
     if name is None:
         return None
-    beamline = db.scalar(select(Beamline).where(Beamline.name == name))
+    beamline = beamline_named(db, name)
     if beamline is None:
         raise Invalid(f"No beamline called {name!r}.")
     return beamline
 
 
 def _user(db: Session, username: str) -> User:
-    user = db.scalar(select(User).where(User.username == username))
+    user = user_named(db, username)
     if user is None:
         raise Invalid(f"No user called {username!r}.")
     return user
@@ -70,7 +70,7 @@ def change(
 
 @router.get("/beamlines")
 def list_beamlines(db: DB) -> list[dict[str, str]]:
-    rows = db.scalars(select(Beamline).order_by(Beamline.name))
+    rows = beamlines(db)
     return [
         {"name": b.name, "description": b.description, "techniques": b.techniques} for b in rows
     ]
@@ -87,23 +87,14 @@ def list_proposals(
     offset: int = Query(0, ge=0),
 ) -> schemas.Page[schemas.ProposalSummary]:
     """The proposals the caller may see (anonymous: the released ones), newest first."""
-    where = [access.visible_proposals(identity, now)]
-    if state is not None:
-        where.append(Proposal.state == state)
-    if q:
-        pattern = f"%{q.lower()}%"
-        where.append(func.lower(Proposal.title).like(pattern) | Proposal.number.like(pattern))
-    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
-    rows = db.scalars(
-        select(Proposal)
-        .where(*where)
-        .options(selectinload(Proposal.beamline))
-        .order_by(Proposal.number.desc())
-        .limit(limit)
-        .offset(offset)
+    found = dashboard.visible_proposals_slice(
+        db, identity, now, state=state, q=q, limit=limit, offset=offset
     )
     return schemas.Page(
-        items=[schemas.ProposalSummary.of(p) for p in rows], total=total, limit=limit, offset=offset
+        items=[schemas.ProposalSummary.of(p) for p in found.proposals],
+        total=found.total,
+        limit=limit,
+        offset=offset,
     )
 
 
