@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from beamdesk.portal.models import Beamline, GlobalRole, User
@@ -33,3 +33,23 @@ def beamline_named(db: Session, name: str) -> Beamline | None:
 def beamline_names(db: Session) -> list[str]:
     """The names of all beamlines, sorted (the search form's choice)."""
     return list(db.scalars(select(Beamline.name).order_by(Beamline.name)))
+
+
+def accounts_matching(db: Session, q: str, limit: int, offset: int) -> tuple[int, list[User]]:
+    """How many accounts have ``q`` in username, full name or e-mail (all when ''), and
+    ``limit`` of them from ``offset``, by username."""
+    where = []
+    if q:
+        pattern = f"%{q.lower()}%"
+        where.append(
+            or_(
+                func.lower(User.username).like(pattern),
+                func.lower(User.full_name).like(pattern),
+                func.lower(User.email).like(pattern),
+            )
+        )
+    total = db.scalar(select(func.count()).select_from(User).where(*where)) or 0
+    rows = db.scalars(
+        select(User).where(*where).order_by(User.username).limit(limit).offset(offset)
+    ).all()
+    return total, list(rows)

@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from beamdesk.errors import Forbidden
@@ -32,6 +31,7 @@ from beamdesk.portal.auth import (
     set_active,
     set_password,
 )
+from beamdesk.portal.directory import accounts_matching, user_named
 from beamdesk.portal.models import User
 from beamdesk.settings import Settings
 from beamdesk.web.deps import (
@@ -173,28 +173,10 @@ def _manager(identity: access.Identity) -> None:
 
 
 def _account(db: Session, username: str) -> User:
-    user = db.scalar(select(User).where(User.username == username))
+    user = user_named(db, username)
     if user is None:
         raise not_found(f"No account {username!r}.")
     return user
-
-
-def _accounts(db: Session, q: str, limit: int, offset: int) -> tuple[int, list[User]]:
-    where = []
-    if q:
-        pattern = f"%{q.lower()}%"
-        where.append(
-            or_(
-                func.lower(User.username).like(pattern),
-                func.lower(User.full_name).like(pattern),
-                func.lower(User.email).like(pattern),
-            )
-        )
-    total = db.scalar(select(func.count()).select_from(User).where(*where)) or 0
-    rows = db.scalars(
-        select(User).where(*where).order_by(User.username).limit(limit).offset(offset)
-    ).all()
-    return total, list(rows)
 
 
 def account_json(user: User) -> dict[str, Any]:
@@ -221,7 +203,7 @@ def office_accounts(
     if user is None:
         return RedirectResponse("/login?next=/office/accounts", status_code=303)
     _manager(identity)
-    total, rows = _accounts(db, q.strip(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    total, rows = accounts_matching(db, q.strip(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
     context = {
         "user": user,
         "messages": request.session.pop("flash", []),
@@ -313,7 +295,7 @@ def list_accounts(
 ) -> dict[str, Any]:
     """The facility's accounts (user office only)."""
     _manager(identity)
-    total, rows = _accounts(db, q.strip(), limit, offset)
+    total, rows = accounts_matching(db, q.strip(), limit, offset)
     return {"total": total, "items": [account_json(u) for u in rows]}
 
 
