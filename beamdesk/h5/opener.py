@@ -2,7 +2,9 @@
 
 Everything that reads HDF5 on behalf of a user goes through :class:`ProposalFiles`: file
 names are confined to the proposal folder (``paths.resolve_beneath``), handles come from
-the cache of read-only, lock-free opens (a beamline writer is never blocked), links are
+the cache of read-only, lock-free opens (a beamline writer is never blocked) and are checked
+by descriptor to be the very file the kernel finds beneath the folder now (a folder swapped
+for a symlink between the check and the open cannot redirect a read), links are
 walked by ``content.resolve`` (external links only to files inside the proposal) and a
 dataset whose virtual sources or external raw storage may lie elsewhere is refused.
 
@@ -12,6 +14,7 @@ only this proposal's folder, so a trick it misses still finds nothing to read.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -19,7 +22,7 @@ import h5py
 from beamdesk.errors import BeamDeskError, Invalid, NotFound
 from beamdesk.h5 import content
 from beamdesk.h5.handles import FileCache
-from beamdesk.h5.paths import PathNotFound, resolve_beneath
+from beamdesk.h5.paths import PathNotFound, open_beneath, resolve_beneath
 
 
 def _file_not_found(relfile: str) -> BeamDeskError:
@@ -31,7 +34,7 @@ class ProposalFiles:
     def __init__(self, folder: Path, capacity: int = 32) -> None:
         self.folder = Path(folder).resolve()
         self.cache = FileCache(capacity)
-        self.links = content.confined_opener(self.folder, self.cache.get)
+        self.links = content.confined_opener(self.folder, self._open_inside)
 
     def path(self, relfile: str) -> Path:
         """The resolved path of a regular file of the proposal; 404 otherwise."""
@@ -44,7 +47,34 @@ class ProposalFiles:
         return target
 
     def file(self, relfile: str) -> h5py.File:
-        return self.cache.get(self.path(relfile))
+        handle = self.cache.get(self.path(relfile))
+        self._check_beneath(handle, relfile)
+        return handle
+
+    def _open_inside(self, target: Path) -> h5py.File:
+        """An external link's target (a resolved path inside the folder), checked the same way."""
+        handle = self.cache.get(target)
+        self._check_beneath(handle, target.relative_to(self.folder).as_posix())
+        return handle
+
+    def _check_beneath(self, handle: h5py.File, relfile: str) -> None:
+        """The handle reads the file that ``relfile`` names beneath the folder now.
+
+        The kernel resolves ``relfile`` beneath the folder (openat2 RESOLVE_BENEATH, no
+        symlink out); the descriptor libhdf5 reads from must be that same inode. A path
+        swapped between :meth:`path` and the open (or since a handle was cached) is refused.
+        """
+        try:
+            fd = open_beneath(self.folder, relfile)
+        except PathNotFound as exc:
+            raise _file_not_found(relfile) from exc
+        try:
+            expected = os.fstat(fd)
+        finally:
+            os.close(fd)
+        opened = os.fstat(handle.id.get_vfd_handle())
+        if (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino):
+            raise NotFound(f"{relfile} changed while it was being opened; try again.")
 
     def node(
         self, relfile: str, h5path: str | None, links: str = content.ONLY_VALID

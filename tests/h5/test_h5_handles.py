@@ -1,9 +1,13 @@
-"""The file-handle cache under concurrency: many threads, few slots, the same few files."""
+"""The file-handle cache under concurrency (many threads, few slots, the same few files), and
+the opener against a folder swapped while it opens."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import threading
+import time
 from pathlib import Path
 
 import h5py
@@ -54,10 +58,51 @@ def test_a_changed_file_is_reopened(tmp_path: Path) -> None:
     assert cache.get(path)["v"].shape == (3,)
     first = cache.get(path)
     del first
-    import os
-
     replacement = tmp_path / "new.h5"
     with h5py.File(replacement, "w") as fh:
         fh["v"] = np.arange(5)
     os.replace(replacement, path)  # a new inode: the old handle must not be reused
     assert cache.get(path)["v"].shape == (5,)
+
+
+def test_a_folder_swapped_for_a_symlink_never_redirects_a_read(tmp_path: Path) -> None:
+    """A user who can write in the proposal swaps a folder for a symlink to another
+    proposal, again and again, while files are opened: the path check and the open are two
+    steps, but the descriptor check refuses a handle that is not the file beneath the
+    folder. (Without it, this loop read the other proposal's values 3 times in 3000.)"""
+    from beamdesk.errors import BeamDeskError
+    from beamdesk.h5.opener import ProposalFiles
+
+    proposal, other = tmp_path / "P", tmp_path / "Q"
+    (proposal / "real").mkdir(parents=True)
+    other.mkdir()
+    with h5py.File(proposal / "real" / "scan.h5", "w") as fh:
+        fh["v"] = np.ones(4)
+    with h5py.File(other / "scan.h5", "w") as fh:
+        fh["v"] = np.full(4, 2.0)
+    files = ProposalFiles(proposal, capacity=1)
+    stop = threading.Event()
+
+    def swap() -> None:
+        real, moved = proposal / "real", proposal / "moved"
+        while not stop.is_set():
+            os.rename(real, moved)
+            os.symlink(other, real)
+            time.sleep(0.0002)
+            os.unlink(real)
+            os.rename(moved, real)
+            time.sleep(0.0002)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    values: list[float] = []
+    try:
+        for i in range(3000):
+            with contextlib.suppress(BeamDeskError, OSError):  # refused while swapped: right
+                values.append(float(files.dataset("real/scan.h5", "/v")[0]))
+            if i % 2:
+                files.cache.clear()
+    finally:
+        stop.set()
+        swapper.join()
+    assert values and set(values) == {1.0}, f"read {values.count(2.0)} times from elsewhere"
