@@ -218,6 +218,13 @@ def _job(db: Session, job_id: int) -> Job | None:
     )
 
 
+def summary_of(db: Session, job_id: int) -> dict[str, Any] | None:
+    """The :func:`summary` of job ``job_id``, or None when there is none (no access
+    check: for a stream whose access was checked when it opened)."""
+    job = db.get(Job, job_id)
+    return None if job is None else summary(job)
+
+
 def visible_job(db: Session, identity: Identity, job_id: int, now: datetime) -> Job:
     """The job if the identity may see it (its owner, or anyone who may run jobs on its
     proposal); JobNotFound otherwise, whether or not it exists."""

@@ -462,6 +462,19 @@ def published_collections(db: Session, q: str = "", limit: int = 50) -> list[Col
     )
 
 
+def public_collections_with_datasets(
+    db: Session, now: datetime
+) -> list[tuple[Collection, list[Dataset]]]:
+    """Every collection everyone may see, by id, with its datasets (the PaNOSC harvest)."""
+    rows = db.scalars(
+        select(Collection)
+        .where(public_collections(now))
+        .options(selectinload(Collection.items).selectinload(CollectionItem.dataset))
+        .order_by(Collection.id)
+    ).all()
+    return [(c, [i.dataset for i in c.items]) for c in rows]
+
+
 def released_collections(now: datetime) -> ColumnElement[bool]:
     """SQL condition (needs a join to Proposal): published and the embargo has ended."""
     return and_(

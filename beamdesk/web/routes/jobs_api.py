@@ -107,8 +107,7 @@ def cancel_job(
 
 def _snapshot(request: Request, job_id: int) -> dict[str, Any] | None:
     with session_scope(request.app.state.sessionmaker) as db:
-        job = db.get(service.Job, job_id)
-        return None if job is None else service.summary(job)
+        return service.summary_of(db, job_id)
 
 
 @api.get("/jobs/{job_id}/events", response_class=StreamingResponse)

@@ -12,13 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from beamdesk.errors import BadRequest, Invalid
 from beamdesk.portal import access, panosc
 from beamdesk.portal.access import Identity
-from beamdesk.portal.collections import Collection, CollectionItem, public_collections
+from beamdesk.portal.collections import public_collections_with_datasets
 from beamdesk.web.deps import DB, CurrentIdentity, Now
 from beamdesk.web.problems import not_found, sentence
 from beamdesk.web.routes.collections import get_config
@@ -60,16 +59,6 @@ def _where(text: str | None) -> dict[str, Any] | None:
         raise BadRequest(f"Invalid where: {exc}.") from exc
 
 
-def _collections(db: Session, h: panosc.Harvest, now: datetime) -> list[tuple[Any, list[Any]]]:
-    rows = db.scalars(
-        select(Collection)
-        .where(public_collections(now))
-        .options(selectinload(Collection.items).selectinload(CollectionItem.dataset))
-        .order_by(Collection.id)
-    ).all()
-    return [(c, [i.dataset for i in c.items]) for c in rows]
-
-
 def _datasets(
     request: Request, db: Session, identity: Identity, now: datetime, where: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
@@ -80,7 +69,7 @@ def _documents(
     request: Request, db: Session, identity: Identity, now: datetime
 ) -> list[dict[str, Any]]:
     h = _harvest(request, db, identity, now)
-    return h.documents(_collections(db, h, now))
+    return h.documents(public_collections_with_datasets(db, now))
 
 
 def _instruments(
