@@ -462,6 +462,68 @@ def published_collections(db: Session, q: str = "", limit: int = 50) -> list[Col
     )
 
 
+def load_collection(db: Session, collection_id: int) -> Collection | None:
+    """Collection ``collection_id`` with its datasets and what the access rules read of its
+    proposal (members, reviews, beamtimes), or None."""
+    return db.scalar(
+        select(Collection)
+        .where(Collection.id == collection_id)
+        .options(
+            selectinload(Collection.items).selectinload(CollectionItem.dataset),
+            selectinload(Collection.proposal).selectinload(Proposal.members),
+            selectinload(Collection.proposal).selectinload(Proposal.reviews),
+            selectinload(Collection.proposal).selectinload(Proposal.beamtimes),
+        )
+    )
+
+
+def collection_with_doi(db: Session, doi: str) -> Collection | None:
+    """The collection whose DOI is ``doi`` (case-insensitive), loaded as
+    :func:`load_collection` does, or None."""
+    cid = db.scalar(select(Collection.id).where(func.lower(Collection.doi) == doi.lower()))
+    return load_collection(db, cid) if cid is not None else None
+
+
+def collections_of(db: Session, proposal: Proposal) -> list[Collection]:
+    """Every collection of the proposal, drafts included, by id (callers keep those the
+    identity may see)."""
+    return list(
+        db.scalars(
+            select(Collection).where(Collection.proposal_id == proposal.id).order_by(Collection.id)
+        )
+    )
+
+
+def collectable_datasets(db: Session, proposal: Proposal, limit: int = 2000) -> list[Dataset]:
+    """The proposal's datasets a collection may hold, by path (the form's choice)."""
+    return list(
+        db.scalars(
+            select(Dataset)
+            .where(Dataset.proposal_id == proposal.id)
+            .order_by(Dataset.path)
+            .limit(limit)
+        )
+    )
+
+
+def public_collections_page(db: Session, now: datetime, limit: int, skip: int) -> list[Collection]:
+    """Collections everyone may see, newest publication first, ``limit`` from ``skip``,
+    with their datasets and proposals."""
+    return list(
+        db.scalars(
+            select(Collection)
+            .where(public_collections(now))
+            .options(
+                selectinload(Collection.items).selectinload(CollectionItem.dataset),
+                selectinload(Collection.proposal),
+            )
+            .order_by(Collection.published_at.desc(), Collection.id.desc())
+            .limit(limit)
+            .offset(skip)
+        )
+    )
+
+
 def public_collections_with_datasets(
     db: Session, now: datetime
 ) -> list[tuple[Collection, list[Dataset]]]:

@@ -16,8 +16,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from markupsafe import Markup
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from zipstream import ZIP_STORED, ZipStream
 
@@ -27,9 +26,9 @@ from beamdesk.portal import access, citation, datacite
 from beamdesk.portal import collections as coll
 from beamdesk.portal.access import Action, Identity
 from beamdesk.portal.auth import audit
-from beamdesk.portal.collections import Collection, CollectionInput, CollectionItem
+from beamdesk.portal.collections import Collection, CollectionInput
 from beamdesk.portal.minting import Minter, minter_for
-from beamdesk.portal.models import Dataset, Proposal
+from beamdesk.portal.models import Proposal
 from beamdesk.portal.proposals import InvalidRequest, PermissionDenied
 from beamdesk.settings import Settings
 from beamdesk.web.deps import (
@@ -74,31 +73,13 @@ Config = Annotated[coll.PublicationDetails, Depends(get_config)]
 DoiMinter = Annotated[Minter, Depends(get_minter)]
 
 
-def load_collection(db: Session, collection_id: int) -> Collection | None:
-    return db.scalar(
-        select(Collection)
-        .where(Collection.id == collection_id)
-        .options(
-            selectinload(Collection.items).selectinload(CollectionItem.dataset),
-            selectinload(Collection.proposal).selectinload(Proposal.members),
-            selectinload(Collection.proposal).selectinload(Proposal.reviews),
-            selectinload(Collection.proposal).selectinload(Proposal.beamtimes),
-        )
-    )
-
-
 def visible_collection(
     db: Session, identity: Identity, collection_id: int, now: datetime
 ) -> Collection:
-    collection = load_collection(db, collection_id)
+    collection = coll.load_collection(db, collection_id)
     if collection is None or not coll.may_see(identity, collection, now):
         raise not_found(f"No collection {collection_id}, or you may not see it.")
     return collection
-
-
-def by_doi(db: Session, doi: str) -> Collection | None:
-    cid = db.scalar(select(Collection.id).where(func.lower(Collection.doi) == doi.lower()))
-    return load_collection(db, cid) if cid is not None else None
 
 
 def _relation(identity: Identity, collection: Collection, now: datetime) -> access.Relation:
@@ -127,9 +108,7 @@ def proposal_collections(
     rel = access.relation(identity, proposal, now)
     rows = [
         c
-        for c in db.scalars(
-            select(Collection).where(Collection.proposal_id == proposal.id).order_by(Collection.id)
-        )
+        for c in coll.collections_of(db, proposal)
         if access.may_see_collection(rel, c.published_at is not None)
     ]
     return render(
@@ -152,9 +131,7 @@ def _form_page(
     config: coll.PublicationDetails,
     form: dict[str, Any] | None = None,
 ) -> Response:
-    datasets = db.scalars(
-        select(Dataset).where(Dataset.proposal_id == proposal.id).order_by(Dataset.path).limit(2000)
-    ).all()
+    datasets = coll.collectable_datasets(db, proposal)
     if form is None:
         if collection is not None:
             form = {
@@ -451,7 +428,7 @@ def landing_by_doi(
     config: Config,
 ) -> Response:
     """Where the DOI resolves to (the URL registered with DataCite)."""
-    collection = by_doi(db, f"{prefix}/{suffix}")
+    collection = coll.collection_with_doi(db, f"{prefix}/{suffix}")
     if collection is None or not coll.may_see(identity, collection, now):
         raise not_found(f"No collection with DOI {prefix}/{suffix}.")
     return _landing(request, user, identity, collection, now, config)
@@ -636,18 +613,7 @@ def list_collections(
     skip: int = Query(0, ge=0),
 ) -> list[dict[str, Any]]:
     """Published collections (metadata is public; files follow the embargo)."""
-    rows = db.scalars(
-        select(Collection)
-        .where(coll.public_collections(now))
-        .options(
-            selectinload(Collection.items).selectinload(CollectionItem.dataset),
-            selectinload(Collection.proposal),
-        )
-        .order_by(Collection.published_at.desc(), Collection.id.desc())
-        .limit(limit)
-        .offset(skip)
-    ).all()
-    return [coll.as_dict(c, now) for c in rows]
+    return [coll.as_dict(c, now) for c in coll.public_collections_page(db, now, limit, skip)]
 
 
 @api.get("/collections/{collection_id}")
