@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 from beamdesk.sandbox.pool import ReaderError, ReaderLimits, ReaderPool, bwrap_argv
+from tests.nexus import nx_data, nx_entry, nx_root
 from tests.security.conftest import Facility, problem
 from tests.security.expectations import VARIANTS
 
@@ -46,14 +47,9 @@ HOSTILE = "raw/hostile"
 
 def write_secret(path: Path) -> None:
     with h5py.File(path, "w") as f:
-        f.attrs["default"] = "entry"
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry["title"] = SECRET_TITLE
-        data = entry.create_group("data")
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "counts"
-        data["counts"] = SECRET_VALUE + np.arange(4096, dtype="f8")
+        nx_root(f, default="entry", nx_class=False)
+        entry = nx_entry(f, fields={"title": SECRET_TITLE})
+        nx_data(entry, "data", "counts", SECRET_VALUE + np.arange(4096, dtype="f8"))
 
 
 def hostile_files(root: Path, secret: Path, key: Path) -> dict[str, Callable[[Path], None]]:
@@ -64,11 +60,7 @@ def hostile_files(root: Path, secret: Path, key: Path) -> dict[str, Callable[[Pa
     cwd_key = os.path.relpath(key, Path.cwd())
 
     def group_of(f: h5py.File) -> h5py.Group:
-        g = f.create_group("entry/data")
-        f["entry"].attrs["NX_class"] = "NXentry"
-        g.attrs["NX_class"] = "NXdata"
-        g.attrs["signal"] = "counts"
-        return g
+        return nx_data(nx_entry(f), "data", "counts")  # the hostile "counts" comes next
 
     def external_link(target: str) -> Callable[[Path], None]:
         def write(path: Path) -> None:
@@ -382,9 +374,8 @@ def test_index_goes_on_past_hostile_files_and_keeps_the_database(facility: Facil
         f.attrs["default"] = "entry"  # the catalogue reads the file's default plot
         f["entry"].attrs["NX_class"] = "NXentry"
     with h5py.File(folder / "c_good.h5", "w") as f:
-        f.attrs["default"] = "entry"
-        f.create_group("entry").attrs["NX_class"] = "NXentry"
-        f["entry/title"] = "after the bad files"
+        nx_root(f, default="entry", nx_class=False)
+        nx_entry(f, fields={"title": "after the bad files"})
     with facility.app.state.sessionmaker() as db:
         events = db.query(AuditEvent).count()
         datasets = db.query(Dataset).count()
