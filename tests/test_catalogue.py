@@ -19,6 +19,7 @@ from beamdesk.portal.catalogue import index_data_root, index_file
 from beamdesk.portal.models import Dataset, ProposalState
 from beamdesk.settings import Settings
 from tests.factories import make_proposal, make_world
+from tests.nexus import nx_data, nx_entry, nx_group
 
 EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nexus-examples"
 
@@ -26,22 +27,10 @@ EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nex
 def write_nexus(path: Path, title: str, start: str, instrument: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as fh:
-        entry = fh.create_group("scan")
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "plot"
-        entry["title"] = title
-        entry["start_time"] = start
-        inst = entry.create_group("beamline")
-        inst.attrs["NX_class"] = "NXinstrument"
-        inst["name"] = instrument
-        mono = inst.create_group("mono")
-        mono.attrs["NX_class"] = "NXmonochromator"
-        mono["energy"] = 7.112
-        mono["energy"].attrs["units"] = "keV"
-        plot = entry.create_group("plot")
-        plot.attrs["NX_class"] = "NXdata"
-        plot.attrs["signal"] = "y"
-        plot["y"] = np.arange(10.0)
+        entry = nx_entry(fh, "scan", default="plot", fields={"title": title, "start_time": start})
+        inst = nx_group(entry, "beamline", "NXinstrument", fields={"name": instrument})
+        nx_group(inst, "mono", "NXmonochromator", {"energy": 7.112}, {"energy": "keV"})
+        nx_data(entry, "plot", "y", np.arange(10.0))
 
 
 def sha(path: Path) -> str:

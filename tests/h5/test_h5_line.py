@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 
 from tests.h5.builders import H5World
+from tests.nexus import nx_data, nx_entry
 
 EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nexus-examples"
 
@@ -22,25 +23,27 @@ def table(text: str) -> tuple[list[str], np.ndarray]:
 
 def write_scan(path: Path) -> None:
     with h5py.File(path, "w") as fh:
-        data = fh.create_group("entry/plot")
-        fh["entry"].attrs["NX_class"] = "NXentry"
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "mu"
-        data.attrs["axes"] = ["energy"]
-        data.attrs["auxiliary_signals"] = ["I0"]
-        data["mu"] = np.linspace(0.1, 1.4, 20) ** 2
-        data["mu"].attrs["units"] = "1"
-        data["mu_errors"] = np.full(20, 0.01)
-        data["energy"] = np.linspace(7.0, 7.2, 20)
-        data["energy"].attrs["units"] = "keV"
-        data["I0"] = np.arange(20) + 1e5
-        image = fh.create_group("entry/image")
-        image.attrs["NX_class"] = "NXdata"
-        image.attrs["signal"] = "counts"
-        image.attrs["axes"] = ["y", "x"]
-        image["counts"] = np.arange(12.0).reshape(3, 4)
-        image["x"] = np.array([0.0, 0.5, 1.0, 1.5, 2.0])  # bin edges: one more than points
-        image["y"] = np.array([10.0, 20.0, 30.0])
+        entry = nx_entry(fh)
+        nx_data(
+            entry,
+            "plot",
+            "mu",
+            np.linspace(0.1, 1.4, 20) ** 2,
+            axes={"energy": np.linspace(7.0, 7.2, 20)},
+            units={"mu": "1", "energy": "keV"},
+            auxiliary_signals={"I0": np.arange(20) + 1e5},
+            errors=np.full(20, 0.01),
+        )
+        nx_data(
+            entry,
+            "image",
+            "counts",
+            np.arange(12.0).reshape(3, 4),
+            axes={
+                "y": np.array([10.0, 20.0, 30.0]),
+                "x": np.array([0.0, 0.5, 1.0, 1.5, 2.0]),  # bin edges: one more than points
+            },
+        )
 
 
 def test_line_with_axis_errors_and_auxiliary_signal(h5world: H5World) -> None:

@@ -23,6 +23,7 @@ from beamdesk.portal.models import MemberRole, ProposalState, Sample
 from beamdesk.settings import Settings
 from tests.conftest import make_settings
 from tests.factories import make_proposal, make_world
+from tests.nexus import nx_data, nx_entry, nx_group, nx_root
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 EMBARGO_ENDS = NOW + timedelta(days=30)
@@ -44,29 +45,14 @@ def write_scan(
     """A NeXus file as a beamline writes it: entry, instrument, sample, data."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
-        f.attrs["default"] = "entry"
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "data"
-        entry["title"] = title
-        entry["start_time"] = start
-        instrument = entry.create_group("instrument")
-        instrument.attrs["NX_class"] = "NXinstrument"
-        instrument["name"] = "XRF beamline"
-        mono = instrument.create_group("monochromator")
-        mono.attrs["NX_class"] = "NXmonochromator"
-        mono["energy"] = energy
-        mono["energy"].attrs["units"] = energy_unit
-        sample = entry.create_group("sample")
-        sample.attrs["NX_class"] = "NXsample"
-        sample["chemical_formula"] = formula
-        sample["state"] = state
-        sample["temperature"] = temperature
-        sample["temperature"].attrs["units"] = temperature_unit
-        data = entry.create_group("data")
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "counts"
-        data["counts"] = np.arange(points, dtype="u4") * 7 % 251
+        nx_root(f, default="entry", nx_class=False)
+        entry = nx_entry(f, default="data", fields={"title": title, "start_time": start})
+        instrument = nx_group(entry, "instrument", "NXinstrument", fields={"name": "XRF beamline"})
+        mono = {"energy": energy}
+        nx_group(instrument, "monochromator", "NXmonochromator", mono, {"energy": energy_unit})
+        sample = {"chemical_formula": formula, "state": state, "temperature": temperature}
+        nx_group(entry, "sample", "NXsample", sample, {"temperature": temperature_unit})
+        nx_data(entry, "data", "counts", np.arange(points, dtype="u4") * 7 % 251)
 
 
 @dataclass

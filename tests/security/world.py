@@ -20,6 +20,7 @@ from beamdesk.portal.collections import Collection, CollectionItem
 from beamdesk.portal.models import Dataset, ProposalState
 from beamdesk.settings import Settings
 from tests.factories import make_proposal, make_world
+from tests.nexus import nx_data, nx_entry, nx_root
 from tests.security.expectations import VARIANTS
 
 H5_FILE = "raw/scan.h5"
@@ -44,15 +45,10 @@ def write_scan(path: Path) -> None:
     """A NeXus-like scan: 2-D counts with a known sum (for "the server still serves")."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
-        f.attrs["default"] = "entry"
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry["title"] = "matrix scan"
-        data = entry.create_group("data")
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "counts"
-        data["counts"] = np.arange(12, dtype="i4").reshape(3, 4)
-        data["counts"].attrs["units"] = "counts"
+        nx_root(f, default="entry", nx_class=False)
+        entry = nx_entry(f, fields={"title": "matrix scan"})
+        counts = np.arange(12, dtype="i4").reshape(3, 4)
+        nx_data(entry, "data", "counts", counts, units={"counts": "counts"})
 
 
 def build(db: Session, settings: Settings) -> Facts:
