@@ -25,6 +25,7 @@ from beamdesk.portal.models import ProposalState
 from beamdesk.settings import Settings
 from tests.conftest import free_port, make_settings
 from tests.factories import make_proposal, make_world
+from tests.nexus import nx_data, nx_entry, nx_root
 
 NUMBER = "20260011"
 OTHER = "20260012"  # the same people, but outsider is a member here and pi is not
@@ -39,17 +40,16 @@ def write_scan(path: Path) -> np.ndarray:
     counts[2, 3, 4] = 1e6  # a hot pixel, so sums differ by frame
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
-        f.attrs["NX_class"] = "NXroot"
-        f.attrs["default"] = "entry"
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "data"
-        entry["title"] = "test scan"
-        data = entry.create_group("data")
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "counts"
-        data.create_dataset("counts", data=counts, chunks=(1, 24, 32), compression="gzip")
-        data["energy"] = np.linspace(1.0, 20.0, 32)
+        nx_root(f, default="entry")
+        entry = nx_entry(f, default="data", fields={"title": "test scan"})
+        data = nx_data(
+            entry,
+            "data",
+            "counts",
+            counts,
+            signal_options={"chunks": (1, 24, 32), "compression": "gzip"},
+        )
+        data["energy"] = np.linspace(1.0, 20.0, 32)  # not named in @axes
     return counts
 
 
