@@ -50,9 +50,10 @@ from beamdesk.web.ratelimit import (
     rate_limited,
     throttle_password_check,
 )
+from beamdesk.web.schemas import AccountOut, AccountPage, api_errors
 from beamdesk.web.security import verify_csrf
 
-router = APIRouter()
+router = APIRouter(responses=api_errors(400, 409, 429))
 PAGE_SIZE = 50
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -284,7 +285,7 @@ def set_active_form(
     return _back(request, "ok", f"{username} is disabled; their sessions and tokens have ended.")
 
 
-@router.get("/api/users", tags=["accounts"])
+@router.get("/api/users", tags=["accounts"], response_model=AccountPage)
 def list_accounts(
     db: DB,
     identity: CurrentIdentity,
@@ -346,7 +347,10 @@ def _set_active_api(
 
 
 @router.post(
-    "/api/users/{username}/disable", tags=["accounts"], dependencies=[Depends(verify_csrf)]
+    "/api/users/{username}/disable",
+    tags=["accounts"],
+    response_model=AccountOut,
+    dependencies=[Depends(verify_csrf)],
 )
 def disable_account(
     username: str,
@@ -362,7 +366,12 @@ def disable_account(
     return _set_active_api(request, db, settings, now, user, identity, username, False)
 
 
-@router.post("/api/users/{username}/enable", tags=["accounts"], dependencies=[Depends(verify_csrf)])
+@router.post(
+    "/api/users/{username}/enable",
+    tags=["accounts"],
+    response_model=AccountOut,
+    dependencies=[Depends(verify_csrf)],
+)
 def enable_account(
     username: str,
     request: Request,

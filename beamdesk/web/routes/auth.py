@@ -41,9 +41,10 @@ from beamdesk.web.ratelimit import (
     remember_device,
     sign_in_attempt,
 )
+from beamdesk.web.schemas import Me, api_errors
 from beamdesk.web.security import verify_csrf
 
-router = APIRouter()
+router = APIRouter(responses=api_errors())
 AFTER_SIGN_IN = "/proposals"
 OIDC_NEXT = "oidc_next"
 
@@ -205,7 +206,7 @@ async def oidc_callback(request: Request, db: DB, settings: AppSettings) -> Resp
     return RedirectResponse(safe_next(target), status_code=303)
 
 
-@router.get("/api/me", tags=["account"])
+@router.get("/api/me", tags=["account"], response_model=Me)
 def me(user: SignedInUser) -> dict[str, Any]:
     """Who the caller is: for scripts checking their token, and for front ends."""
     return {

@@ -41,12 +41,18 @@ from beamdesk.web.deps import (
 )
 from beamdesk.web.problems import not_found, sentence
 from beamdesk.web.routes.pages import flash, proposal_or_sign_in, render, to_login
+from beamdesk.web.schemas import CollectionOut, api_errors
 from beamdesk.web.security import verify_csrf
 
 pages = APIRouter(include_in_schema=False)
 forms = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
-api = APIRouter(prefix="/api", tags=["collections"])
-api_changes = APIRouter(prefix="/api", tags=["collections"], dependencies=[Depends(verify_csrf)])
+api = APIRouter(prefix="/api", tags=["collections"], responses=api_errors(409))
+api_changes = APIRouter(
+    prefix="/api",
+    tags=["collections"],
+    dependencies=[Depends(verify_csrf)],
+    responses=api_errors(409),
+)
 
 
 # ------------------------------------------------------------------ dependencies & helpers
@@ -605,7 +611,7 @@ def _to_input(body: CollectionIn) -> CollectionInput:
     )
 
 
-@api.get("/collections")
+@api.get("/collections", response_model=list[CollectionOut])
 def list_collections(
     db: DB,
     now: Now,
@@ -616,7 +622,7 @@ def list_collections(
     return [coll.as_dict(c, now) for c in coll.public_collections_page(db, now, limit, skip)]
 
 
-@api.get("/collections/{collection_id}")
+@api.get("/collections/{collection_id}", response_model=CollectionOut)
 def get_collection(
     collection_id: int,
     db: DB,
@@ -626,7 +632,7 @@ def get_collection(
     return coll.as_dict(visible_collection(db, identity, collection_id, now), now)
 
 
-@api_changes.post("/proposals/{number}/collections", status_code=201)
+@api_changes.post("/proposals/{number}/collections", status_code=201, response_model=CollectionOut)
 def create_collection(
     number: str,
     body: CollectionIn,
@@ -642,7 +648,7 @@ def create_collection(
     return coll.as_dict(visible_collection(db, identity, collection.id, now), now)
 
 
-@api_changes.patch("/collections/{collection_id}")
+@api_changes.patch("/collections/{collection_id}", response_model=CollectionOut)
 def patch_collection(
     collection_id: int,
     body: CollectionPatch,
@@ -659,7 +665,7 @@ def patch_collection(
     return coll.as_dict(collection, now)
 
 
-@api_changes.post("/collections/{collection_id}/publish")
+@api_changes.post("/collections/{collection_id}/publish", response_model=CollectionOut)
 def publish_collection(
     collection_id: int,
     db: DB,

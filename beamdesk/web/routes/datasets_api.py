@@ -21,7 +21,7 @@ from beamdesk.portal.models import Dataset
 from beamdesk.web import schemas
 from beamdesk.web.deps import DB, CurrentIdentity, Now, proposal_for
 
-router = APIRouter(prefix="/api", tags=["catalogue"])
+router = APIRouter(prefix="/api", tags=["catalogue"], responses=schemas.api_errors())
 
 
 class DatasetOut(BaseModel):

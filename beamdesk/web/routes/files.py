@@ -13,14 +13,19 @@ from beamdesk.h5.paths import PathNotFound, open_beneath
 from beamdesk.portal.auth import audit
 from beamdesk.web.deps import DB, CurrentUser, ReadableProposal
 from beamdesk.web.problems import not_found
+from beamdesk.web.schemas import api_errors, media
 
-router = APIRouter(prefix="/api", tags=["files"])
+router = APIRouter(prefix="/api", tags=["files"], responses=api_errors())
 
 
 @router.get(
     "/proposals/{number}/files/{path:path}",
     response_class=FileResponse,
-    responses={206: {"description": "Partial content (Range request)"}},
+    responses={
+        **media("*/*", description="The file, typed by its name"),
+        206: {"description": "Partial content (Range request)", **media("*/*")[200]},
+        **api_errors(416),
+    },
 )
 def download(
     number: str, path: str, folder: ReadableProposal, db: DB, user: CurrentUser

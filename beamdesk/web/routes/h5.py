@@ -16,8 +16,9 @@ from beamdesk.h5.api import EXPORTS
 from beamdesk.portal.auth import audit
 from beamdesk.web.deps import DB, AppSettings, CurrentUser, ReadableProposal
 from beamdesk.web.readers import Readers, read, respond
+from beamdesk.web.schemas import H5Attributes, H5Entity, H5Stats, api_errors, media
 
-router = APIRouter(prefix="/api/proposals/{number}/h5", tags=["hdf5"])
+router = APIRouter(prefix="/api/proposals/{number}/h5", tags=["hdf5"], responses=api_errors(413))
 
 
 @router.get("/", response_class=PlainTextResponse)
@@ -31,7 +32,7 @@ def head_root(folder: ReadableProposal) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-@router.get("/meta")
+@router.get("/meta", response_model=H5Entity)
 def get_meta(
     folder: ReadableProposal,
     readers: Readers,
@@ -45,7 +46,7 @@ def get_meta(
     )
 
 
-@router.get("/attr")
+@router.get("/attr", response_model=H5Attributes)
 def get_attr(
     folder: ReadableProposal,
     readers: Readers,
@@ -56,12 +57,12 @@ def get_attr(
     return respond(read(readers, folder.root, "h5.attr", file, path=path, attr_keys=attr_keys))
 
 
-@router.get("/paths")
+@router.get("/paths", response_model=list[str])
 def get_paths(folder: ReadableProposal, readers: Readers, file: str, path: str = "/") -> Response:
     return respond(read(readers, folder.root, "h5.paths", file, path=path))
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=H5Stats)
 def get_stats(
     folder: ReadableProposal,
     readers: Readers,
@@ -83,7 +84,17 @@ def get_stats(
     )
 
 
-@router.get("/data")
+@router.get(
+    "/data",
+    responses=media(
+        "application/json",
+        "application/octet-stream",
+        "text/csv",
+        "image/tiff",
+        "image/png",
+        description="The values: JSON (format=json), raw or .npy bytes, CSV, TIFF or PNG",
+    ),
+)
 def get_data(
     folder: ReadableProposal,
     readers: Readers,
@@ -144,7 +155,7 @@ def get_data(
     return respond(answer)
 
 
-@router.get("/line")
+@router.get("/line", responses=media("text/csv", description="NeXus line scan as CSV"))
 def get_line(
     folder: ReadableProposal,
     readers: Readers,
@@ -180,7 +191,7 @@ def get_line(
     return respond(answer)
 
 
-@router.get("/subset")
+@router.get("/subset", responses=media("application/x-hdf5", description="A new HDF5 file"))
 def get_subset(
     folder: ReadableProposal,
     readers: Readers,

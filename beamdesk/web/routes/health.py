@@ -25,14 +25,15 @@ from sqlalchemy import text
 import beamdesk
 from beamdesk.errors import Forbidden
 from beamdesk.web.metrics import may_scrape, metrics_of
+from beamdesk.web.schemas import Health, Readiness, api_errors
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=api_errors())
 log = logging.getLogger("beamdesk.web.ready")
 CHECK_SECONDS = 2.0  # each check; a load balancer asks again soon anyway
 DASK_PORT = 8786
 
 
-@router.get("/api/health")
+@router.get("/api/health", response_model=Health)
 def health() -> dict[str, str]:
     return {"status": "ok", "version": beamdesk.__version__}
 
@@ -104,7 +105,8 @@ def _checks_of(request: Request) -> _Checks:
 
 @router.get(
     "/api/ready",
-    responses={503: {"description": "Not ready: the failing parts are named"}},
+    response_model=Readiness,
+    responses={503: {"description": "Not ready: the failing parts are named", "model": Readiness}},
 )
 async def ready(request: Request) -> JSONResponse:
     """Ready to serve: the database answers, the data root is readable, the dask

@@ -20,11 +20,17 @@ from beamdesk.jobs import service
 from beamdesk.jobs.service import JobRequest
 from beamdesk.portal import access
 from beamdesk.web.deps import DB, AppSettings, CurrentIdentity, CurrentUser, Now, SignedInUser
+from beamdesk.web.schemas import JobDetail, JobSummary, api_errors, media
 from beamdesk.web.security import verify_csrf
 
 router = APIRouter()
-api = APIRouter(prefix="/api", tags=["jobs"])
-changes = APIRouter(prefix="/api", tags=["jobs"], dependencies=[Depends(verify_csrf)])
+api = APIRouter(prefix="/api", tags=["jobs"], responses=api_errors())
+changes = APIRouter(
+    prefix="/api",
+    tags=["jobs"],
+    dependencies=[Depends(verify_csrf)],
+    responses=api_errors(409, 429),
+)
 pages = APIRouter(include_in_schema=False)
 forms = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
@@ -52,7 +58,7 @@ def _wake(request: Request) -> None:
         runner.wake()
 
 
-@changes.post("/proposals/{number}/jobs", status_code=201)
+@changes.post("/proposals/{number}/jobs", status_code=201, response_model=JobDetail)
 def submit_job(
     number: str,
     body: JobIn,
@@ -78,20 +84,20 @@ def submit_job(
     return service.detail(job)
 
 
-@api.get("/proposals/{number}/jobs")
+@api.get("/proposals/{number}/jobs", response_model=list[JobSummary])
 def list_jobs(number: str, db: DB, identity: CurrentIdentity, now: Now) -> list[dict[str, Any]]:
     """The proposal's jobs, newest first."""
     proposal = service.runnable_proposal(db, identity, number, now)
     return [service.summary(j) for j in service.list_for_proposal(db, proposal)]
 
 
-@api.get("/jobs/{job_id}")
+@api.get("/jobs/{job_id}", response_model=JobDetail)
 def get_job(job_id: int, db: DB, identity: CurrentIdentity, now: Now) -> dict[str, Any]:
     """State, progress (0–1), message, log and outputs of a job."""
     return service.detail(service.visible_job(db, identity, job_id, now))
 
 
-@changes.delete("/jobs/{job_id}")
+@changes.delete("/jobs/{job_id}", response_model=JobDetail)
 def cancel_job(
     job_id: int, request: Request, db: DB, user: SignedInUser, identity: CurrentIdentity, now: Now
 ) -> dict[str, Any]:
@@ -110,7 +116,11 @@ def _snapshot(request: Request, job_id: int) -> dict[str, Any] | None:
         return service.summary_of(db, job_id)
 
 
-@api.get("/jobs/{job_id}/events", response_class=StreamingResponse)
+@api.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses=media("text/event-stream", description="Server-sent events: the job's state"),
+)
 def job_events(
     job_id: int, request: Request, db: DB, identity: CurrentIdentity, now: Now
 ) -> StreamingResponse:

@@ -21,8 +21,9 @@ from beamdesk.portal.collections import public_collections_with_datasets
 from beamdesk.web.deps import DB, CurrentIdentity, Now
 from beamdesk.web.problems import not_found, sentence
 from beamdesk.web.routes.collections import get_config
+from beamdesk.web.schemas import Count, PanoscObject, api_errors
 
-router = APIRouter(prefix="/api/panosc", tags=["PaNOSC search API"])
+router = APIRouter(prefix="/api/panosc", tags=["PaNOSC search API"], responses=api_errors(400))
 FILTER_HELP = (
     'PaNOSC/Loopback filter as JSON, e.g. {"where": {"techniques.name": '
     '"X-ray fluorescence"}, "include": ["parameters"], "limit": 10}'
@@ -87,7 +88,7 @@ def _one(objects: list[dict[str, Any]], model: str, oid: str) -> dict[str, Any]:
     raise not_found(f"No {model.lower()} {oid!r}, or it is not public.")
 
 
-@router.get("/datasets")
+@router.get("/datasets", response_model=list[PanoscObject])
 def search_datasets(
     request: Request,
     db: DB,
@@ -100,7 +101,7 @@ def search_datasets(
     return panosc.run(_datasets(request, db, identity, now, flt.where), "Dataset", flt)
 
 
-@router.get("/datasets/count")
+@router.get("/datasets/count", response_model=Count)
 def count_datasets(
     request: Request, db: DB, identity: CurrentIdentity, now: Now, where: str | None = None
 ) -> dict[str, int]:
@@ -109,7 +110,7 @@ def count_datasets(
     return {"count": sum(1 for d in rows if panosc.matches(d, cond))}
 
 
-@router.get("/datasets/{dataset_id}")
+@router.get("/datasets/{dataset_id}", response_model=PanoscObject)
 def get_dataset(
     dataset_id: str, request: Request, db: DB, identity: CurrentIdentity, now: Now
 ) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def get_dataset(
     )
 
 
-@router.get("/documents")
+@router.get("/documents", response_model=list[PanoscObject])
 def search_documents(
     request: Request,
     db: DB,
@@ -134,7 +135,7 @@ def search_documents(
     return panosc.run(_documents(request, db, identity, now), "Document", flt)
 
 
-@router.get("/documents/count")
+@router.get("/documents/count", response_model=Count)
 def count_documents(
     request: Request, db: DB, identity: CurrentIdentity, now: Now, where: str | None = None
 ) -> dict[str, int]:
@@ -144,14 +145,14 @@ def count_documents(
     }
 
 
-@router.get("/documents/{document_id}")
+@router.get("/documents/{document_id}", response_model=PanoscObject)
 def get_document(
     document_id: str, request: Request, db: DB, identity: CurrentIdentity, now: Now
 ) -> dict[str, Any]:
     return _one(_documents(request, db, identity, now), "Document", document_id)
 
 
-@router.get("/instruments")
+@router.get("/instruments", response_model=list[PanoscObject])
 def search_instruments(
     request: Request,
     db: DB,
@@ -164,7 +165,7 @@ def search_instruments(
     return panosc.run(_instruments(request, db, identity, now), "Instrument", flt)
 
 
-@router.get("/instruments/count")
+@router.get("/instruments/count", response_model=Count)
 def count_instruments(
     request: Request, db: DB, identity: CurrentIdentity, now: Now, where: str | None = None
 ) -> dict[str, int]:
@@ -174,7 +175,7 @@ def count_instruments(
     }
 
 
-@router.get("/instruments/{instrument_id}")
+@router.get("/instruments/{instrument_id}", response_model=PanoscObject)
 def get_instrument(
     instrument_id: str, request: Request, db: DB, identity: CurrentIdentity, now: Now
 ) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from beamdesk.web.deps import (
 )
 from beamdesk.web.security import verify_csrf
 
-router = APIRouter(prefix="/api", tags=["proposals"])
+router = APIRouter(prefix="/api", tags=["proposals"], responses=schemas.api_errors(409))
 changes = APIRouter(tags=["proposals"], dependencies=[Depends(verify_csrf)])
 
 
@@ -68,7 +68,7 @@ def change(
     return detail(db, identity, number, now)
 
 
-@router.get("/beamlines")
+@router.get("/beamlines", response_model=list[schemas.BeamlineOut])
 def list_beamlines(db: DB) -> list[dict[str, str]]:
     rows = beamlines(db)
     return [

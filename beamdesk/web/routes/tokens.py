@@ -21,9 +21,10 @@ from beamdesk.portal.models import ApiToken, User
 from beamdesk.web.deps import DB, CurrentUser, Now, SignedInUser
 from beamdesk.web.problems import not_found
 from beamdesk.web.ratelimit import rate_limited
+from beamdesk.web.schemas import NewTokenOut, TokenOut, api_errors
 from beamdesk.web.security import verify_csrf
 
-router = APIRouter()
+router = APIRouter(responses=api_errors())
 DEFAULT_DAYS = 90
 MAX_DAYS = 365
 NO_STORE = {"Cache-Control": "no-store"}
@@ -163,7 +164,7 @@ class TokenRequest(BaseModel):
     expires_days: int = Field(DEFAULT_DAYS, ge=1, le=MAX_DAYS)
 
 
-@router.get("/api/tokens", tags=["account"])
+@router.get("/api/tokens", tags=["account"], response_model=list[TokenOut])
 def list_tokens(db: DB, user: SignedInUser, now: Now) -> list[dict[str, Any]]:
     """Your tokens, without their secrets."""
     return [token_json(t, now) for t in list_api_tokens(db, user)]
@@ -173,6 +174,8 @@ def list_tokens(db: DB, user: SignedInUser, now: Now) -> list[dict[str, Any]]:
     "/api/tokens",
     status_code=201,
     tags=["account"],
+    response_model=NewTokenOut,
+    responses=api_errors(429),
     dependencies=[Depends(verify_csrf), Depends(refuse_bearer), Depends(rate_limited("tokens"))],
 )
 def create_token(body: TokenRequest, db: DB, user: SignedInUser, now: Now) -> Response:

@@ -26,9 +26,10 @@ from beamdesk.web.deps import (
 from beamdesk.web.frontend import MANIFEST, entry_assets
 from beamdesk.web.problems import not_found
 from beamdesk.web.routes.pages import proposal_or_sign_in
+from beamdesk.web.schemas import FolderListing, api_errors
 from beamdesk.web.security import VIEWER_CSP
 
-router = APIRouter()
+router = APIRouter(responses=api_errors())
 
 
 def app_page(
@@ -118,7 +119,7 @@ def viewer_page(
     )
 
 
-@router.get("/api/proposals/{number}/browse", tags=["files"])
+@router.get("/api/proposals/{number}/browse", tags=["files"], response_model=FolderListing)
 def browse(number: str, folder: ReadableProposal, path: str = "") -> dict[str, Any]:
     """One folder of the proposal: sub-folders, then files with size, date and HDF5-ness.
 

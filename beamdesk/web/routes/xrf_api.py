@@ -37,6 +37,20 @@ from beamdesk.web.deps import (
 )
 from beamdesk.web.readers import Readers, read
 from beamdesk.web.routes.viewer import app_page
+from beamdesk.web.schemas import (
+    ConfigList,
+    ConfigOut,
+    ConfigSaved,
+    ElementTable,
+    FitResult,
+    Identified,
+    ResultInfo,
+    RgbOut,
+    RoiMaps,
+    SpectraInFile,
+    SpectrumOut,
+    api_errors,
+)
 from beamdesk.web.security import verify_csrf
 from beamdesk.xrf.payloads import (
     as_array,
@@ -51,8 +65,13 @@ from beamdesk.xrf.payloads import (
 )
 
 router = APIRouter()
-api = APIRouter(prefix="/api", tags=["xrf"])
-changes = APIRouter(prefix="/api", tags=["xrf"], dependencies=[Depends(verify_csrf)])
+api = APIRouter(prefix="/api", tags=["xrf"], responses=api_errors(413))
+changes = APIRouter(
+    prefix="/api",
+    tags=["xrf"],
+    dependencies=[Depends(verify_csrf)],
+    responses=api_errors(409, 413),
+)
 pages = APIRouter(include_in_schema=False)
 
 # A synchronous fit reads at most this much of a map (the sum of a bigger map is a job's
@@ -215,7 +234,7 @@ def clean_file(file: str) -> str:
 # --- API -----------------------------------------------------------------------------------
 
 
-@changes.post("/proposals/{number}/xrf/fit")
+@changes.post("/proposals/{number}/xrf/fit", response_model=FitResult)
 async def fit(
     number: str, body: FitIn, folder: ReadableProposal, readers: Readers, settings: AppSettings
 ) -> dict[str, Any]:
@@ -232,7 +251,7 @@ async def fit(
     return out
 
 
-@changes.post("/proposals/{number}/xrf/spectrum")
+@changes.post("/proposals/{number}/xrf/spectrum", response_model=SpectrumOut)
 async def spectrum(
     number: str,
     body: SpectrumSource,
@@ -248,7 +267,7 @@ async def spectrum(
     return {"counts": floats(out["counts"]), "map_shape": out["map_shape"]}
 
 
-@api.get("/proposals/{number}/xrf/spectra")
+@api.get("/proposals/{number}/xrf/spectra", response_model=SpectraInFile)
 def spectra_in_file(
     number: str, folder: ReadableProposal, readers: Readers, file: Annotated[str, Query()]
 ) -> dict[str, Any]:
@@ -259,7 +278,7 @@ def spectra_in_file(
     return {"file": file, "datasets": read(readers, folder.root, "xrf.spectra", file)}
 
 
-@api.get("/xrf/identify")
+@api.get("/xrf/identify", response_model=Identified)
 def identify(
     user: SignedInUser,
     energy: Annotated[float, Query(gt=0, le=200, description="keV")],
@@ -271,7 +290,7 @@ def identify(
     return {"energy": energy, "lines": identified_lines(energy, tolerance, excitation, limit)}
 
 
-@api.get("/xrf/elements")
+@api.get("/xrf/elements", response_model=ElementTable)
 def elements(
     user: SignedInUser, excitation: Annotated[float | None, Query(gt=0, le=200)] = None
 ) -> dict[str, Any]:
@@ -279,7 +298,7 @@ def elements(
     return {"excitation": excitation, "elements": list(element_table(excitation))}
 
 
-@api.get("/proposals/{number}/xrf/config")
+@api.get("/proposals/{number}/xrf/config", response_model=ConfigOut)
 def load_config_file(
     number: str,
     folder: ReadableProposal,
@@ -292,13 +311,13 @@ def load_config_file(
     return {"file": clean_relative(file), **config_payload(path, to)}
 
 
-@api.get("/proposals/{number}/xrf/configs")
+@api.get("/proposals/{number}/xrf/configs", response_model=ConfigList)
 def list_configs(number: str, folder: ReadableProposal) -> dict[str, Any]:
     """The configuration files in the proposal's config/ folder."""
     return {"folder": CONFIG_FOLDER, "files": config_files(folder.root)}
 
 
-@changes.post("/proposals/{number}/xrf/config/save", status_code=201)
+@changes.post("/proposals/{number}/xrf/config/save", status_code=201, response_model=ConfigSaved)
 def save_config_file(
     number: str,
     body: ConfigSaveIn,
@@ -317,7 +336,7 @@ def save_config_file(
     return {"file": saved, "bytes": len(text.encode())}
 
 
-@changes.post("/proposals/{number}/xrf/roi")
+@changes.post("/proposals/{number}/xrf/roi", response_model=RoiMaps)
 async def roi(number: str, body: RoiIn, folder: ReadableProposal, readers: Readers) -> Response:
     """Counts in energy windows for every pixel of a map (read block by block)."""
 
@@ -344,7 +363,7 @@ async def roi(number: str, body: RoiIn, folder: ReadableProposal, readers: Reade
     return await run_in_threadpool(work)
 
 
-@api.get("/proposals/{number}/xrf/result")
+@api.get("/proposals/{number}/xrf/result", response_model=ResultInfo)
 def result_info(
     number: str, folder: ReadableProposal, readers: Readers, file: Annotated[str, Query()]
 ) -> dict[str, Any]:
@@ -356,7 +375,7 @@ def result_info(
     return {"file": file, "groups": groups, "maps": {g: result_map_path(g) for g in groups}}
 
 
-@changes.post("/proposals/{number}/xrf/rgb")
+@changes.post("/proposals/{number}/xrf/rgb", response_model=RgbOut)
 async def rgb(number: str, body: RgbIn, folder: ReadableProposal, readers: Readers) -> Response:
     """Three element maps scaled per channel, and the scatter of two of them."""
 
