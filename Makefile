@@ -35,7 +35,7 @@ test: setup frontend jupyter-proxy system-test-deps ## set up everything the tes
 	$(BIN)/ruff format --check beamdesk tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	cd frontend && npm test --silent
+	cd frontend && npm run --silent typecheck && npm run --silent lint && npm test --silent
 	BEAMDESK_TEST_UV=$(abspath $(UV)) BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra -n auto --dist worksteal
 
 # uv sync is a no-op (well under a second) when .venv already matches uv.lock.

@@ -1,20 +1,9 @@
 // Client of GET /api/proposals/{number}/browse: one folder of the proposal.
+import type { components } from './api.gen';
+import { problemOf } from './problem';
 
-export interface BrowseEntry {
-  name: string;
-  path: string;
-  kind: 'folder' | 'file';
-  size: number;
-  mtime: string;
-  is_hdf5: boolean;
-}
-
-export interface BrowseListing {
-  path: string;
-  parent: string | null;
-  entries: BrowseEntry[];
-  truncated: boolean;
-}
+export type BrowseEntry = components['schemas']['FolderEntry'];
+export type BrowseListing = components['schemas']['FolderListing'];
 
 export async function browse(browseURL: string, path: string): Promise<BrowseListing> {
   const params = new URLSearchParams({ path });
@@ -23,14 +12,7 @@ export async function browse(browseURL: string, path: string): Promise<BrowseLis
     headers: { Accept: 'application/json' },
   });
   if (!response.ok) {
-    let detail = `${response.status} ${response.statusText}`;
-    try {
-      const problem = (await response.json()) as { detail?: string };
-      detail = problem.detail ?? detail;
-    } catch {
-      // not JSON: keep the status line
-    }
-    throw new Error(detail);
+    throw await problemOf(response);
   }
   return (await response.json()) as BrowseListing;
 }

@@ -126,6 +126,7 @@ function StackPlayer(props: Props) {
       onChange({ ...state, axis, frame: count - 1 });
     }
     // Only when following starts or the stack was read again: the slider stays free.
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- on purpose, as just said
   }, [follow, stack]);
 
   // A new stack, axis or resolution: the colour range is taken again from the next frame.
@@ -162,6 +163,7 @@ function StackPlayer(props: Props) {
       live = false;
     };
     // selectionOf(k) depends only on what `selection` encodes (stack, axis, fixed).
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- hence not listed
   }, [cache, selection, frame, count, loop]);
 
   // Playing: once the requested frame is on screen, ask for the next one a period after

@@ -99,6 +99,7 @@ function ViewerApp(props: { config: PageConfig }) {
   useEffect(() => writeFollow(follow), [follow]);
 
   // One registry per file (and refresh): what is binned depends on the file's datasets.
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- a new registry on each, on purpose
   const registry = useMemo(() => new BinRegistry(), [file, generation]);
   const fetcher = useMemo(() => binningFetcher(registry), [registry]);
   const getExportURL = useMemo(

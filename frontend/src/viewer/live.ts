@@ -7,7 +7,7 @@
 import { useEffect, useRef, useState } from 'react';
 
 import type { H5GroveMeta } from '../common/downsample';
-import { problemText } from './stack';
+import { problemOf } from '../common/problem';
 
 /** Time between the end of one /meta poll and the start of the next. */
 export const POLL_MS = 2000;
@@ -65,7 +65,7 @@ async function readMeta(
     signal,
   });
   if (!response.ok) {
-    throw new Error(await problemText(response));
+    throw await problemOf(response);
   }
   return (await response.json()) as H5GroveMeta;
 }

@@ -1,7 +1,7 @@
 // Data of the overlay view (OverlayPanel.tsx): the 1-D numeric datasets of a file, their
 // values, and the CSV of an overlay (one x column shared by every curve, or x, y pairs).
 import { ctorOf, type H5GroveMeta, type NumCtor } from '../common/downsample';
-import { problemText } from './stack';
+import { problemOf } from '../common/problem';
 
 export interface Series {
   path: string;
@@ -24,7 +24,7 @@ async function meta(apiURL: string, file: string, path: string): Promise<H5Grove
     credentials: 'same-origin',
   });
   if (!response.ok) {
-    throw new Error(await problemText(response));
+    throw await problemOf(response);
   }
   return (await response.json()) as H5GroveMeta;
 }
@@ -91,7 +91,7 @@ export async function fetchSeries(
     { credentials: 'same-origin' },
   );
   if (!response.ok) {
-    throw new Error(await problemText(response));
+    throw await problemOf(response);
   }
   if (ctor) {
     return new ctor(await response.arrayBuffer());

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { binFactor, type Frame, FrameCache, frameSelection, frameStats, problemText } from './stack';
+import { binFactor, type Frame, FrameCache, frameSelection, frameStats } from './stack';
 
 describe('frame selections', () => {
   it('indexes the play axis and keeps the last two axes whole', () => {
@@ -26,17 +26,6 @@ describe('frame statistics', () => {
   });
 });
 
-describe('problem text', () => {
-  it('shows the detail of a problem answer, else the status line', async () => {
-    const problem = new Response(JSON.stringify({ title: 'Not Found', detail: 'No /x here.' }), {
-      status: 404,
-      statusText: 'Not Found',
-    });
-    expect(await problemText(problem)).toBe('No /x here.');
-    const html = new Response('<h1>bad gateway</h1>', { status: 502, statusText: 'Bad Gateway' });
-    expect(await problemText(html)).toBe('502 Bad Gateway');
-  });
-});
 
 describe('FrameCache', () => {
   function frame(selection: string): Frame {

@@ -6,6 +6,7 @@
 // frame of a 1 GB stack travels as 512×512 values; smaller frames come at full resolution
 // in their own type.
 import { ctorOf, type H5GroveMeta, type NumCtor } from '../common/downsample';
+import { problemOf } from '../common/problem';
 import { type AxisInfo, axisNames, fitsDimension } from './nexusAxes';
 
 export interface StackInfo {
@@ -30,19 +31,9 @@ export interface Frame {
 async function getJSON<T>(url: string): Promise<T> {
   const response = await fetch(url, { credentials: 'same-origin' });
   if (!response.ok) {
-    throw new Error(await problemText(response));
+    throw await problemOf(response);
   }
   return (await response.json()) as T;
-}
-
-/** The `detail` of a problem+json answer, or the status line. */
-export async function problemText(response: Response): Promise<string> {
-  try {
-    const body = (await response.json()) as { detail?: string };
-    return body.detail ?? `${response.status} ${response.statusText}`;
-  } catch {
-    return `${response.status} ${response.statusText}`;
-  }
 }
 
 function query(params: Record<string, string>): string {
@@ -188,7 +179,7 @@ export async function fetchFrame(
     signal,
   });
   if (!response.ok) {
-    throw new Error(await problemText(response));
+    throw await problemOf(response);
   }
   const buffer = await response.arrayBuffer();
   const factors = (response.headers.get('X-Downsample-Factors') ?? '1,1')

@@ -156,7 +156,7 @@ export function RgbCorrelator(props: { proposal: string; csrf: string; file: str
               domain={[0, 1]}
               colorMap="Viridis"
               size={5}
-              title={`${answer.scatter.y_group} vs ${answer.scatter.x_group}, r = ${answer.scatter.pearson_r.toFixed(3)}`}
+              title={`${answer.scatter.y_group} vs ${answer.scatter.x_group}, r = ${(answer.scatter.pearson_r ?? NaN).toFixed(3)}`}
               interactions={{ selectToZoom: { modifierKey: 'Control' }, xSelectToZoom: false,
                               ySelectToZoom: false }}
             >

@@ -3,9 +3,11 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 
 import {
+  type FitAnswer,
   type FitResult,
   getJSON,
   type JobSummary,
+  plotted,
   postJSON,
   type WorkbenchConfig,
   type XrfConfig,
@@ -224,8 +226,8 @@ function WorkbenchApp(props: { page: WorkbenchConfig }) {
     setBusy('fit');
     setError('');
     try {
-      const answer = await postJSON<FitResult>(`/api/proposals/${page.proposal}/xrf/fit`,
-        page.csrf, { source: toSource(source), config: cfg });
+      const answer = plotted(await postJSON<FitAnswer>(`/api/proposals/${page.proposal}/xrf/fit`,
+        page.csrf, { source: toSource(source), config: cfg }));
       setFit(answer);
       setCounts(answer.spectrum.counts);
     } catch (err) {

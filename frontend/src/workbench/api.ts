@@ -1,5 +1,12 @@
 // The workbench's calls to BeamDesk: same-origin fetch with the session cookie; state-changing
-// calls echo the page's CSRF token. Errors are problem details; their `detail` is shown as is.
+// calls echo the page's CSRF token. Errors are problem details (../common/problem.ts); their
+// `detail` is shown as is. The answers' types are generated from the API (../common/api.gen.ts).
+import type { components } from '../common/api.gen';
+import { problemOf } from '../common/problem';
+
+export { ApiError } from '../common/problem';
+
+type Schemas = components['schemas'];
 
 export interface WorkbenchConfig {
   proposal: string;
@@ -21,32 +28,9 @@ export function readWorkbenchConfig(element: HTMLElement): WorkbenchConfig {
   };
 }
 
-export class ApiError extends Error {
-  constructor(
-    public status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 async function answer<T>(response: Response): Promise<T> {
   if (!response.ok) {
-    let detail = `${response.status} ${response.statusText}`;
-    try {
-      const body = (await response.json()) as { detail?: unknown };
-      if (typeof body.detail === 'string') {
-        detail = body.detail;
-      } else if (Array.isArray(body.detail)) {
-        // FastAPI validation errors: a list of {loc, msg}
-        detail = body.detail
-          .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).join('.')}: ${d.msg}`)
-          .join('; ');
-      }
-    } catch {
-      /* not JSON: keep the status line */
-    }
-    throw new ApiError(response.status, detail);
+    throw await problemOf(response);
   }
   return (await response.json()) as T;
 }
@@ -85,71 +69,33 @@ export type XrfConfig = Record<string, unknown> & {
   fit: Record<string, unknown>;
 };
 
-export interface GroupResult {
-  area: number;
-  sigma: number;
-  mass_fraction: number | null;
-  mass_fraction_sigma: number | null;
+/** An answer's number lists with NaN for their nulls (non-finite values): the plots skip NaN. */
+export type Plotted<T> = T extends (infer U)[]
+  ? U extends number | null
+    ? number[]
+    : Plotted<U>[]
+  : T extends object
+    ? { [K in keyof T]: Plotted<T[K]> }
+    : T;
+
+export function plotted<T>(value: T): Plotted<T> {
+  if (Array.isArray(value)) {
+    return value.map((v: unknown) => (v === null ? NaN : plotted(v))) as Plotted<T>;
+  }
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plotted(v)])) as Plotted<T>;
+  }
+  return value as Plotted<T>;
 }
 
-export interface FitResult {
-  calibration: { zero: number; gain: number; quad: number };
-  noise: number;
-  fano: number;
-  chi2_reduced: number | null;
-  quantification: { method: string | null; reference: string | null; message?: string };
-  groups: Record<string, GroupResult>;
-  channels: number[];
-  energy: number[];
-  data: number[];
-  fit: number[];
-  background: number[];
-  residuals: number[];
-  contributions: Record<string, number[]>;
-  spectrum: { energy: number[]; counts: number[] };
-}
-
-export interface SpectrumSource {
-  file: string;
-  path?: string | null;
-  pixel?: number[] | null;
-  rows?: number[] | null;
-  cols?: number[] | null;
-}
-
-export interface LineCandidate {
-  element: string;
-  group: string;
-  line: string;
-  energy: number;
-  distance: number;
-}
-
-export interface JobSummary {
-  id: number;
-  state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
-  progress: number;
-  message: string;
-  outputs: { path: string; groups?: string[] }[];
-}
-
-export interface RgbChannel {
-  group: string;
-  scaling: 'minmax' | 'percentile';
-  transform: 'linear' | 'log' | 'sqrt';
-}
-
-export interface RgbAnswer {
-  shape: [number, number];
-  channels: Partial<Record<'red' | 'green' | 'blue', RgbChannel & { scaled: (number | null)[] }>>;
-  scatter: {
-    x_group: string;
-    y_group: string;
-    x: (number | null)[];
-    y: (number | null)[];
-    pearson_r: number;
-  };
-}
+export type FitAnswer = Schemas['FitResult'];
+export type FitResult = Plotted<FitAnswer>;
+export type GroupResult = Schemas['FitGroup'];
+export type SpectrumSource = Schemas['SpectrumSource'];
+export type LineCandidate = Schemas['LineOut'];
+export type JobSummary = Schemas['JobSummary'];
+export type RgbChannel = Schemas['Channel'];
+export type RgbAnswer = Schemas['RgbOut'];
 
 export function h5DataURL(
   proposal: string,
