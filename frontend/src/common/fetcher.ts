@@ -2,6 +2,7 @@
 // cookie, plus the big-image binning of ./downsample.ts.
 import { createBasicFetcher, type Fetcher } from '@h5web/app';
 
+import type { components } from './api.gen';
 import { auxiliariesToDraw, type ValueRange } from './auxScale';
 import { binAxis, binnedRequest, BinRegistry, castMeans, type H5GroveMeta } from './downsample';
 
@@ -19,7 +20,7 @@ async function rangeOf(
 ): Promise<ValueRange | undefined> {
   try {
     const buffer = await inner(statsURL, params);
-    const stats = JSON.parse(decoder.decode(buffer)) as { min?: unknown; max?: unknown };
+    const stats = JSON.parse(decoder.decode(buffer)) as Partial<components['schemas']['H5Stats']>;
     return typeof stats.min === 'number' && typeof stats.max === 'number'
       ? { min: stats.min, max: stats.max }
       : undefined;
