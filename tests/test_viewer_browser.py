@@ -20,6 +20,7 @@ from beamdesk.portal.models import ProposalState
 from beamdesk.web.frontend import entry_assets
 from tests.browser import sign_in
 from tests.factories import make_proposal, make_world
+from tests.nexus import nx_data, nx_entry, nx_root
 
 pytestmark = pytest.mark.browser
 NUMBER = "20260001"
@@ -51,30 +52,18 @@ def write_nexus(path: Path) -> None:
     """An NXentry whose default plot is an image with axes, a spectrum, and a big image."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
-        f.attrs["NX_class"] = "NXroot"
-        f.attrs["default"] = "entry"
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "map"
-        entry["title"] = "Fe K map"
-        nxmap = entry.create_group("map")
-        nxmap.attrs.update({"NX_class": "NXdata", "signal": "image", "axes": ["y", "x"]})
-        nxmap["image"] = image_values()
-        nxmap["y"] = np.linspace(-1.0, 1.0, 48)
-        nxmap["x"] = np.linspace(-2.0, 2.0, 64)
-        spectrum = entry.create_group("spectrum")
-        spectrum.attrs.update({"NX_class": "NXdata", "signal": "counts", "axes": "energy"})
+        nx_root(f, default="entry")
+        entry = nx_entry(f, default="map", fields={"title": "Fe K map"})
+        yx = {"y": np.linspace(-1.0, 1.0, 48), "x": np.linspace(-2.0, 2.0, 64)}
+        nx_data(entry, "map", "image", image_values(), axes=yx)
         energy = np.linspace(1.0, 20.0, 400)
-        spectrum["energy"] = energy
-        spectrum["energy"].attrs["units"] = "keV"
-        spectrum["counts"] = 5.0 + 100.0 * np.exp(-((energy - 6.4) ** 2) / 0.02)
+        counts = 5.0 + 100.0 * np.exp(-((energy - 6.4) ** 2) / 0.02)
+        axis, units = {"energy": energy}, {"energy": "keV"}
+        nx_data(entry, "spectrum", "counts", counts, axis, units, scalar_axes=True)
         big = entry.create_dataset("big", data=big_values(), chunks=(512, BIG_COLS))
         # The same image as an NXdata with axes: the axes must be binned like the image.
-        bigmap = entry.create_group("bigmap")
-        bigmap.attrs.update({"NX_class": "NXdata", "signal": "data", "axes": ["y", "x"]})
-        bigmap["data"] = big  # a hard link to the same dataset
-        bigmap["y"] = np.linspace(0.0, 419.9, BIG_ROWS)
-        bigmap["x"] = np.arange(BIG_COLS, dtype="f8")
+        yx = {"y": np.linspace(0.0, 419.9, BIG_ROWS), "x": np.arange(BIG_COLS, dtype="f8")}
+        nx_data(entry, "bigmap", "data", big, axes=yx)  # "data": a hard link to the same dataset
 
 
 @pytest.fixture
@@ -324,26 +313,29 @@ def xanes() -> dict[str, np.ndarray]:
 
 def write_stack_file(path: Path) -> None:
     with h5py.File(path, "w") as f:
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        data = entry.create_group("data")
-        data.attrs.update({"NX_class": "NXdata", "signal": "data"})
-        data.create_dataset("data", data=stack_values(), chunks=(1, ROWS, COLS))
+        entry = nx_entry(f)
+        stack = stack_values()
+        nx_data(entry, "data", "data", stack, signal_options={"chunks": (1, ROWS, COLS)})
         entry["scan4d"] = four_d_values()
-        line = entry.create_group("xanes")
-        line.attrs.update(
-            {"NX_class": "NXdata", "signal": "mu", "axes": "energy", "auxiliary_signals": ["i0"]}
+        x = xanes()
+        line = nx_data(
+            entry,
+            "xanes",
+            "mu",
+            x["mu"],
+            axes={"energy": x["energy"]},
+            units={"energy": "eV"},
+            auxiliary_signals={"i0": x["i0"]},
+            errors=x["mu_errors"],
+            scalar_axes=True,
         )
-        for name, values in xanes().items():
-            line[name] = values
-        line["energy"].attrs["units"] = "eV"
+        line["it"] = x["it"]  # raw intensities, named in no attribute
+        line["if"] = x["if"]
         # Four spectra in one 2-D signal, shown by H5Web as "NX Line" with a slider.
-        series = entry.create_group("series")
-        series.attrs.update({"NX_class": "NXdata", "signal": "mu", "axes": [".", "energy"]})
-        series["mu"] = series_values()
+        axes = {".": None, "energy": x["energy"]}
+        errors = np.sqrt(np.abs(series_values()))
+        series = nx_data(entry, "series", "mu", series_values(), axes, errors=errors)
         series["mu"].attrs["interpretation"] = "spectrum"
-        series["mu_errors"] = np.sqrt(np.abs(series_values()))
-        series["energy"] = xanes()["energy"]
 
 
 @pytest.fixture
