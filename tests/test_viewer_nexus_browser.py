@@ -20,6 +20,7 @@ import pytest
 
 from beamdesk.demo.files import write_xanes_scan
 from tests.browser import sign_in
+from tests.nexus import nx_data, nx_entry
 from tests.test_viewer_browser import NUMBER, built_viewer, viewer_world
 
 __all__ = ["built_viewer", "viewer_world"]  # fixtures used by the tests below
@@ -149,26 +150,19 @@ def write_tomo(path: Path) -> None:
     """A small projection stack as NXtomo writes it: angle in degrees, pixels in mm."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        data = entry.create_group("data")
-        data.attrs.update(
-            {
-                "NX_class": "NXdata",
-                "signal": "data",
-                "axes": ["rotation_angle", "y", "x"],
-                "rotation_angle_indices": 0,
-                "y_indices": 1,
-                "x_indices": 2,
-            }
+        entry = nx_entry(f)
+        data = nx_data(
+            entry,
+            "data",
+            "data",
+            stack_values(),
+            axes={"rotation_angle": ANGLES, "y": Y_MM, "x": X_MM},
+            units={"rotation_angle": "degree", "y": "mm", "x": "mm"},
+            rotation_angle_indices=0,
+            y_indices=1,
+            x_indices=2,
         )
-        data["data"] = stack_values()
-        data["rotation_angle"] = ANGLES
-        data["rotation_angle"].attrs["units"] = "degree"
-        data["y"] = Y_MM
-        data["y"].attrs["units"] = "mm"
-        data["x"] = X_MM
-        data["x"].attrs.update({"units": "mm", "long_name": "sample x (mm)"})
+        data["x"].attrs["long_name"] = "sample x (mm)"
         entry["plain"] = stack_values()  # no NXdata: pixel indices
 
 
