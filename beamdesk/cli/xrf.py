@@ -75,8 +75,7 @@ def fit(
 ) -> None:
     """Fit one spectrum and print the group areas (and mass fractions when configured)."""
     from beamdesk.xrf.config import load_config
-    from beamdesk.xrf.fit import fit_spectrum
-    from beamdesk.xrf.quant import QuantError, covariance_pairs, quantify, reference_group
+    from beamdesk.xrf.quant import fit_and_quantify
     from beamdesk.xrf.readers import read_spectrum
 
     with _user_errors():
@@ -84,23 +83,9 @@ def fit(
         if secondary is not None:
             cfg.concentrations.secondary = secondary
         spec = read_spectrum(spectrum)
-        result = fit_spectrum(spec.counts, cfg)
-        info: dict[str, Any] = {"secondary": min(cfg.concentrations.secondary, 2)}
-        try:
-            q = quantify(
-                {k: v.area for k, v in result.groups.items()},
-                cfg,
-                {k: v.sigma for k, v in result.groups.items()},
-                covariance_pairs(list(result.groups), result.area_covariance),
-            )
-            result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
-            ref = reference_group(cfg)
-            info["method"] = "internal standard" if ref else "fundamental parameters"
-            info["reference"] = ref
-        except QuantError as exc:
-            info["method"] = None
-            if json_out != "-":
-                err.print(f"[yellow]no mass fractions:[/yellow] {exc}")
+        result, info = fit_and_quantify(spec.counts, cfg)
+        if "message" in info and json_out != "-":
+            err.print(f"[yellow]no mass fractions:[/yellow] {info['message']}")
         out = {**result.to_dict(), "quantification": info}
         if json_out == "-":
             sys.stdout.write(json.dumps(out, indent=1) + "\n")

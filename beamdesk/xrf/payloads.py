@@ -113,28 +113,10 @@ def fit_payload(counts: np.ndarray, cfg: XRFConfig) -> dict[str, Any]:
 
     if counts.size > MAX_CHANNELS:
         raise FitError(f"the spectrum has {counts.size} channels, more than {MAX_CHANNELS}")
-    from beamdesk.xrf.fit import fit_spectrum
     from beamdesk.xrf.model import params_from_config
-    from beamdesk.xrf.quant import QuantError, covariance_pairs, quantify, reference_group
+    from beamdesk.xrf.quant import fit_and_quantify
 
-    result = fit_spectrum(counts, cfg)
-    quant: dict[str, Any] = {
-        "method": None,
-        "reference": None,
-        "secondary": min(cfg.concentrations.secondary, 2),
-    }
-    try:
-        q = quantify(
-            {k: v.area for k, v in result.groups.items()},
-            cfg,
-            {k: v.sigma for k, v in result.groups.items()},
-            covariance_pairs(list(result.groups), result.area_covariance),
-        )
-        result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
-        ref = reference_group(cfg)
-        quant.update(method="internal standard" if ref else "fundamental parameters", reference=ref)
-    except QuantError as exc:
-        quant["message"] = str(exc)
+    result, quant = fit_and_quantify(counts, cfg)
     p = result.params
     all_channels = np.arange(counts.size, dtype=float)
     full_energy = p.zero + p.gain * all_channels + p.quad * all_channels**2

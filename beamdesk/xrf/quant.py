@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from beamdesk.errors import Invalid
 from beamdesk.xrf import physics
 from beamdesk.xrf.config import XRFConfig, material_composition
 from beamdesk.xrf.model import detector_efficiency, matrix_factor, secondary_factor
+
+if TYPE_CHECKING:
+    from beamdesk.xrf.fit import FitResult
 
 
 class QuantError(Invalid, ValueError):
@@ -186,3 +190,33 @@ def mass_fractions(areas: dict[str, float], cfg: XRFConfig) -> dict[str, float]:
         if name in areas:
             out[name] = areas[name] * f
     return out
+
+
+def fit_and_quantify(counts: np.ndarray, cfg: XRFConfig) -> tuple[FitResult, dict[str, Any]]:
+    """Fit ``counts`` and, where the configuration allows, turn the group areas into mass
+    fractions (``result.mass_fractions`` and their σ). The second value says how, as the
+    command line, the workbench and the JSON outputs report it: ``method`` (``"internal
+    standard"``, ``"fundamental parameters"`` or None), ``reference``, ``secondary`` and, when
+    there are no mass fractions, ``message`` with the reason."""
+    from beamdesk.xrf.fit import fit_spectrum
+
+    result = fit_spectrum(counts, cfg)
+    how: dict[str, Any] = {
+        "method": None,
+        "reference": None,
+        "secondary": min(cfg.concentrations.secondary, 2),
+    }
+    try:
+        q = quantify(
+            {k: v.area for k, v in result.groups.items()},
+            cfg,
+            {k: v.sigma for k, v in result.groups.items()},
+            covariance_pairs(list(result.groups), result.area_covariance),
+        )
+        ref = reference_group(cfg)
+    except QuantError as exc:
+        how["message"] = str(exc)
+        return result, how
+    result.mass_fractions, result.mass_fraction_sigmas = q.fractions, q.sigmas
+    how.update(method="internal standard" if ref else "fundamental parameters", reference=ref)
+    return result, how
