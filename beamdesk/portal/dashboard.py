@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -62,16 +63,7 @@ def involved_proposals_page(
     where = [access.involved_proposals(identity)]
     if state is not None:
         where.append(Proposal.state == state)
-    total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
-    rows = db.scalars(
-        select(Proposal)
-        .where(*where)
-        .options(selectinload(Proposal.beamline))
-        .order_by(Proposal.number.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
-    return ProposalPage(list(rows), total, page_count(total))
+    return _proposals_where(db, where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
 
 
 def reviews_of(db: Session, user: User) -> list[Review]:
@@ -178,6 +170,12 @@ def visible_proposals_slice(
     if q:
         pattern = f"%{q.lower()}%"
         where.append(func.lower(Proposal.title).like(pattern) | Proposal.number.like(pattern))
+    return _proposals_where(db, where, limit, offset)
+
+
+def _proposals_where(db: Session, where: list[Any], limit: int, offset: int) -> ProposalPage:
+    """``limit`` proposals matching ``where`` from ``offset``, newest number first, with
+    their beamlines, and how many match in all."""
     total = db.scalar(select(func.count()).select_from(Proposal).where(*where)) or 0
     rows = db.scalars(
         select(Proposal)
