@@ -47,6 +47,18 @@ def _not_found(path: str) -> BeamDeskError:
     return NotFound(f"{path} is not a valid path in this file.")
 
 
+def _nameable(name: str) -> bool:
+    """Whether libhdf5 can look ``name`` up: no NUL (its names end there; a leading one
+    makes h5py raise RuntimeError) and valid UTF-8 (a lone surrogate cannot be encoded)."""
+    if "\x00" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _walk(f: h5py.File, path: str, opener: Opener, hops: int) -> Entity | Link:
     if hops > MAX_LINK_HOPS:
         raise _not_found(path)
@@ -137,6 +149,8 @@ def resolve(f: h5py.File, path: str | None, opener: Opener, links: str = ONLY_VA
     path = path or "/"
     if not path.startswith("/"):
         path = "/" + path
+    if not _nameable(path):
+        raise _not_found(path)
     if links == NONE and path.rstrip("/"):
         parent, _, name = path.rstrip("/").rpartition("/")
         holder = resolve(f, parent or "/", opener).entity
@@ -278,7 +292,7 @@ def attributes(node: Node, keys: list[str] | None) -> dict[str, Any]:
         raise Invalid(f"{node.path} is a link that cannot be followed; it has no attributes.")
     attrs = node.entity.attrs
     names = keys if keys else list(attrs.keys())
-    missing = [k for k in names if k not in attrs]
+    missing = [k for k in names if not k or not _nameable(k) or k not in attrs]
     if missing:
         raise NotFound(f"No attribute {missing[0]!r} on {node.path}.")
     return {k: attrs[k] for k in names}

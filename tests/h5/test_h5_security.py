@@ -89,3 +89,16 @@ def test_bad_token_is_refused(h5world: H5World) -> None:
         headers={"Authorization": "Bearer bd_nonsense"},
     )
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("name", ["\x00", "/f4\x00", "", "\x00x"])
+def test_names_libhdf5_cannot_look_up_are_not_found(h5world: H5World, name: str) -> None:
+    """A NUL in a path or attribute name (``%00`` in the query) made h5py raise RuntimeError:
+    found by the schema fuzzer once broad catches were gone. It is 404, like any other name
+    the file does not have."""
+    if name:
+        r = h5world.get("meta", file="raw/types.h5", path=name)
+        assert r.status_code == 404, r.text
+    r = h5world.get("attr", file="raw/types.h5", path="/f4", attr_keys=[name])
+    assert r.status_code == 404, r.text
+    assert "No attribute" in r.json()["detail"]
