@@ -36,7 +36,7 @@ test: setup frontend jupyter-proxy system-test-deps ## set up everything the tes
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	cd frontend && npm run --silent typecheck && npm run --silent lint && npm test --silent
-	BEAMDESK_TEST_UV=$(abspath $(UV)) BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra -n auto --dist worksteal
+	BEAMDESK_TEST_UV=$(abspath $(UV)) BEAMDESK_TEST_POSTGRES_URL=$$(tools/postgres.sh start) $(BIN)/pytest -q -ra -n auto --maxprocesses 4 --dist worksteal
 
 # uv sync is a no-op (well under a second) when .venv already matches uv.lock.
 setup: $(UV) ## .venv with everything, as locked: the server, the hub, the test and dev tools
