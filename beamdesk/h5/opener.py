@@ -1,10 +1,10 @@
 """The one opener of a proposal's HDF5 content.
 
-Everything that reads HDF5 on behalf of a user goes through :class:`ProposalFiles`: file
-names are confined to the proposal folder (``paths.resolve_beneath``), handles come from
-the cache of read-only, lock-free opens (a beamline writer is never blocked) and are checked
-by descriptor to be the very file the kernel finds beneath the folder now (a folder swapped
-for a symlink between the check and the open cannot redirect a read), links are
+Everything that reads HDF5 on behalf of a user goes through :class:`ProposalFiles`: a file
+name is resolved once, by the kernel, beneath the proposal folder (``paths.open_beneath``),
+the handle comes from the cache of read-only, lock-free opens (a beamline writer is never
+blocked) and must read that very inode (a folder swapped for a symlink between the two
+cannot redirect a read), links are
 walked by ``content.resolve`` (external links only to files inside the proposal) and a
 dataset whose virtual sources or external raw storage may lie elsewhere is refused.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import h5py
 
-from beamdesk.errors import BeamDeskError, Invalid, NotFound
+from beamdesk.errors import BeamDeskError, Forbidden, Invalid, NotFound
 from beamdesk.h5 import content
 from beamdesk.h5.handles import FileCache
 from beamdesk.h5.paths import PathNotFound, open_beneath, resolve_beneath
@@ -47,34 +47,34 @@ class ProposalFiles:
         return target
 
     def file(self, relfile: str) -> h5py.File:
-        handle = self.cache.get(self.path(relfile))
-        self._check_beneath(handle, relfile)
-        return handle
+        """The open file ``relfile``, resolved once, by the kernel, beneath the folder.
 
-    def _open_inside(self, target: Path) -> h5py.File:
-        """An external link's target (a resolved path inside the folder), checked the same way."""
-        handle = self.cache.get(target)
-        self._check_beneath(handle, target.relative_to(self.folder).as_posix())
-        return handle
-
-    def _check_beneath(self, handle: h5py.File, relfile: str) -> None:
-        """The handle reads the file that ``relfile`` names beneath the folder now.
-
-        The kernel resolves ``relfile`` beneath the folder (openat2 RESOLVE_BENEATH, no
-        symlink out); the descriptor libhdf5 reads from must be that same inode. A path
-        swapped between :meth:`path` and the open (or since a handle was cached) is refused.
+        ``openat2(RESOLVE_BENEATH)`` opens it (no symlink or ``..`` out); libhdf5 opens the
+        path that descriptor names, and must be reading that very inode: a folder swapped for
+        a symlink in between (or since a handle was cached) is refused, never followed.
         """
         try:
             fd = open_beneath(self.folder, relfile)
         except PathNotFound as exc:
+            # absent or outside: 404; there but unreadable: h5grove's 403, which H5Web shows
+            target = self.path(relfile)
+            if not os.access(target, os.R_OK):
+                raise Forbidden(f"Cannot read file {target.name}: Permission denied.") from exc
             raise _file_not_found(relfile) from exc
         try:
             expected = os.fstat(fd)
+            where = Path(os.readlink(f"/proc/self/fd/{fd}"))
         finally:
             os.close(fd)
+        handle = self.cache.get(where)
         opened = os.fstat(handle.id.get_vfd_handle())
         if (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino):
             raise NotFound(f"{relfile} changed while it was being opened; try again.")
+        return handle
+
+    def _open_inside(self, target: Path) -> h5py.File:
+        """An external link's target (a resolved path inside the folder), opened the same way."""
+        return self.file(target.relative_to(self.folder).as_posix())
 
     def node(
         self, relfile: str, h5path: str | None, links: str = content.ONLY_VALID
